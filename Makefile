@@ -1,0 +1,33 @@
+# make train: the reference Fashion-MNIST workflow; make test: the test suite. Both create .venv on first use.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: train train-sst2 test data clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -e ".[test]"
+	touch $@
+
+train: $(STAMP) data
+	$(PYTHON) -m fashion_cnn.train
+
+train-sst2: $(STAMP)
+	$(PYTHON) -m sst2_bilstm.train
+
+test: $(STAMP)
+	$(PYTHON) -m pytest
+
+# Offline Debian machines: where no Fashion-MNIST files are found and apt can be used, install Debian's copy.
+data:
+	@dir="$${DATA_DIR:-data}/FashionMNIST/raw"; \
+	if ls "$$dir"/train-images-idx3-ubyte* >/dev/null 2>&1 || [ -d /usr/share/datasets/fashion-mnist ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt=apt-get; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then apt="sudo apt-get"; \
+	else echo "No Fashion-MNIST files in $$dir and apt is not usable: the run will try to download them."; exit 0; fi; \
+	$$apt install -y dataset-fashion-mnist || { $$apt update && $$apt install -y dataset-fashion-mnist; }
+
+clean:
+	rm -rf $(VENV) runs

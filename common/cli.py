@@ -1,0 +1,66 @@
+"""The LightningCLI both workflows run: fit / validate / test / predict, and fit ends with test and report."""
+
+import sys
+import warnings
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.cli import ArgsType, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from common.data import DataError
+from common.report import ReportCallback
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+class WorkflowCLI(LightningCLI):
+    """LightningCLI whose subcommands start from the workflow's reference config.
+
+    Everything of a run lands in ``<trainer.default_root_dir>/version_N``: TensorBoard events, checkpoints, the
+    resolved config and the report. ``fit`` goes on to test the best checkpoint (the last epoch's where nothing is
+    monitored) and write the report; ``test`` writes the report too.
+    """
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_lightning_class_args(ReportCallback, "report")
+
+    def instantiate_trainer(self, **kwargs) -> L.Trainer:
+        config = self._get(self.config_init, "trainer")
+        if config.get("logger") in (None, True):
+            # The Trainer's own default logger would add a "lightning_logs" level between the root and version_N.
+            kwargs["logger"] = TensorBoardLogger(config["default_root_dir"] or ".", name="")
+        return super().instantiate_trainer(**kwargs)
+
+    def after_fit(self) -> None:
+        checkpoint = self.trainer.checkpoint_callback
+        ckpt_path = "best" if checkpoint is not None and checkpoint.best_model_path else None
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
+        self.after_test()
+
+    def after_test(self) -> None:
+        report = self._get(self.config_init, "report")
+        if self.trainer.is_global_zero and report.report_path is not None:
+            print(f"Report: {report.report_path}")
+
+
+def run_cli(model_class: type, datamodule_class: type, config_name: str, args: ArgsType = None) -> WorkflowCLI:
+    """Runs the CLI. Without a subcommand it fits: no arguments at all run the whole reference workflow."""
+    args = list(sys.argv[1:] if args is None else args)
+    if not args or args[0] not in (*LightningCLI.subcommands(), "-h", "--help"):
+        args = ["fit", *args]
+    defaults = {"default_config_files": [str(CONFIG_DIR / config_name)]}
+    # The datasets are tensors in memory: worker processes would only add start-up time.
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    # The arguments are passed on explicitly (with "fit" added where needed), which is what this warns about.
+    warnings.filterwarnings("ignore", ".*LightningCLI's args parameter is intended.*")
+    try:
+        return WorkflowCLI(
+            model_class,
+            datamodule_class,
+            args=args,
+            parser_kwargs={subcommand: defaults for subcommand in LightningCLI.subcommands()},
+            save_config_kwargs={"overwrite": True},
+        )
+    except DataError as error:
+        sys.exit(f"error: {error}")

@@ -1,0 +1,83 @@
+"""The training, validation and test steps both workflows share."""
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+STAGES = ("train", "val", "test")
+
+
+class ClassifierModule(L.LightningModule):
+    """Steps, metrics and logging of a classifier; a subclass builds the network and the optimizer.
+
+    The subclass's ``forward`` returns logits and its ``loss_and_predictions`` turns them into a loss and class
+    indices. Metrics are torchmetrics objects updated every batch and computed once per epoch, so no batch waits
+    on a host synchronisation, and they reduce correctly across processes. Logged per epoch: ``train_loss``,
+    ``train_acc``, ``val_loss``, ``val_acc``, ``test_loss``, ``test_acc``; per step: ``train_batch_loss``.
+    """
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.epoch_metrics = nn.ModuleDict()
+        for stage in STAGES:
+            # Keras's reported loss is the mean over samples, hence the batch-size weights; "disable" and
+            # validate_args=False skip value checks that would synchronise with the device every batch.
+            self.epoch_metrics[f"{stage}_loss"] = MeanMetric(nan_strategy="disable")
+            self.epoch_metrics[f"{stage}_acc"] = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+        self.test_scores = MetricCollection(
+            {
+                "precision": MulticlassPrecision(num_classes, average=None),
+                "recall": MulticlassRecall(num_classes, average=None),
+                "f1": MulticlassF1Score(num_classes, average=None),
+                "confusion_matrix": MulticlassConfusionMatrix(num_classes),
+            }
+        )
+        self.test_results: dict[str, torch.Tensor] = {}
+
+    def loss_and_predictions(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, target = batch
+        loss, predictions = self.loss_and_predictions(self(inputs), target)
+        target = target.long()
+        mean_loss, accuracy = self.epoch_metrics[f"{stage}_loss"], self.epoch_metrics[f"{stage}_acc"]
+        mean_loss.update(loss.detach(), len(target))
+        accuracy.update(predictions, target)
+        self.log(f"{stage}_loss", mean_loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log(f"{stage}_acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
+        return loss, predictions
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, _ = self._step(batch, "train")
+        self.log("train_batch_loss", loss.detach(), on_step=True, on_epoch=False)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        _, predictions = self._step(batch, "test")
+        self.test_scores.update(predictions, batch[1].long())
+
+    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
+        inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self.probabilities(self(inputs))
+
+    def on_test_epoch_end(self) -> None:
+        # Per-class scores and the confusion matrix are not scalars, so they are kept for the report instead of
+        # being logged; compute() reduces them across processes.
+        self.test_results = {name: value.cpu() for name, value in self.test_scores.compute().items()}
+        self.test_scores.reset()

@@ -1,0 +1,161 @@
+"""The report of a run: metrics.json, report.md, confusion_matrix.png and curves.png in the run folder."""
+
+import json
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from torchmetrics.utilities.plot import plot_confusion_matrix
+
+SPLITS = (("train", "train"), ("val", "validation"), ("test", "test"))
+
+
+def summarize(
+    history: list[dict[str, float]], test: dict[str, float], scores: dict[str, torch.Tensor], class_names: list[str]
+) -> dict:
+    """The content of metrics.json.
+
+    ``history`` holds one entry per epoch (``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``); as in Keras,
+    the train and validation figures are those of the last epoch. ``test`` holds ``test_loss`` and ``test_acc``;
+    ``scores`` the per-class ``precision``, ``recall``, ``f1`` and the ``confusion_matrix`` (rows: true class).
+    """
+    summary: dict = {}
+    last = history[-1] if history else {}
+    for split, _ in SPLITS:
+        source = test if split == "test" else last
+        if f"{split}_acc" in source:
+            summary[split] = {"accuracy": source[f"{split}_acc"], "loss": source[f"{split}_loss"]}
+    confusion = scores["confusion_matrix"].long()
+    support = confusion.sum(dim=1).double()
+    per_class = torch.stack([scores["precision"], scores["recall"], scores["f1"]]).double()
+    summary["per_class"] = {
+        name: {**_scores(per_class[:, i]), "support": int(support[i])} for i, name in enumerate(class_names)
+    }
+    summary["macro_avg"] = {**_scores(per_class.mean(dim=1)), "support": int(support.sum())}
+    summary["weighted_avg"] = {**_scores(per_class @ support / support.sum()), "support": int(support.sum())}
+    if len(class_names) == 2:  # binary task: the figures the reference quotes are those of the positive class
+        summary.update(_scores(per_class[:, 1]))
+    summary["confusion_matrix"] = confusion.tolist()
+    summary["history"] = history
+    return summary
+
+
+def _scores(values: torch.Tensor) -> dict[str, float]:
+    return dict(zip(("precision", "recall", "f1"), values.tolist()))
+
+
+def markdown(summary: dict, class_names: list[str], title: str) -> str:
+    lines = [f"# {title}", "", "## Metrics", "", "| split | accuracy | loss |", "|---|---:|---:|"]
+    for split, label in SPLITS:
+        if split in summary:
+            lines.append(f"| {label} | {summary[split]['accuracy']:.4f} | {summary[split]['loss']:.4f} |")
+    if summary.get("checkpoint"):
+        lines += ["", f"Tested checkpoint: `{summary['checkpoint']}` (epoch {summary['checkpoint_epoch']})."]
+    lines += ["", "## Classification report (test)", ""]
+    lines += ["| class | precision | recall | f1-score | support |", "|---|---:|---:|---:|---:|"]
+    rows = [*summary["per_class"].items(), ("macro avg", summary["macro_avg"]), ("weighted avg", summary["weighted_avg"])]
+    for name, row in rows:
+        lines.append(f"| {name} | {row['precision']:.2f} | {row['recall']:.2f} | {row['f1']:.2f} | {row['support']} |")
+    lines += ["", "## Confusion matrix (test; rows: true class, columns: predicted class)", ""]
+    lines += ["| | " + " | ".join(class_names) + " |", "|---|" + "---:|" * len(class_names)]
+    for name, row in zip(class_names, summary["confusion_matrix"]):
+        lines.append(f"| **{name}** | " + " | ".join(str(n) for n in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def confusion_matrix_figure(confusion: list[list[int]], class_names: list[str]) -> Figure:
+    size = 3 + 0.6 * len(class_names)
+    figure = Figure(figsize=(size, size), layout="constrained")
+    axes = figure.subplots()
+    plot_confusion_matrix(torch.tensor(confusion), ax=axes, labels=class_names)
+    axes.set_title("Confusion matrix (test)")
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    axes.tick_params(axis="x", labelrotation=45)
+    return figure
+
+
+def curves_figure(history: list[dict[str, float]]) -> Figure:
+    figure = Figure(figsize=(11, 4), layout="constrained")
+    for axes, (metric, label) in zip(figure.subplots(1, 2), (("acc", "accuracy"), ("loss", "loss"))):
+        for split in ("train", "val"):
+            points = [(e["epoch"], e[f"{split}_{metric}"]) for e in history if f"{split}_{metric}" in e]
+            if points:
+                axes.plot(*zip(*points), marker="o", label=split)
+        axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_ylabel(label)
+        axes.set_title(f"{label} per epoch")
+        axes.grid(alpha=0.3)
+        axes.legend()
+    return figure
+
+
+def write_report(run_dir: Path, summary: dict, class_names: list[str], title: str) -> Path:
+    """Writes the report files into ``run_dir`` and returns the path of report.md."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    confusion_matrix_figure(summary["confusion_matrix"], class_names).savefig(run_dir / "confusion_matrix.png", dpi=120)
+    if summary["history"]:
+        curves_figure(summary["history"]).savefig(run_dir / "curves.png", dpi=120)
+    report = run_dir / "report.md"
+    report.write_text(markdown(summary, class_names, title))
+    return report
+
+
+class ReportCallback(L.Callback):
+    """Records the per-epoch history during fit and writes the report after each test.
+
+    The history is part of the callback's state, so it is saved in checkpoints and a resumed run reports all of
+    its epochs. Each entry also holds the epoch's wall time (training and validation) and the learning rate.
+    Class names come from the datamodule's ``class_names``.
+    """
+
+    def __init__(self, title: str = "Results") -> None:
+        self.title = title
+        self.history: list[dict[str, float]] = []
+        self.report_path: Path | None = None
+        self.checkpoint_epoch: int | None = None
+        self._epoch_start = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        entry = {"epoch": trainer.current_epoch + 1, "seconds": time.perf_counter() - self._epoch_start}
+        entry |= {key: float(metrics[key]) for key in ("train_loss", "train_acc", "val_loss", "val_acc") if key in metrics}
+        if trainer.optimizers:
+            entry["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+        self.history = [e for e in self.history if e["epoch"] < entry["epoch"]] + [entry]
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        class_names = list(trainer.datamodule.class_names)
+        test = {key: float(trainer.callback_metrics[key]) for key in ("test_loss", "test_acc")}
+        summary = summarize(self.history, test, pl_module.test_results, class_names)
+        if trainer.ckpt_path:
+            summary["checkpoint"] = str(trainer.ckpt_path)
+            summary["checkpoint_epoch"] = self.checkpoint_epoch
+        self.report_path = write_report(Path(trainer.log_dir or trainer.default_root_dir), summary, class_names, self.title)
+        for logger in trainer.loggers:
+            logger.log_metrics({"hp_metric": test["test_acc"]}, step=trainer.global_step)
+            if isinstance(logger, TensorBoardLogger):
+                figure = confusion_matrix_figure(summary["confusion_matrix"], class_names)
+                logger.experiment.add_figure("test_confusion_matrix", figure, trainer.global_step, close=False)
+
+    def state_dict(self) -> dict:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        saved = state_dict["history"]
+        self.checkpoint_epoch = saved[-1]["epoch"] if saved else None
+        # A checkpoint fills in the epochs this process has not seen (resuming, testing a saved model); testing
+        # the best checkpoint right after fit must not cut the run's history short.
+        by_epoch = {e["epoch"]: e for e in saved} | {e["epoch"]: e for e in self.history}
+        self.history = [by_epoch[epoch] for epoch in sorted(by_epoch)]

@@ -1,0 +1,1 @@
+"""Fashion-MNIST CNN: the reference Keras notebook workflow in PyTorch Lightning."""

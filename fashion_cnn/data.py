@@ -1,0 +1,158 @@
+"""Fashion-MNIST as in-memory tensors, found locally, downloaded, or taken from Debian's package."""
+
+import gzip
+import hashlib
+import math
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+from torchvision.datasets import FashionMNIST
+
+from common.data import DataError, cache_dir, resolve_data_dir, tensor_loader
+
+CLASS_NAMES = tuple(FashionMNIST.classes)
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+ALL_FILES = (*FILES["train"], *FILES["test"])
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
+
+
+def locate(data_dir: Path, download: bool = True) -> Path:
+    """The root torchvision reads (``root/FashionMNIST/raw/<file>``), preparing the files if needed.
+
+    In order: plain files under ``data_dir``; gzipped ones there; a download into ``data_dir``; Debian's
+    package. Gzipped files are unpacked into a cache, never beside the originals, so a read-only folder works
+    (and Debian's files, whose gzip headers defeat torchvision's md5 check, are handled the same way).
+    """
+    raw = data_dir / "FashionMNIST" / "raw"
+    if _missing(raw) == []:
+        return data_dir
+    if _missing(raw, ".gz") == []:
+        return _unpack(raw)
+    download_problem = "downloading was not allowed (download: false)"
+    if download:
+        try:
+            FashionMNIST(data_dir, download=True)  # fetches all four files
+            return data_dir
+        except (OSError, RuntimeError) as error:  # URLError is an OSError
+            download_problem = "downloading failed: " + str(error).strip().splitlines()[-1]
+    if _missing(DEBIAN_DIR, ".gz") == []:
+        return _unpack(DEBIAN_DIR)
+    raise DataError(
+        f"Fashion-MNIST not found: {', '.join(_missing(raw))} missing from {raw} (plain or .gz), and "
+        f"{DEBIAN_DIR} does not hold them either; {download_problem}. Provide the files in one of these ways: "
+        "put them in that folder; point DATA_DIR (or --data.data_dir) at a folder holding FashionMNIST/raw/; "
+        "on Debian, `apt-get install dataset-fashion-mnist` (`make data` does it); or run where the network "
+        "reaches the Fashion-MNIST mirrors."
+    )
+
+
+def _missing(folder: Path, suffix: str = "") -> list[str]:
+    return [name + suffix for name in ALL_FILES if not (folder / (name + suffix)).is_file()]
+
+
+def _unpack(source: Path) -> Path:
+    key = hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:12]
+    root = cache_dir() / f"fashion-mnist-{key}"
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for name in ALL_FILES:
+        packed, target = source / f"{name}.gz", raw / name
+        if target.is_file() and target.stat().st_mtime >= packed.stat().st_mtime:
+            continue
+        partial = target.with_suffix(f".{os.getpid()}.partial")
+        try:
+            partial.write_bytes(gzip.decompress(packed.read_bytes()))
+        except (OSError, EOFError, zlib.error) as error:
+            partial.unlink(missing_ok=True)
+            raise DataError(f"{packed} is not a readable gzip file ({error}); replace it with a good copy.") from None
+        partial.replace(target)  # atomic: concurrent processes never see half a file
+    return root
+
+
+def check_idx(path: Path, shape: tuple[int | None, ...]) -> None:
+    """Raises DataError unless ``path`` is a complete unsigned-byte IDX file of the given shape (None: any)."""
+    ndim = len(shape)
+    with path.open("rb") as file:
+        header = file.read(4 + 4 * ndim)
+    if len(header) < 4 + 4 * ndim or header[:4] != bytes([0, 0, 8, ndim]):
+        raise DataError(
+            f"{path} is not an IDX file of unsigned bytes with {ndim} dimension(s) (it starts with "
+            f"{header[:4].hex() or 'nothing'}, expected {bytes([0, 0, 8, ndim]).hex()}); replace it with a good copy."
+        )
+    dims = struct.unpack(f">{ndim}I", header[4:])
+    if any(want is not None and got != want for got, want in zip(dims, shape)):
+        raise DataError(f"{path} holds data of shape {dims}, expected {tuple(d or 'N' for d in shape)}.")
+    expected, size = len(header) + math.prod(dims), path.stat().st_size
+    if size != expected:
+        raise DataError(
+            f"{path} is {'truncated' if size < expected else 'longer than its header says'}: its header announces "
+            f"{'x'.join(map(str, dims))} values ({expected:,} bytes) but the file has {size:,} bytes; replace it "
+            "with a good copy."
+        )
+
+
+def load_split(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images as float32 (N, 1, 28, 28) in [0, 1] and labels as int64 (N,), checked before they are used."""
+    images_file, labels_file = (root / "FashionMNIST" / "raw" / name for name in FILES["train" if train else "test"])
+    check_idx(images_file, (None, 28, 28))
+    check_idx(labels_file, (None,))
+    dataset = FashionMNIST(root, train=train)
+    images, labels = dataset.data, dataset.targets
+    if len(images) != len(labels):
+        raise DataError(f"{images_file} holds {len(images):,} images but {labels_file} {len(labels):,} labels.")
+    if len(labels) and int(labels.max()) >= len(CLASS_NAMES):
+        raise DataError(f"{labels_file} holds label {int(labels.max())}; Fashion-MNIST labels are 0 to 9.")
+    return images.unsqueeze(1).float().div_(255), labels
+
+
+class FashionMNISTDataModule(L.LightningDataModule):
+    """Fashion-MNIST's 60,000 training and 10,000 test images, held as tensors.
+
+    As in the reference, validation during training runs on the test split.
+
+    Args:
+        data_dir: folder holding ``FashionMNIST/raw/``; defaults to ``$DATA_DIR``, else ``./data``.
+        batch_size: samples per batch, for every split.
+        download: whether to download the files when they are not found locally.
+    """
+
+    class_names = CLASS_NAMES
+
+    def __init__(self, data_dir: str | None = None, batch_size: int = 32, download: bool = True) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.data_dir = resolve_data_dir(data_dir)
+        self.batch_size = batch_size
+        self.download = download
+        self.train_set: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.test_set: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def prepare_data(self) -> None:
+        locate(self.data_dir, self.download)
+
+    def setup(self, stage: str) -> None:
+        root = locate(self.data_dir, download=False)  # prepare_data ran on one process per node
+        if stage == "fit" and self.train_set is None:
+            self.train_set = load_split(root, train=True)
+        if self.test_set is None:
+            self.test_set = load_split(root, train=False)
+
+    def train_dataloader(self) -> DataLoader:
+        return tensor_loader(*self.train_set, batch_size=self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return tensor_loader(*self.test_set, batch_size=self.batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return tensor_loader(*self.test_set, batch_size=self.batch_size)
+
+    def predict_dataloader(self) -> DataLoader:
+        return tensor_loader(self.test_set[0], batch_size=self.batch_size)

@@ -1,0 +1,55 @@
+"""Tiny real data files written by the tests, and helpers to run the CLIs on them."""
+
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+
+from fashion_cnn.data import FILES
+
+REPO = Path(__file__).resolve().parents[1]
+# Read before the autouse fixture below hides DATA_DIR from the other tests.
+REAL_DATA_DIR = Path(os.environ.get("DATA_DIR") or REPO.parent / "shared" / "datasets")
+
+
+def write_idx(path: Path, data: torch.Tensor, compress: bool = False) -> Path:
+    """An unsigned-byte IDX file, as the Fashion-MNIST distribution has them."""
+    payload = bytes([0, 0, 8, data.dim()]) + struct.pack(f">{data.dim()}I", *data.shape) + data.numpy().tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(payload))
+    else:
+        path.write_bytes(payload)
+    return path
+
+
+def write_fashion_mnist(root: Path, n_train: int = 64, n_test: int = 32, compress: bool = False) -> Path:
+    """Fashion-MNIST-shaped IDX files under root/FashionMNIST/raw; each class has its own brightness, so a
+    model can learn something from them."""
+    generator = torch.Generator().manual_seed(0)
+    raw = root / "FashionMNIST" / "raw"
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = torch.arange(n, dtype=torch.uint8) % 10
+        noise = torch.randint(0, 40, (n, 28, 28), generator=generator, dtype=torch.uint8)
+        images = noise + (labels * 20).view(-1, 1, 1).to(torch.uint8)
+        images_name, labels_name = FILES[split]
+        write_idx(raw / images_name, images, compress)
+        write_idx(raw / labels_name, labels, compress)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path, monkeypatch):
+    """No test reads the user's DATA_DIR, writes the user's cache, or finds Debian's copy of the data."""
+    monkeypatch.delenv("DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr("fashion_cnn.data.DEBIAN_DIR", tmp_path / "no-debian-package")
+
+
+@pytest.fixture
+def fashion_dir(tmp_path) -> Path:
+    return write_fashion_mnist(tmp_path / "data")

@@ -1,0 +1,103 @@
+import json
+
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from fashion_cnn.data import CLASS_NAMES
+from fashion_cnn.train import main
+
+SPLIT_KEYS = {"accuracy", "loss"}
+SCORE_KEYS = {"precision", "recall", "f1", "support"}
+
+
+def fit_args(data_dir, root, *extra):
+    return [
+        "fit", "--data.data_dir", str(data_dir), "--data.download", "false",
+        "--trainer.default_root_dir", str(root), "--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false",
+        "--trainer.log_every_n_steps", "1",
+        *extra,
+    ]  # fmt: skip
+
+
+def test_fit_trains_tests_and_writes_the_whole_report(fashion_dir, tmp_path, capsys):
+    main(fit_args(fashion_dir, tmp_path / "runs"))
+    run = tmp_path / "runs" / "version_0"
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"Report: {run / 'report.md'}"
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"train", "val", "test", "per_class", "macro_avg", "weighted_avg", "confusion_matrix"} <= metrics.keys()
+    for split in ("train", "val", "test"):
+        assert metrics[split].keys() == SPLIT_KEYS
+        assert 0 <= metrics[split]["accuracy"] <= 1 and metrics[split]["loss"] > 0
+    assert list(metrics["per_class"]) == list(CLASS_NAMES)
+    assert all(row.keys() == SCORE_KEYS for row in metrics["per_class"].values())
+    assert metrics["macro_avg"].keys() == metrics["weighted_avg"].keys() == SCORE_KEYS
+    confusion = metrics["confusion_matrix"]
+    assert len(confusion) == 10 and all(len(row) == 10 for row in confusion) and sum(map(sum, confusion)) == 32
+    correct = sum(confusion[i][i] for i in range(10))
+    assert metrics["test"]["accuracy"] == pytest.approx(correct / 32)
+    assert [e["epoch"] for e in metrics["history"]] == [1, 2]
+    assert metrics["val"]["accuracy"] == metrics["history"][-1]["val_acc"]
+    assert metrics["checkpoint"].endswith("epoch=1-step=4.ckpt")  # the last epoch: nothing is monitored
+    assert metrics["checkpoint_epoch"] == 2
+
+    report = (run / "report.md").read_text()
+    assert "| T-shirt/top |" in report and "| weighted avg |" in report and "| **Ankle boot** |" in report
+    for image in ("confusion_matrix.png", "curves.png"):
+        assert (run / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["model"] == {"lr": 0.001, "eps": 1e-07, "dropout": 0.5}
+    assert config["data"]["batch_size"] == 32
+
+    events = EventAccumulator(str(run)).Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "train_batch_loss"} <= scalars
+    assert "test_confusion_matrix" in events.Tags()["images"]
+
+
+def test_test_subcommand_reports_a_checkpoint(fashion_dir, tmp_path, capsys):
+    main(fit_args(fashion_dir, tmp_path / "runs", "--trainer.max_epochs", "1"))
+    checkpoint = tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt"
+    main(["test", "--data.data_dir", str(fashion_dir), "--trainer.default_root_dir", str(tmp_path / "runs"),
+          "--ckpt_path", str(checkpoint)])  # fmt: skip
+    run = tmp_path / "runs" / "version_1"
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"Report: {run / 'report.md'}"
+    tested, trained = (json.loads((runs / "metrics.json").read_text()) for runs in (run, run.parent / "version_0"))
+    # The checkpoint carries the history of the run that saved it.
+    assert tested["test"] == trained["test"] and tested["history"] == trained["history"]
+    assert tested["train"] == trained["train"] and tested["checkpoint_epoch"] == 1
+
+
+def test_validate_and_predict_run(fashion_dir, tmp_path):
+    root = tmp_path / "runs"
+    common = ["--data.data_dir", str(fashion_dir), "--trainer.default_root_dir", str(root)]
+    main(["validate", *common])
+    main(["predict", *common])
+
+
+def test_arguments_without_subcommand_mean_fit(fashion_dir, tmp_path):
+    main(fit_args(fashion_dir, tmp_path / "runs", "--trainer.max_epochs", "1")[1:])
+    assert (tmp_path / "runs" / "version_0" / "metrics.json").is_file()
+
+
+def test_print_config_shows_the_reference_settings(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["trainer"]["max_epochs"] == 10 and config["data"]["batch_size"] == 32
+    assert config["model"]["lr"] == 0.001 and config["seed_everything"] == 42
+
+
+def test_unknown_config_key_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--model.learning_rate", "0.1"])
+    assert exit_info.value.code != 0
+    assert "learning_rate" in capsys.readouterr().err
+
+
+def test_missing_data_exits_with_the_message_only(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--data.data_dir", str(tmp_path / "empty"), "--data.download", "false"])
+    assert str(exit_info.value.code).startswith("error: Fashion-MNIST not found")

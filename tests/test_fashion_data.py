@@ -1,0 +1,122 @@
+import gzip
+
+import pytest
+import torch
+
+from common.data import DataError
+from fashion_cnn.data import ALL_FILES, CLASS_NAMES, FashionMNISTDataModule, locate
+from tests.conftest import write_fashion_mnist, write_idx
+
+
+def test_splits_shapes_and_ranges(fashion_dir):
+    data = FashionMNISTDataModule(data_dir=str(fashion_dir), batch_size=32, download=False)
+    data.setup("fit")
+    images, labels = data.train_set
+    assert images.shape == (64, 1, 28, 28) and images.dtype == torch.float32
+    assert 0.0 <= images.min() and images.max() <= 1.0 and images.max() > 0.5
+    assert labels.dtype == torch.int64 and labels.tolist() == [i % 10 for i in range(64)]
+    # As the reference: validation and test are both the test split.
+    assert len(data.val_dataloader().dataset) == len(data.test_dataloader().dataset) == 32
+    batch_images, batch_labels = next(iter(data.train_dataloader()))
+    assert batch_images.shape == (32, 1, 28, 28) and batch_labels.shape == (32,)
+    assert len(CLASS_NAMES) == 10 and CLASS_NAMES[0] == "T-shirt/top" and CLASS_NAMES[9] == "Ankle boot"
+
+
+def test_training_batches_are_shuffled_and_cover_the_split(fashion_dir):
+    data = FashionMNISTDataModule(data_dir=str(fashion_dir), batch_size=8, download=False)
+    data.setup("fit")
+    torch.manual_seed(0)
+    orders = [torch.cat([labels for _, labels in data.train_dataloader()]) for _ in range(2)]
+    assert sorted(orders[0].tolist()) == sorted(data.train_set[1].tolist())
+    assert not torch.equal(orders[0], data.train_set[1]) and not torch.equal(orders[0], orders[1])
+    test_order = torch.cat([labels for _, labels in data.test_dataloader()])
+    assert torch.equal(test_order, data.test_set[1])
+
+
+def test_data_dir_comes_from_the_environment(fashion_dir, monkeypatch):
+    monkeypatch.setenv("DATA_DIR", str(fashion_dir))
+    data = FashionMNISTDataModule(download=False)
+    assert data.data_dir == fashion_dir
+    data.setup("test")
+    assert len(data.test_set[0]) == 32
+
+
+def test_gzipped_files_are_unpacked_to_the_cache_not_beside_them(tmp_path):
+    source = write_fashion_mnist(tmp_path / "readonly", compress=True)
+    before = sorted(p.name for p in (source / "FashionMNIST" / "raw").iterdir())
+    root = locate(source, download=False)
+    assert root.is_relative_to(tmp_path / "cache")
+    assert sorted(p.name for p in (source / "FashionMNIST" / "raw").iterdir()) == before
+    data = FashionMNISTDataModule(data_dir=str(source), download=False)
+    data.setup("fit")
+    assert len(data.train_set[0]) == 64
+
+
+def test_debian_package_copy_is_used_when_nothing_else_is_there(tmp_path, monkeypatch):
+    debian = tmp_path / "usr-share-datasets-fashion-mnist"
+    for name in ALL_FILES:  # Debian's layout: the four .gz files in one folder
+        packed = write_fashion_mnist(tmp_path / "tmp", compress=True) / "FashionMNIST" / "raw" / f"{name}.gz"
+        debian.mkdir(exist_ok=True)
+        (debian / f"{name}.gz").write_bytes(packed.read_bytes())
+    monkeypatch.setattr("fashion_cnn.data.DEBIAN_DIR", debian)
+    data = FashionMNISTDataModule(data_dir=str(tmp_path / "empty"), download=False)
+    data.prepare_data()
+    data.setup("fit")
+    assert len(data.train_set[0]) == 64 and len(data.test_set[0]) == 32
+
+
+def test_missing_data_names_the_files_and_the_remedies(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\n<urlopen error Name or service not known>")
+
+    monkeypatch.setattr("fashion_cnn.data.FashionMNIST", offline)
+    with pytest.raises(DataError) as error:
+        locate(tmp_path / "nowhere", download=True)
+    message = str(error.value)
+    for needle in (*ALL_FILES, "DATA_DIR", "apt-get install dataset-fashion-mnist", "Name or service not known"):
+        assert needle in message
+
+
+def truncate(path):
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def bad_magic(path):
+    path.write_bytes(b"\x00\x00\x09\x03" + path.read_bytes()[4:])
+
+
+def wrong_size(path):
+    write_idx(path, torch.zeros(64, 32, 32, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize(
+    "damage, expected",
+    [(truncate, "is truncated"), (bad_magic, "is not an IDX file"), (wrong_size, "holds data of shape (64, 32, 32)")],
+)
+def test_damaged_idx_files_give_a_clear_error(fashion_dir, damage, expected):
+    damage(fashion_dir / "FashionMNIST" / "raw" / "train-images-idx3-ubyte")
+    data = FashionMNISTDataModule(data_dir=str(fashion_dir), download=False)
+    with pytest.raises(DataError, match="train-images-idx3-ubyte") as error:
+        data.setup("fit")
+    assert expected in str(error.value)
+
+
+def test_labels_out_of_range_are_refused(fashion_dir):
+    write_idx(fashion_dir / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte", torch.full((32,), 12, dtype=torch.uint8))
+    with pytest.raises(DataError, match="label 12"):
+        FashionMNISTDataModule(data_dir=str(fashion_dir), download=False).setup("test")
+
+
+def test_a_gz_that_is_not_gzip_is_refused(tmp_path):
+    source = write_fashion_mnist(tmp_path / "data", compress=True)
+    (source / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz is not a readable gzip file"):
+        locate(source, download=False)
+
+
+def test_a_truncated_gz_is_refused(tmp_path):
+    source = write_fashion_mnist(tmp_path / "data", compress=True)
+    packed = source / "FashionMNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    packed.write_bytes(gzip.compress(b"x" * 1000)[:-20])
+    with pytest.raises(DataError, match="not a readable gzip file"):
+        locate(source, download=False)
