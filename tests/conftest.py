@@ -53,3 +53,26 @@ def isolated_environment(tmp_path, monkeypatch):
 @pytest.fixture
 def fashion_dir(tmp_path) -> Path:
     return write_fashion_mnist(tmp_path / "data")
+
+
+POSITIVE = ["good", "great", "fine", "superb", "moving", "funny"]
+NEGATIVE = ["bad", "dull", "awful", "boring", "weak", "flat"]
+
+
+def write_sst2(root: Path, n_train: int = 100, n_test: int = 20) -> Path:
+    """GLUE-layout SST-2 files (header sentence<TAB>label) whose labels follow the words, so models can learn."""
+    folder = root / "SST-2"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, n in (("train.tsv", n_train), ("dev.tsv", n_test)):
+        rows = ["sentence\tlabel"]
+        for i in range(n):
+            label = i % 2
+            words = (POSITIVE if label else NEGATIVE)[i % 6], "the", "film", "is", f"word{i % 7}"
+            rows.append(f"{' '.join(words)} , really\t{label}")
+        (folder / name).write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture
+def sst2_dir(tmp_path) -> Path:
+    return write_sst2(tmp_path / "data")

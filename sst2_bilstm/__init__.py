@@ -1,0 +1,1 @@
+"""SST-2 stacked BiLSTM: the reference Keras notebook workflow in PyTorch Lightning."""

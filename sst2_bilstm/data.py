@@ -1,0 +1,171 @@
+"""GLUE SST-2 through Hugging Face ``datasets``: local GLUE files when present, else the hub."""
+
+import csv
+import math
+from pathlib import Path
+
+import datasets
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from tokenizers import Tokenizer
+from torch.utils.data import DataLoader
+
+from common.data import DataError, cache_dir, resolve_data_dir, tensor_loader
+from sst2_bilstm.tokenizer import encode, fit_word_tokenizer
+
+CLASS_NAMES = ("negative", "positive")
+FILES = {"train": "train.tsv", "test": "dev.tsv"}  # GLUE's validation split is the reference's test set
+COLUMNS = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.Value("string")})
+
+
+def load_glue_files(folder: Path) -> dict[str, tuple[list[str], torch.Tensor]]:
+    """Sentences and float32 labels of the GLUE distribution's ``train.tsv`` and ``dev.tsv``, every row checked."""
+    return {split: load_tsv(folder / name) for split, name in FILES.items()}
+
+
+def load_tsv(path: Path) -> tuple[list[str], torch.Tensor]:
+    try:
+        with path.open(encoding="utf-8") as file:
+            header, first_row = file.readline(), file.readline()
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path} is not UTF-8 text ({error}).") from None
+    if header.rstrip("\r\n").split("\t") != ["sentence", "label"]:
+        raise DataError(f"{path} starts with {header.strip()[:80]!r}; GLUE's header is sentence<TAB>label.")
+    if not first_row:
+        raise DataError(f"{path} holds no rows after its header.")
+    try:
+        rows = datasets.load_dataset(
+            "csv",
+            data_files=str(path),
+            split="train",
+            features=COLUMNS,
+            delimiter="\t",
+            quoting=csv.QUOTE_NONE,  # GLUE's files quote nothing: a '"' is part of the sentence
+            na_filter=False,  # a sentence such as "null" or "n/a" stays text
+            skip_blank_lines=False,  # a blank line is a malformed row to report, not to skip
+            cache_dir=str(cache_dir() / "datasets"),
+        )
+    except datasets.exceptions.DatasetGenerationError as error:
+        raise DataError(f"{path} could not be read as GLUE's TSV: {error.__cause__ or error}".strip()) from None
+    return _checked(rows, path)
+
+
+def _checked(rows: datasets.Dataset, path: Path) -> tuple[list[str], torch.Tensor]:
+    sentences, labels = rows["sentence"], rows["label"]
+    for index, label in enumerate(labels):
+        if label not in ("0", "1"):
+            found = f"label {label!r}" if label else "no label"
+            raise DataError(f"{path}, line {index + 2}: {found}; every row needs a sentence, a tab and 0 or 1.")
+    return sentences, torch.tensor([float(label) for label in labels])
+
+
+def load_glue_hub() -> dict[str, tuple[list[str], torch.Tensor]]:
+    glue = datasets.load_dataset("nyu-mll/glue", "sst2")
+    return {split: (glue[name]["sentence"], torch.tensor(glue[name]["label"], dtype=torch.float32))
+            for split, name in (("train", "train"), ("test", "validation"))}  # fmt: skip
+
+
+def load_sst2(data_dir: Path) -> dict[str, tuple[list[str], torch.Tensor]]:
+    folder = data_dir / "SST-2"
+    missing = [name for name in FILES.values() if not (folder / name).is_file()]
+    if not missing:
+        return load_glue_files(folder)
+    rank_zero_info(f"SST-2 files not found in {folder}: trying the Hugging Face hub (nyu-mll/glue, sst2).")
+    try:
+        return load_glue_hub()
+    except Exception as error:  # the hub's failures come in many types; all end here
+        raise DataError(
+            f"SST-2 not found: {', '.join(missing)} missing from {folder}, and the Hugging Face hub could not be "
+            f"reached ({error}). Provide GLUE's SST-2/train.tsv and SST-2/dev.tsv (header sentence<TAB>label) in "
+            "that folder, point DATA_DIR (or --data.data_dir) at a folder holding SST-2/, or run where the "
+            "network reaches huggingface.co."
+        ) from None
+
+
+class SST2DataModule(L.LightningDataModule):
+    """GLUE SST-2 as token-id tensors, split as the reference.
+
+    Training uses the first 80% of GLUE's train split and validation its last 20%, cut without shuffling as
+    Keras's ``validation_split`` does; the test set is GLUE's validation split. The tokenizer is fitted on the
+    training part only, saved as ``tokenizer.json`` in the run folder and stored in checkpoints, so a
+    checkpoint always encodes text as its model was trained.
+
+    Args:
+        data_dir: folder holding ``SST-2/train.tsv`` and ``SST-2/dev.tsv``; defaults to ``$DATA_DIR``, else
+            ``./data``. Without those files the data comes from the Hugging Face hub.
+        batch_size: samples per batch, for every split.
+        num_words: vocabulary size, padding and out-of-vocabulary ids included.
+        max_length: tokens per sequence; shorter ones are padded, longer ones truncated, both at the end.
+        val_fraction: the share of GLUE's train split, taken from its end, held out for validation.
+    """
+
+    class_names = CLASS_NAMES
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        batch_size: int = 32,
+        num_words: int = 10_000,
+        max_length: int = 50,
+        val_fraction: float = 0.2,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.data_dir = resolve_data_dir(data_dir)
+        self.batch_size = batch_size
+        self.num_words = num_words
+        self.max_length = max_length
+        self.val_fraction = val_fraction
+        self.texts: dict[str, tuple[list[str], torch.Tensor]] = {}
+        self.tokenizer: Tokenizer | None = None
+        self._encoded: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def setup(self, stage: str) -> None:
+        if self.texts:
+            return
+        glue = load_sst2(self.data_dir)
+        (sentences, labels), n_train = glue["train"], math.floor(len(glue["train"][0]) * (1 - self.val_fraction))
+        self.texts = {
+            "train": (sentences[:n_train], labels[:n_train]),
+            "val": (sentences[n_train:], labels[n_train:]),
+            "test": glue["test"],
+        }
+
+    def tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and labels of a split, encoded once. The tokenizer is fitted here, on first use, rather than
+        in setup: Lightning restores a checkpoint's tokenizer after setup and before asking for data."""
+        if self.tokenizer is None:
+            self.tokenizer = fit_word_tokenizer(self.texts["train"][0], self.num_words, self.max_length)
+            self._save_tokenizer()
+        if split not in self._encoded:
+            sentences, labels = self.texts[split]
+            self._encoded[split] = (encode(self.tokenizer, sentences), labels)
+        return self._encoded[split]
+
+    def _save_tokenizer(self) -> None:
+        trainer = self.trainer
+        if trainer is not None and trainer.is_global_zero and trainer.log_dir:
+            Path(trainer.log_dir).mkdir(parents=True, exist_ok=True)
+            self.tokenizer.save(str(Path(trainer.log_dir) / "tokenizer.json"))
+
+    def train_dataloader(self) -> DataLoader:
+        return tensor_loader(*self.tensors("train"), batch_size=self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return tensor_loader(*self.tensors("val"), batch_size=self.batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return tensor_loader(*self.tensors("test"), batch_size=self.batch_size)
+
+    def predict_dataloader(self) -> DataLoader:
+        return tensor_loader(self.tensors("test")[0], batch_size=self.batch_size)
+
+    def state_dict(self) -> dict:
+        return {"tokenizer": self.tokenizer.to_str()} if self.tokenizer is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if "tokenizer" in state_dict:
+            self.tokenizer = Tokenizer.from_str(state_dict["tokenizer"])
+            self._encoded.clear()
+            self._save_tokenizer()

@@ -1,0 +1,94 @@
+"""The reference stacked BiLSTM (SPEC section 2): 3,128,449 parameters in PyTorch (Keras counts 3,126,913)."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from common.init import keras_init_, keras_lstm_init_
+from common.module import ClassifierModule
+
+
+class SST2BiLSTM(ClassifierModule):
+    """Embedding - SpatialDropout1D - BiLSTM (sequences) - dropout - BiLSTM (last state) - dropout - dense ReLU -
+    dropout - one logit, trained with Adam and binary cross-entropy, the learning rate halved on plateaus.
+
+    Args:
+        vocab_size: embedding rows; the tokenizer's ``num_words``.
+        embedding_dim: embedding width.
+        hidden_sizes: units per direction of the first and second bidirectional LSTM.
+        dense_size: units of the dense layer before the output.
+        spatial_dropout: rate of whole embedding channels dropped for the whole sequence.
+        lstm_dropout: dropout rate after each LSTM.
+        dense_dropout: dropout rate after the dense layer.
+        lr: Adam's learning rate.
+        eps: Adam's epsilon; Keras's default 1e-7 where PyTorch's is 1e-8.
+        plateau_factor: factor applied to the learning rate when ``val_loss`` stops improving.
+        plateau_patience: epochs without improvement before the learning rate drops, counted as Keras does
+            (Keras drops on the ``patience``-th such epoch, PyTorch one epoch later, so PyTorch gets one less).
+        min_lr: floor of the learning rate.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 10_000,
+        embedding_dim: int = 256,
+        hidden_sizes: tuple[int, int] = (128, 64),
+        dense_size: int = 64,
+        spatial_dropout: float = 0.2,
+        lstm_dropout: float = 0.3,
+        dense_dropout: float = 0.5,
+        lr: float = 1e-3,
+        eps: float = 1e-7,
+        plateau_factor: float = 0.5,
+        plateau_patience: int = 3,
+        min_lr: float = 1e-7,
+    ) -> None:
+        super().__init__(num_classes=2)
+        self.save_hyperparameters()
+        first, second = hidden_sizes
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.spatial_dropout = nn.Dropout1d(spatial_dropout)
+        self.lstm1 = nn.LSTM(embedding_dim, first, batch_first=True, bidirectional=True)
+        self.lstm2 = nn.LSTM(2 * first, second, batch_first=True, bidirectional=True)
+        self.head = nn.Sequential(
+            nn.Dropout(lstm_dropout),
+            nn.Linear(2 * second, dense_size),
+            nn.ReLU(),
+            nn.Dropout(dense_dropout),
+            nn.Linear(dense_size, 1),
+        )
+        self.lstm_dropout = nn.Dropout(lstm_dropout)
+        nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
+        keras_lstm_init_(self.lstm1)
+        keras_lstm_init_(self.lstm2)
+        self.head.apply(keras_init_)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """One logit per sequence, shape (N,), for token ids of shape (N, L). Padding is read like any token, as
+        in the reference, which has no mask."""
+        embedded = self.embedding(tokens)
+        # Dropout1d drops channels of (N, C, L): whole embedding dimensions for the whole sequence.
+        embedded = self.spatial_dropout(embedded.transpose(1, 2)).transpose(1, 2)
+        sequence, _ = self.lstm1(embedded)
+        _, (last_hidden, _) = self.lstm2(self.lstm_dropout(sequence))
+        # last_hidden is (directions, N, H): the forward pass ends at the last step, the backward at the first.
+        return self.head(torch.cat([last_hidden[0], last_hidden[1]], dim=1)).squeeze(1)
+
+    def loss_and_predictions(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return F.binary_cross_entropy_with_logits(logits, target.float()), (logits > 0).long()
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits)
+
+    def configure_optimizers(self) -> dict:
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, eps=self.hparams.eps)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer,
+            mode="min",
+            factor=self.hparams.plateau_factor,
+            patience=self.hparams.plateau_patience - 1,
+            threshold=1e-4,  # Keras's min_delta: an absolute improvement
+            threshold_mode="abs",
+            min_lr=self.hparams.min_lr,
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss", "interval": "epoch"}}

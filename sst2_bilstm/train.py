@@ -1,0 +1,20 @@
+"""Train, test and report the SST-2 BiLSTM.
+
+    python -m sst2_bilstm.train                       # the whole reference workflow
+    python -m sst2_bilstm.train fit --config configs/sst2_bilstm.yaml --trainer.max_epochs 2
+    python -m sst2_bilstm.train test --ckpt_path runs/sst2_bilstm/version_0/checkpoints/last.ckpt
+"""
+
+from lightning.pytorch.cli import ArgsType
+
+from common.cli import run_cli
+from sst2_bilstm.data import SST2DataModule
+from sst2_bilstm.model import SST2BiLSTM
+
+
+def main(args: ArgsType = None) -> None:
+    run_cli(SST2BiLSTM, SST2DataModule, "sst2_bilstm.yaml", args)
+
+
+if __name__ == "__main__":
+    main()

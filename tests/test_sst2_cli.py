@@ -1,0 +1,61 @@
+import json
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from sst2_bilstm.train import main
+
+
+def fit_args(data_dir, root, *extra):
+    return [
+        "fit", "--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(root),
+        "--trainer.max_epochs", "3", "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "1",
+        "--model.embedding_dim", "16", "--model.hidden_sizes", "[8, 4]", "--model.dense_size", "8",
+        "--data.max_length", "12", "--data.batch_size", "16",
+        *extra,
+    ]  # fmt: skip
+
+
+def test_fit_tests_the_best_checkpoint_and_writes_the_report(sst2_dir, tmp_path, capsys):
+    main(fit_args(sst2_dir, tmp_path / "runs"))
+    run = tmp_path / "runs" / "version_0"
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"Report: {run / 'report.md'}"
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    for split in ("train", "val", "test"):
+        assert metrics[split].keys() == {"accuracy", "loss"}
+    assert {"precision", "recall", "f1"} <= metrics.keys()
+    assert metrics["precision"] == metrics["per_class"]["positive"]["precision"]
+    (tn, fp), (fn, tp) = metrics["confusion_matrix"]
+    assert tn + fp + fn + tp == 20 and tn + fp == 10  # dev.tsv: 10 negative, 10 positive
+    assert metrics["test"]["accuracy"] == pytest.approx((tn + tp) / 20)
+    # The full history is kept, and the tested checkpoint is the epoch with the lowest validation loss.
+    history = metrics["history"]
+    assert [e["epoch"] for e in history] == [1, 2, 3]
+    assert metrics["checkpoint_epoch"] == min(history, key=lambda e: e["val_loss"])["epoch"]
+    assert metrics["val"]["loss"] == history[-1]["val_loss"]
+
+    for name in ("report.md", "confusion_matrix.png", "curves.png", "tokenizer.json", "config.yaml"):
+        assert (run / name).is_file()
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    saved = json.loads((run / "tokenizer.json").read_text())
+    assert json.loads(checkpoint["SST2DataModule"]["tokenizer"]) == saved
+    events = EventAccumulator(str(run)).Reload()
+    assert {"val_loss", "test_acc", "train_batch_loss", "lr-Adam"} <= set(events.Tags()["scalars"])
+    assert "test_confusion_matrix" in events.Tags()["images"]
+
+
+def test_a_checkpoint_encodes_text_with_its_own_tokenizer(sst2_dir, tmp_path):
+    runs = tmp_path / "runs"
+    args = fit_args(sst2_dir, runs, "--trainer.max_epochs", "1")
+    main(args)
+    test_args = ["test", *args[1:], "--ckpt_path", str(runs / "version_0" / "checkpoints" / "last.ckpt")]
+    main(test_args)
+    # Another train.tsv would fit another vocabulary; testing the checkpoint must not use it.
+    (sst2_dir / "SST-2" / "train.tsv").write_text("sentence\tlabel\n" + "zzz yyy xxx\t0\n" * 50)
+    main(test_args)
+    first, second = (json.loads((runs / f"version_{i}" / "metrics.json").read_text()) for i in (1, 2))
+    assert first["test"] == second["test"] and first["confusion_matrix"] == second["confusion_matrix"]
+    tokenizers = {(runs / f"version_{i}" / "tokenizer.json").read_text() for i in (0, 1, 2)}
+    assert len(tokenizers) == 1

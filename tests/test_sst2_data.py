@@ -1,0 +1,95 @@
+import pytest
+import torch
+
+from common.data import DataError
+from sst2_bilstm.data import SST2DataModule
+
+
+def setup_data(data_dir, **kwargs):
+    data = SST2DataModule(data_dir=str(data_dir), **kwargs)
+    data.setup("fit")
+    return data
+
+
+def test_splits_as_the_reference(sst2_dir):
+    data = setup_data(sst2_dir)
+    lines = (sst2_dir / "SST-2" / "train.tsv").read_text().splitlines()[1:]
+    train_sentences, train_labels = data.texts["train"]
+    val_sentences, _ = data.texts["val"]
+    # The last 20% of the train file, in file order, without shuffling.
+    assert len(train_sentences) == 80 and len(val_sentences) == 20
+    assert train_sentences + val_sentences == [line.split("\t")[0] for line in lines]
+    assert train_labels.dtype == torch.float32 and train_labels[:4].tolist() == [0.0, 1.0, 0.0, 1.0]
+    assert len(data.texts["test"][0]) == 20
+    tokens, labels = data.tensors("train")
+    assert tokens.shape == (80, 50) and tokens.dtype == torch.int64 and labels.shape == (80,)
+    batch_tokens, batch_labels = next(iter(data.train_dataloader()))
+    assert batch_tokens.shape == (32, 50) and batch_labels.dtype == torch.float32
+
+
+def test_tokenizer_is_fitted_on_the_training_part_only(sst2_dir):
+    train = sst2_dir / "SST-2" / "train.tsv"
+    train.write_text(train.read_text() + "onlyinvalidation\t1\n" * 25)  # 125 rows: these are the last 20%
+    data = setup_data(sst2_dir)
+    assert data.texts["val"][0] == ["onlyinvalidation"] * 25
+    data.tensors("train")
+    assert "onlyinvalidation" not in data.tokenizer.get_vocab()
+    assert data.tensors("val")[0][0, 0] == 1  # out of vocabulary
+
+
+def test_tokenizer_round_trips_through_the_state_dict(sst2_dir):
+    data = setup_data(sst2_dir)
+    tokens = data.tensors("test")[0]
+    restored = SST2DataModule(data_dir=str(sst2_dir))
+    restored.load_state_dict(data.state_dict())
+    restored.setup("test")
+    assert torch.equal(restored.tensors("test")[0], tokens)
+
+
+@pytest.mark.parametrize(
+    "row, expected",
+    [
+        ("a fine film\t", "line 4: no label"),
+        ("a fine film\t2", "line 4: label '2'"),
+        ("", "line 4: no label"),
+        ("a fine film", "line 4: no label"),
+        ("a fine\tfilm\t1", "Expected 2 fields in line 4, saw 3"),
+    ],
+)
+def test_malformed_rows_name_the_file_and_line(sst2_dir, row, expected):
+    dev = sst2_dir / "SST-2" / "dev.tsv"
+    lines = dev.read_text().splitlines()
+    dev.write_text("\n".join(lines[:3] + [row] + lines[3:]) + "\n")
+    with pytest.raises(DataError, match="dev.tsv") as error:
+        setup_data(sst2_dir)
+    assert expected in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"", "GLUE's header is sentence<TAB>label"),
+        (b"sentence\tscore\nfine\t1\n", "starts with 'sentence\\tscore'"),
+        (b"sentence\tlabel\n", "holds no rows after its header"),
+        (b"sentence\tlabel\ncaf\xe9\t1\n", "is not UTF-8 text"),
+        # Far enough that the header check's read-ahead does not reach it: datasets' own reader does.
+        (b"sentence\tlabel\n" + b"fine film\t1\n" * 2000 + b"caf\xe9\t1\n", "could not be read as GLUE's TSV: 'utf-8' codec can't decode"),
+    ],
+)
+def test_bad_files_are_refused(sst2_dir, content, expected):
+    (sst2_dir / "SST-2" / "train.tsv").write_bytes(content)
+    with pytest.raises(DataError, match="train.tsv") as error:
+        setup_data(sst2_dir)
+    assert expected in str(error.value)
+
+
+def test_missing_files_and_no_network_name_the_files(tmp_path, monkeypatch):
+    def offline():
+        raise ConnectionError("Couldn't reach 'nyu-mll/glue' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr("sst2_bilstm.data.load_glue_hub", offline)
+    with pytest.raises(DataError) as error:
+        setup_data(tmp_path / "empty")
+    message = str(error.value)
+    for needle in ("train.tsv", "dev.tsv", "DATA_DIR", "Couldn't reach"):
+        assert needle in message

@@ -1,0 +1,48 @@
+import torch
+from torch import nn
+
+from sst2_bilstm.model import SST2BiLSTM
+
+
+def test_reference_layer_stack():
+    model = SST2BiLSTM()
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 3_128_449
+    assert model.embedding.weight.shape == (10_000, 256)
+    assert (model.lstm1.hidden_size, model.lstm2.hidden_size) == (128, 64)
+    assert model.lstm1.bidirectional and model.lstm2.bidirectional
+    model.eval()
+    assert model(torch.randint(0, 10_000, (3, 50))).shape == (3,)
+
+
+def test_keras_initialisation():
+    model = SST2BiLSTM()
+    assert model.embedding.weight.abs().max() <= 0.05
+    for lstm in (model.lstm1, model.lstm2):
+        h = lstm.hidden_size
+        for suffix in ("l0", "l0_reverse"):
+            bias = getattr(lstm, f"bias_ih_{suffix}") + getattr(lstm, f"bias_hh_{suffix}")
+            assert bias[h : 2 * h].eq(1).all() and bias[:h].eq(0).all() and bias[2 * h :].eq(0).all()
+            recurrent = getattr(lstm, f"weight_hh_{suffix}")
+            assert torch.allclose(recurrent.T @ recurrent, torch.eye(h), atol=1e-5)
+    for layer in (m for m in model.head if isinstance(m, nn.Linear)):
+        assert torch.count_nonzero(layer.bias) == 0
+
+
+def test_spatial_dropout_drops_whole_embedding_channels():
+    model = SST2BiLSTM(spatial_dropout=0.5).train()
+    embedded = torch.ones(4, 50, 256)
+    dropped = model.spatial_dropout(embedded.transpose(1, 2)).transpose(1, 2)
+    zero_channels = dropped.eq(0).all(dim=1)  # (N, C): zero over the whole sequence
+    assert zero_channels.any() and torch.equal(dropped.eq(0), zero_channels.unsqueeze(1).expand_as(dropped))
+
+
+def test_optimizer_and_plateau_schedule_follow_keras():
+    config = SST2BiLSTM().configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    assert optimizer.defaults["eps"] == 1e-7 and optimizer.defaults["lr"] == 1e-3
+    assert config["lr_scheduler"]["monitor"] == "val_loss"
+    scheduler.step(1.0)  # best so far
+    for bad_epoch in (1, 2, 3):
+        assert optimizer.param_groups[0]["lr"] == 1e-3
+        scheduler.step(1.0)
+    assert optimizer.param_groups[0]["lr"] == 5e-4  # Keras: on the third epoch without improvement
