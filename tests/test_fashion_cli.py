@@ -97,7 +97,9 @@ def test_unknown_config_key_is_refused(capsys):
     assert "learning_rate" in capsys.readouterr().err
 
 
-def test_missing_data_exits_with_the_message_only(tmp_path):
+def test_missing_data_exits_with_the_message_only(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--data.data_dir", str(tmp_path / "empty"), "--data.download", "false"])
-    assert str(exit_info.value.code).startswith("error: Fashion-MNIST not found")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.startswith("error: Fashion-MNIST not found") and "Traceback" not in err

@@ -1,0 +1,97 @@
+"""What prediction from a checkpoint needs in both workflows: loading the model, writing the results."""
+
+import csv
+import json
+import pickle
+import sys
+import zipfile
+from pathlib import Path
+
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from common.data import DataError
+
+
+def load_checkpoint(path: str | Path, model_class: type) -> tuple[torch.nn.Module, dict]:
+    """The model of a checkpoint, in eval mode on the CPU, and the checkpoint itself.
+
+    Loaded with ``weights_only=True``: tensors and plain containers only, no arbitrary objects unpickled.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"checkpoint {path} does not exist.")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0][:200]
+        raise DataError(f"{path} is not a readable PyTorch Lightning checkpoint ({reason}).") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise DataError(f"{path} is not a PyTorch Lightning checkpoint (it holds no state_dict).")
+    hparams = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if not k.startswith("_")}
+    try:
+        model = model_class(**hparams)
+    except TypeError:
+        model = None
+    expected = set(model.state_dict()) if model is not None else set()
+    if model is None or set(checkpoint["state_dict"]) != expected:
+        raise DataError(
+            f"{path} was not saved by a {model_class.__name__} (its hyper-parameters are {sorted(hparams)}): "
+            "is it a checkpoint of the other workflow?"
+        )
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval(), checkpoint
+
+
+def write_rows(rows: list[dict], output: Path | None, columns: list[str]) -> None:
+    """Rows as an aligned table on standard output, or to ``output`` as CSV or JSON (chosen by its extension)."""
+    if output is None:
+        cells = [[_cell(row[c]) for c in columns] for row in rows]
+        widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+        for line in (columns, ["-" * w for w in widths], *cells):
+            print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.suffix == ".json":
+        output.write_text(json.dumps(rows, indent=2) + "\n")
+    elif output.suffix == ".csv":
+        with output.open("w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows({c: _cell(row[c]) for c in columns} for row in rows)
+    else:
+        raise DataError(f"--output {output}: the extension must be .csv or .json.")
+    print(f"{len(rows)} predictions written to {output}", file=sys.stderr)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, list):
+        return " ".join(f"{name}:{p:.3f}" for name, p in value)
+    return str(value)
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Writes what ``predict`` returns to ``predictions.csv`` in the run folder, one row per input: its index, the
+    predicted class and the probability of each class."""
+
+    def __init__(self) -> None:
+        super().__init__(write_interval="epoch")
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        names = list(trainer.datamodule.class_names)
+        probabilities = torch.cat(predictions).float()
+        if probabilities.dim() == 1:  # one sigmoid output: the probability of the second (positive) class
+            probabilities = torch.stack([1 - probabilities, probabilities], dim=1)
+        indices = [i for batches in batch_indices for batch in batches for i in batch]
+        path = Path(trainer.log_dir or trainer.default_root_dir) / f"predictions-rank{trainer.global_rank}.csv"
+        if trainer.world_size == 1:
+            path = path.with_name("predictions.csv")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["index", "predicted", *(f"p_{name}" for name in names)])
+            for index, row in zip(indices, probabilities.tolist()):
+                writer.writerow([index, names[max(range(len(row)), key=row.__getitem__)], *(f"{p:.6f}" for p in row)])
+        self.path = path

@@ -1,0 +1,92 @@
+"""Classify the sentiment of sentences with a trained SST-2 checkpoint.
+
+    python -m sst2_bilstm.predict --ckpt runs/sst2_bilstm/version_0/checkpoints/last.ckpt "a gorgeous film" "dull"
+    python -m sst2_bilstm.predict --ckpt ... --file sentences.txt --output predictions.json
+    cat sentences.txt | python -m sst2_bilstm.predict --ckpt ...
+
+Sentences are encoded by the tokenizer stored in the checkpoint (or, for checkpoints without one, the run
+folder's tokenizer.json), so prediction always reads text as training did. Empty sentences and sentences with no
+word of the vocabulary are predicted too, and flagged in the ``note`` column.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer
+
+from common.data import DataError, exit_on_data_error
+from common.predict import load_checkpoint, write_rows
+from sst2_bilstm.data import CLASS_NAMES
+from sst2_bilstm.model import SST2BiLSTM
+from sst2_bilstm.tokenizer import encode
+
+COLUMNS = ["sentence", "label", "probability_positive", "note"]
+
+
+class SentimentPredictor:
+    """A trained SST2BiLSTM with its tokenizer; ``predict`` takes a list of sentences."""
+
+    def __init__(self, model: SST2BiLSTM, tokenizer: Tokenizer, batch_size: int = 1000) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+
+    @torch.inference_mode()
+    def probabilities(self, tokens: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.model.probabilities(self.model(chunk)) for chunk in tokens.split(self.batch_size)])
+
+    def predict(self, sentences: list[str]) -> list[dict]:
+        """One dict per sentence: ``label`` (negative / positive), ``probability_positive`` and a ``note`` that
+        flags empty sentences and sentences without a known word."""
+        if not sentences:
+            return []
+        tokens = encode(self.tokenizer, sentences)
+        rows = []
+        for sentence, ids, p in zip(sentences, tokens, self.probabilities(tokens).tolist()):
+            note = "empty" if not sentence.strip() else "no known word" if ids.le(1).all() else ""
+            rows.append({"sentence": sentence, "label": CLASS_NAMES[int(p > 0.5)], "probability_positive": p, "note": note})
+        return rows
+
+
+def load(ckpt_path: str | Path) -> SentimentPredictor:
+    """The predictor of an SST-2 checkpoint."""
+    model, checkpoint = load_checkpoint(ckpt_path, SST2BiLSTM)
+    saved = checkpoint.get("SST2DataModule", {}).get("tokenizer")
+    if saved is not None:
+        return SentimentPredictor(model, Tokenizer.from_str(saved))
+    beside = Path(ckpt_path).resolve().parent.parent / "tokenizer.json"  # run folder: version_N/checkpoints/x.ckpt
+    if not beside.is_file():
+        raise DataError(f"{ckpt_path} holds no tokenizer and there is no {beside}: the text cannot be encoded.")
+    return SentimentPredictor(model, Tokenizer.from_file(str(beside)))
+
+
+def read_sentences(options: argparse.Namespace) -> list[str]:
+    if options.sentences:
+        return options.sentences
+    try:
+        text = Path(options.file).read_text(encoding="utf-8") if options.file else sys.stdin.read()
+    except FileNotFoundError:
+        raise DataError(f"{options.file} does not exist.") from None
+    except UnicodeDecodeError as error:
+        raise DataError(f"{options.file or 'standard input'} is not UTF-8 text ({error}).") from None
+    return text.splitlines()
+
+
+def main(args: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", required=True, help="a checkpoint of python -m sst2_bilstm.train")
+    parser.add_argument("sentences", nargs="*", help="sentences to classify (else --file, else standard input)")
+    parser.add_argument("--file", help="a text file, one sentence per line")
+    parser.add_argument("--output", type=Path, help="write CSV or JSON (by extension) instead of a table")
+    options = parser.parse_args(args)
+    if options.sentences and options.file:
+        parser.error("give sentences or --file, not both")
+    with exit_on_data_error():
+        predictor = load(options.ckpt)
+        write_rows(predictor.predict(read_sentences(options)), options.output, COLUMNS)
+
+
+if __name__ == "__main__":
+    main()

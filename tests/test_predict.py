@@ -1,0 +1,159 @@
+import csv
+import io
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from fashion_cnn import predict as fashion_predict
+from fashion_cnn.data import CLASS_NAMES, FashionMNISTDataModule
+from fashion_cnn.train import main as fashion_train
+from sst2_bilstm import predict as sst2_predict
+from sst2_bilstm.train import main as sst2_train
+from tests.conftest import write_fashion_mnist, write_sst2
+
+QUIET = ["--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"]
+
+
+@pytest.fixture(scope="module")
+def fashion_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fashion")
+    data_dir = write_fashion_mnist(root / "data")
+    fashion_train(["fit", "--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(root / "runs"), *QUIET])
+    return data_dir, root / "runs" / "version_0"
+
+
+@pytest.fixture(scope="module")
+def sst2_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sst2")
+    data_dir = write_sst2(root / "data")
+    small = ["--model.embedding_dim", "16", "--model.hidden_sizes", "[8, 4]", "--model.dense_size", "8"]
+    sst2_train(["fit", "--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(root / "runs"), *QUIET, *small])
+    return data_dir, root / "runs" / "version_0"
+
+
+def run_main(main, args, capsys):
+    """(exit status, stdout, stderr) of a command line."""
+    try:
+        main(args)
+        status = 0
+    except SystemExit as exit_info:
+        status = exit_info.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def export_test_images(data_dir, folder, count=10):
+    data = FashionMNISTDataModule(data_dir=str(data_dir), download=False)
+    data.setup("test")
+    folder.mkdir()
+    images, labels = data.test_set
+    for i in range(count):
+        Image.fromarray((images[i, 0] * 255).round().byte().numpy()).save(folder / f"{i:02d}.png")
+    return images[:count]
+
+
+def test_fashion_command_line_and_api_agree(fashion_run, tmp_path, capsys):
+    data_dir, run = fashion_run
+    images = export_test_images(data_dir, tmp_path / "png")
+    ckpt = str(run / "checkpoints" / "last.ckpt")
+    status, out, _ = run_main(fashion_predict.main, ["--ckpt", ckpt, str(tmp_path / "png")], capsys)
+    assert status == 0 and out.splitlines()[0].split() == ["file", "label", "probability", "top3"]
+    assert len(out.splitlines()) == 2 + 10
+
+    expected = fashion_predict.load(ckpt).predict(images)  # the same pixels, never written to PNG
+    for suffix in ("csv", "json"):
+        output = tmp_path / f"predictions.{suffix}"
+        assert run_main(fashion_predict.main, ["--ckpt", ckpt, str(tmp_path / "png"), "--output", str(output)], capsys)[0] == 0
+        rows = json.loads(output.read_text()) if suffix == "json" else list(csv.DictReader(output.open()))
+        assert [row["label"] for row in rows] == [p["label"] for p in expected]
+        assert [float(row["probability"]) for row in rows] == pytest.approx([p["probability"] for p in expected], abs=1e-4)
+        assert all(row["label"] in CLASS_NAMES for row in rows)
+    top3 = expected[0]["top3"]
+    assert len(top3) == 3 and top3[0][0] == expected[0]["label"] and top3[0][1] >= top3[1][1] >= top3[2][1]
+
+
+def test_fashion_refusals(fashion_run, tmp_path, capsys):
+    data_dir, run = fashion_run
+    ckpt = str(run / "checkpoints" / "last.ckpt")
+    Image.new("L", (32, 30)).save(tmp_path / "big.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    (tmp_path / "empty").mkdir()
+    cases = [
+        (["--ckpt", ckpt, str(tmp_path / "big.png")], "big.png is 32x30, not 28x28; pass --resize"),
+        (["--ckpt", ckpt, str(tmp_path / "notes.png")], "notes.png is not a readable image"),
+        (["--ckpt", ckpt, str(tmp_path / "missing.png")], "missing.png does not exist"),
+        (["--ckpt", ckpt, str(tmp_path / "empty")], "holds no PNG or JPEG images"),
+        (["--ckpt", str(tmp_path / "none.ckpt"), str(tmp_path / "big.png")], "none.ckpt does not exist"),
+    ]
+    for args, message in cases:
+        status, _, err = run_main(fashion_predict.main, args, capsys)
+        assert status == 2 and message in err and "Traceback" not in err
+    status, out, _ = run_main(fashion_predict.main, ["--ckpt", ckpt, "--resize", str(tmp_path / "big.png")], capsys)
+    assert status == 0 and "big.png" in out
+
+
+def test_invert_turns_dark_on_light_into_light_on_dark(tmp_path):
+    Image.new("L", (28, 28), color=255).save(tmp_path / "white.png")
+    assert fashion_predict.read_image(tmp_path / "white.png").min() == 1.0
+    assert fashion_predict.read_image(tmp_path / "white.png", invert=True).max() == 0.0
+
+
+def test_checkpoints_of_the_other_model_or_corrupt_are_refused(fashion_run, sst2_run, tmp_path, capsys):
+    fashion_ckpt = str(fashion_run[1] / "checkpoints" / "last.ckpt")
+    sst2_ckpt = str(sst2_run[1] / "checkpoints" / "last.ckpt")
+    (tmp_path / "corrupt.ckpt").write_bytes(b"\x00garbage" * 100)
+    (tmp_path / "x.png").write_bytes(b"")
+    status, _, err = run_main(fashion_predict.main, ["--ckpt", sst2_ckpt, str(tmp_path / "x.png")], capsys)
+    assert status == 2 and "was not saved by a FashionCNN" in err and "other workflow" in err
+    status, _, err = run_main(sst2_predict.main, ["--ckpt", fashion_ckpt, "fine"], capsys)
+    assert status == 2 and "was not saved by a SST2BiLSTM" in err
+    status, _, err = run_main(sst2_predict.main, ["--ckpt", str(tmp_path / "corrupt.ckpt"), "fine"], capsys)
+    assert status == 2 and "is not a readable PyTorch Lightning checkpoint" in err and "Traceback" not in err
+
+
+def test_sst2_sentences_from_arguments_file_and_stdin(sst2_run, tmp_path, capsys, monkeypatch):
+    _, run = sst2_run
+    ckpt = str(run / "checkpoints" / "last.ckpt")
+    sentences = ["good the film is , really", "", "zzzz qqqq", "bad the film is"]
+    expected = sst2_predict.load(ckpt).predict(sentences)
+    assert [row["note"] for row in expected] == ["", "empty", "no known word", ""]
+    assert all(row["label"] in ("negative", "positive") and 0 <= row["probability_positive"] <= 1 for row in expected)
+
+    (tmp_path / "sentences.txt").write_text("\n".join(sentences) + "\n")
+    output = tmp_path / "out.json"
+    assert run_main(sst2_predict.main, ["--ckpt", ckpt, "--file", str(tmp_path / "sentences.txt"), "--output", str(output)], capsys)[0] == 0
+    assert json.loads(output.read_text()) == expected
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(sentences)))
+    output = tmp_path / "out.csv"
+    assert run_main(sst2_predict.main, ["--ckpt", ckpt, "--output", str(output)], capsys)[0] == 0
+    assert [row["label"] for row in csv.DictReader(output.open())] == [row["label"] for row in expected]
+    status, out, _ = run_main(sst2_predict.main, ["--ckpt", ckpt, *sentences[:1]], capsys)
+    assert status == 0 and expected[0]["label"] in out.splitlines()[2]
+
+
+def test_sst2_tokenizer_from_the_run_folder_when_the_checkpoint_has_none(sst2_run, tmp_path):
+    _, run = sst2_run
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    del checkpoint["SST2DataModule"]
+    stripped = run / "checkpoints" / "no-tokenizer.ckpt"
+    torch.save(checkpoint, stripped)
+    sentences = ["good the film", "bad the film"]
+    assert sst2_predict.load(stripped).predict(sentences) == sst2_predict.load(run / "checkpoints" / "last.ckpt").predict(sentences)
+    elsewhere = tmp_path / "a" / "b.ckpt"
+    elsewhere.parent.mkdir()
+    torch.save(checkpoint, elsewhere)
+    with pytest.raises(Exception, match="holds no tokenizer"):
+        sst2_predict.load(elsewhere)
+
+
+def test_predict_subcommand_writes_predictions(fashion_run, tmp_path, capsys):
+    data_dir, run = fashion_run
+    fashion_train(["predict", "--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(tmp_path),
+                   "--ckpt_path", str(run / "checkpoints" / "last.ckpt"), "--trainer.enable_progress_bar", "false"])  # fmt: skip
+    path = tmp_path / "version_0" / "predictions.csv"
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"Predictions: {path}"
+    rows = list(csv.DictReader(path.open()))
+    assert [int(r["index"]) for r in rows] == list(range(32)) and all(r["predicted"] in CLASS_NAMES for r in rows)
+    assert sum(float(rows[0][f"p_{name}"]) for name in CLASS_NAMES) == pytest.approx(1, abs=1e-4)

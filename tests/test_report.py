@@ -1,0 +1,40 @@
+import pytest
+import torch
+
+from common.report import markdown, summarize
+
+
+def scores_of(confusion):
+    confusion = torch.tensor(confusion, dtype=torch.float64)
+    diagonal = confusion.diag()
+    precision, recall = diagonal / confusion.sum(0), diagonal / confusion.sum(1)
+    return {"precision": precision, "recall": recall, "f1": 2 * precision * recall / (precision + recall),
+            "confusion_matrix": confusion.long()}  # fmt: skip
+
+
+HISTORY = [
+    {"epoch": 1, "train_loss": 0.5, "train_acc": 0.8, "val_loss": 0.4, "val_acc": 0.85},
+    {"epoch": 2, "train_loss": 0.3, "train_acc": 0.9, "val_loss": 0.45, "val_acc": 0.84},
+]
+
+
+def test_binary_summary_matches_the_reference_figures():
+    # The reference's SST-2 confusion matrix: precision 0.81, recall 0.86, F1 0.84 for the positive class.
+    summary = summarize(HISTORY, {"test_loss": 0.436, "test_acc": 0.8291}, scores_of([[340, 88], [61, 383]]),
+                        ["negative", "positive"])  # fmt: skip
+    assert summary["train"] == {"accuracy": 0.9, "loss": 0.3} and summary["val"] == {"accuracy": 0.84, "loss": 0.45}
+    assert summary["test"] == {"accuracy": 0.8291, "loss": 0.436}
+    assert (round(summary["precision"], 2), round(summary["recall"], 2), round(summary["f1"], 2)) == (0.81, 0.86, 0.84)
+    assert summary["per_class"]["negative"]["support"] == 428 and summary["macro_avg"]["support"] == 872
+    assert summary["confusion_matrix"] == [[340, 88], [61, 383]]
+
+
+def test_macro_and_weighted_averages():
+    confusion = [[8, 2, 0], [1, 3, 0], [0, 0, 6]]  # supports 10, 4, 6
+    summary = summarize([], {"test_loss": 1.0, "test_acc": 0.85}, scores_of(confusion), ["a", "b", "c"])
+    recall = [0.8, 0.75, 1.0]
+    assert summary["macro_avg"]["recall"] == pytest.approx(sum(recall) / 3)
+    assert summary["weighted_avg"]["recall"] == pytest.approx((0.8 * 10 + 0.75 * 4 + 6) / 20)
+    assert "train" not in summary and "precision" not in summary  # no history; not a binary task
+    table = markdown(summary, ["a", "b", "c"], "Title")
+    assert "| test | 0.8500 | 1.0000 |" in table and "| **b** | 1 | 3 | 0 |" in table
