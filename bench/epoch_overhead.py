@@ -5,8 +5,8 @@ DataLoader and optimizer, measured alternately in one process. Prints a table an
     DATA_DIR=../shared/datasets python bench/epoch_overhead.py --workflow sst2_bilstm --batches 400
 
 The first ``--warmup`` batches of every epoch are excluded from both timings. The Trainer runs as the reference
-config does (TensorBoard logger, per-epoch metrics, progress bar unless --no-progress-bar), minus validation and
-checkpointing, which the plain loop does not have either.
+config does (TensorBoard logger, per-epoch metrics, the command line's progress bar unless --no-progress-bar),
+minus validation and checkpointing, which the plain loop does not have either.
 """
 
 import argparse
@@ -20,6 +20,7 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from common.cli import lighter_progress_bar
 from fashion_cnn.data import FashionMNISTDataModule
 from fashion_cnn.model import FashionCNN
 from sst2_bilstm.data import SST2DataModule
@@ -90,6 +91,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(0)
+    lighter_progress_bar()  # as the command line has it
     model_class, data = build(args.workflow)
     batch_size = data.batch_size
     runs: dict[str, list[float]] = {"plain": [], "lightning": []}
