@@ -1,4 +1,5 @@
 # make train: the reference Fashion-MNIST workflow; make test: the test suite. Both create .venv on first use.
+# ARGS passes options on, e.g. make train ARGS="--trainer.max_epochs 2".
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -12,13 +13,13 @@ $(STAMP): pyproject.toml
 	touch $@
 
 train: $(STAMP) data
-	$(PYTHON) -m fashion_cnn.train
+	$(PYTHON) -m fashion_cnn.train $(ARGS)
 
 train-sst2: $(STAMP)
-	$(PYTHON) -m sst2_bilstm.train
+	$(PYTHON) -m sst2_bilstm.train $(ARGS)
 
 test: $(STAMP)
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest $(ARGS)
 
 # Offline Debian machines: where no Fashion-MNIST files are found and apt can be used, install Debian's copy.
 data:

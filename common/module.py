@@ -61,7 +61,8 @@ class ClassifierModule(L.LightningModule):
         # One self.log per metric and epoch, not per step: each self.log call costs Lightning about 0.3 ms of
         # bookkeeping, which is a large share of a small model's step on a CPU.
         names = (f"{stage}_loss", f"{stage}_acc")
-        self.log_dict({name: self.epoch_metrics[name].compute() for name in names}, prog_bar=True)
+        values = {name: self.epoch_metrics[name].compute() for name in names}
+        self.log_dict(values, on_step=False, on_epoch=True, prog_bar=True)
         for name in names:
             self.epoch_metrics[name].reset()
 

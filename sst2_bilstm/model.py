@@ -90,5 +90,6 @@ class SST2BiLSTM(ClassifierModule):
             threshold=1e-4,  # Keras's min_delta: an absolute improvement
             threshold_mode="abs",
             min_lr=self.hparams.min_lr,
+            eps=0.0,  # Keras applies any reduction; PyTorch by default ignores those under 1e-8
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss", "interval": "epoch"}}

@@ -59,3 +59,10 @@ def test_a_checkpoint_encodes_text_with_its_own_tokenizer(sst2_dir, tmp_path):
     assert first["test"] == second["test"] and first["confusion_matrix"] == second["confusion_matrix"]
     tokenizers = {(runs / f"version_{i}" / "tokenizer.json").read_text() for i in (0, 1, 2)}
     assert len(tokenizers) == 1
+
+
+def test_lightning_steps_the_plateau_scheduler_on_val_loss(sst2_dir, tmp_path):
+    # A learning rate too small to move val_loss by Keras's min_delta: every epoch after the first is a plateau.
+    main(fit_args(sst2_dir, tmp_path, "--model.lr", "1e-12", "--model.min_lr", "0", "--model.plateau_patience", "1"))
+    history = json.loads((tmp_path / "version_0" / "metrics.json").read_text())["history"]
+    assert [e["lr"] for e in history] == [1e-12, 1e-12, 5e-13]  # halved after the first epoch without improvement
