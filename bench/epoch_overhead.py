@@ -6,7 +6,7 @@ DataLoader and optimizer, measured alternately in one process. Prints a table an
 
 The first ``--warmup`` batches of every epoch are excluded from both timings. The Trainer runs as the reference
 config does (TensorBoard logger, per-epoch metrics, the command line's progress bar unless --no-progress-bar),
-minus validation and checkpointing, which the plain loop does not have either.
+minus checkpointing and validation (one batch, after the timed ones), which the plain loop does not have.
 """
 
 import argparse
@@ -53,7 +53,9 @@ def lightning_epoch(model_class, data, batches: int, warmup: int, progress_bar: 
     timer = EpochTimer(warmup)
     with tempfile.TemporaryDirectory() as logs:
         trainer = L.Trainer(
-            accelerator="cpu", max_epochs=1, limit_train_batches=batches or 1.0, limit_val_batches=0,
+            # One validation batch, after the timed batches, gives the plateau scheduler its val_loss.
+            accelerator="cpu", max_epochs=1, limit_train_batches=batches or 1.0, limit_val_batches=1,
+            num_sanity_val_steps=0,
             enable_checkpointing=False, logger=TensorBoardLogger(logs, name=""), callbacks=[timer],
             enable_progress_bar=progress_bar, enable_model_summary=False,
         )  # fmt: skip
