@@ -112,7 +112,7 @@ def main() -> None:
     }  # fmt: skip
     print(f"\n{args.workflow}: batch {batch_size}, {n_batches} batches an epoch ({batches} timed), "
           f"{torch.get_num_threads()} threads, median of {args.repeats}")  # fmt: skip
-    print(f"| loop | samples/s | epoch seconds | runs (samples/s) |\n|---|---:|---:|---|")
+    print("| loop | samples/s | epoch seconds | runs (samples/s) |\n|---|---:|---:|---|")
     for name in runs:
         values = ", ".join(f"{v:,.0f}" for v in runs[name])
         print(f"| {name} | {median[name]:,.0f} | {result['epoch_seconds'][name]:.1f} | {values} |")

@@ -8,7 +8,6 @@ Fashion-MNIST images are 28x28 grayscale, a light garment on a black background.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch

@@ -42,7 +42,7 @@ def test_optimizer_and_plateau_schedule_follow_keras():
     assert optimizer.defaults["eps"] == 1e-7 and optimizer.defaults["lr"] == 1e-3
     assert config["lr_scheduler"]["monitor"] == "val_loss"
     scheduler.step(1.0)  # best so far
-    for bad_epoch in (1, 2, 3):
+    for _ in range(3):  # three epochs without improvement
         assert optimizer.param_groups[0]["lr"] == 1e-3
         scheduler.step(1.0)
     assert optimizer.param_groups[0]["lr"] == 5e-4  # Keras: on the third epoch without improvement
