@@ -157,3 +157,19 @@ def test_predict_subcommand_writes_predictions(fashion_run, tmp_path, capsys):
     rows = list(csv.DictReader(path.open()))
     assert [int(r["index"]) for r in rows] == list(range(32)) and all(r["predicted"] in CLASS_NAMES for r in rows)
     assert sum(float(rows[0][f"p_{name}"]) for name in CLASS_NAMES) == pytest.approx(1, abs=1e-4)
+
+
+def test_sst2_predict_subcommand_writes_both_class_probabilities(sst2_run, tmp_path):
+    data_dir, run = sst2_run
+    sst2_train(["predict", "--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(tmp_path),
+                "--ckpt_path", str(run / "checkpoints" / "last.ckpt"), "--trainer.enable_progress_bar", "false"])  # fmt: skip
+    rows = list(csv.DictReader((tmp_path / "version_0" / "predictions.csv").open()))
+    assert len(rows) == 20 and rows[0].keys() == {"index", "predicted", "p_negative", "p_positive"}
+    for row in rows:
+        p_negative, p_positive = float(row["p_negative"]), float(row["p_positive"])
+        assert p_negative + p_positive == pytest.approx(1, abs=1e-5)
+        assert row["predicted"] == ("positive" if p_positive > p_negative else "negative")
+    # The same probabilities as the Python API gives for the same sentences.
+    sentences = (data_dir / "SST-2" / "dev.tsv").read_text().splitlines()[1:]
+    api = sst2_predict.load(run / "checkpoints" / "last.ckpt").predict([s.split("\t")[0] for s in sentences])
+    assert [float(r["p_positive"]) for r in rows] == pytest.approx([p["probability_positive"] for p in api], abs=1e-5)
