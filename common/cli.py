@@ -1,6 +1,7 @@
 """The LightningCLI both workflows run: fit / validate / test / predict, and fit ends with test and report."""
 
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -9,7 +10,7 @@ import lightning as L
 from lightning.pytorch.cli import ArgsType, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from common.data import exit_on_data_error
+from common.data import DataError, exit_on_data_error
 from common.predict import PredictionWriter
 from common.report import ReportCallback
 
@@ -37,8 +38,30 @@ class WorkflowCLI(LightningCLI):
         config = self._get(self.config_init, "trainer")
         if config.get("logger") in (None, True):
             # The Trainer's own default logger would add a "lightning_logs" level between the root and version_N.
-            kwargs["logger"] = TensorBoardLogger(config["default_root_dir"] or ".", name="")
+            root, version = self._run_folder(Path(config["default_root_dir"] or "."))
+            kwargs["logger"] = TensorBoardLogger(root, name="", version=version)
         return super().instantiate_trainer(**kwargs)
+
+    def _run_folder(self, root: Path) -> tuple[Path, int | None]:
+        """Where the run's files go: a new version under ``root``, except that ``fit --ckpt_path`` with a
+        checkpoint of ``<dir>/version_N/checkpoints/`` (or ``last``: the newest run's ``last.ckpt`` under
+        ``root``) continues that run in its own folder."""
+        if self.subcommand != "fit" or not self.config_init["fit"].get("ckpt_path"):
+            return root, None
+        ckpt_path = self.config_init["fit"]["ckpt_path"]
+        if ckpt_path == "last":
+            runs = sorted(root.glob("version_*/checkpoints/last.ckpt"), key=lambda p: int(p.parts[-3][8:]))
+            if not runs:
+                raise DataError(f"--ckpt_path last: there is no version_*/checkpoints/last.ckpt under {root} to resume.")
+            ckpt_path = self.config_init["fit"]["ckpt_path"] = str(runs[-1])
+        checkpoint = Path(ckpt_path)
+        if not checkpoint.is_file():
+            raise DataError(f"--ckpt_path {ckpt_path}: no such checkpoint.")
+        run = checkpoint.parent.parent
+        match = re.fullmatch(r"version_(\d+)", run.name)
+        if checkpoint.parent.name == "checkpoints" and match:
+            return run.parent, int(match.group(1))
+        return root, None  # a checkpoint from elsewhere starts a new run from its weights
 
     def after_fit(self) -> None:
         checkpoint = self.trainer.checkpoint_callback  # the config's first ModelCheckpoint: the monitored one

@@ -91,6 +91,14 @@ class ClassifierModule(L.LightningModule):
         inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self.probabilities(self(inputs))
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # A resumed run must draw the same shuffles and dropout masks as an uninterrupted one.
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics("test")
         # Per-class scores and the confusion matrix are not scalars, so they are kept for the report instead of

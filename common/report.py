@@ -1,6 +1,7 @@
 """The report of a run: metrics.json, report.md, confusion_matrix.png and curves.png in the run folder."""
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def summarize(
     if len(class_names) == 2:  # binary task: the figures the reference quotes are those of the positive class
         summary.update(_scores(per_class[:, 1]))
     summary["confusion_matrix"] = confusion.tolist()
-    summary["history"] = history
+    # Wall times differ from run to run; they go to report.md, so that one seed always gives one metrics.json.
+    summary["history"] = [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in history]
     return summary
 
 
@@ -48,7 +50,7 @@ def _scores(values: torch.Tensor) -> dict[str, float]:
     return dict(zip(("precision", "recall", "f1"), values.tolist()))
 
 
-def markdown(summary: dict, class_names: list[str], title: str) -> str:
+def markdown(summary: dict, class_names: list[str], title: str, history: list[dict[str, float]]) -> str:
     lines = [f"# {title}", "", "## Metrics", "", "| split | accuracy | loss |", "|---|---:|---:|"]
     for split, label in SPLITS:
         if split in summary:
@@ -64,6 +66,12 @@ def markdown(summary: dict, class_names: list[str], title: str) -> str:
     lines += ["| | " + " | ".join(class_names) + " |", "|---|" + "---:|" * len(class_names)]
     for name, row in zip(class_names, summary["confusion_matrix"]):
         lines.append(f"| **{name}** | " + " | ".join(str(n) for n in row) + " |")
+    if history:
+        lines += ["", "## Per epoch", "", "| epoch | train acc | train loss | val acc | val loss | learning rate | seconds |"]
+        lines.append("|---:|---:|---:|---:|---:|---:|---:|")
+        for e in history:
+            cells = [f"{e[k]:.4f}" if k in e else "" for k in ("train_acc", "train_loss", "val_acc", "val_loss")]
+            lines.append(f"| {e['epoch']} | " + " | ".join(cells) + f" | {e.get('lr', '')} | {e.get('seconds', 0):.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -95,7 +103,7 @@ def curves_figure(history: list[dict[str, float]]) -> Figure:
     return figure
 
 
-def write_report(run_dir: Path, summary: dict, class_names: list[str], title: str) -> Path:
+def write_report(run_dir: Path, summary: dict, class_names: list[str], title: str, history: list[dict]) -> Path:
     """Writes the report files into ``run_dir`` and returns the path of report.md."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -103,7 +111,7 @@ def write_report(run_dir: Path, summary: dict, class_names: list[str], title: st
     if summary["history"]:
         curves_figure(summary["history"]).savefig(run_dir / "curves.png", dpi=120)
     report = run_dir / "report.md"
-    report.write_text(markdown(summary, class_names, title))
+    report.write_text(markdown(summary, class_names, title, history))
     return report
 
 
@@ -139,10 +147,13 @@ class ReportCallback(L.Callback):
         class_names = list(trainer.datamodule.class_names)
         test = {key: float(trainer.callback_metrics[key]) for key in ("test_loss", "test_acc")}
         summary = summarize(self.history, test, pl_module.test_results, class_names)
+        run_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        if "PL_GLOBAL_SEED" in os.environ:  # set by seed_everything
+            summary["seed"] = int(os.environ["PL_GLOBAL_SEED"])
         if trainer.ckpt_path:
-            summary["checkpoint"] = str(trainer.ckpt_path)
+            summary["checkpoint"] = os.path.relpath(trainer.ckpt_path, run_dir)
             summary["checkpoint_epoch"] = self.checkpoint_epoch
-        self.report_path = write_report(Path(trainer.log_dir or trainer.default_root_dir), summary, class_names, self.title)
+        self.report_path = write_report(run_dir, summary, class_names, self.title, self.history)
         for logger in trainer.loggers:
             logger.log_metrics({"hp_metric": test["test_acc"]}, step=trainer.global_step)
             if isinstance(logger, TensorBoardLogger):

@@ -36,5 +36,6 @@ def test_macro_and_weighted_averages():
     assert summary["macro_avg"]["recall"] == pytest.approx(sum(recall) / 3)
     assert summary["weighted_avg"]["recall"] == pytest.approx((0.8 * 10 + 0.75 * 4 + 6) / 20)
     assert "train" not in summary and "precision" not in summary  # no history; not a binary task
-    table = markdown(summary, ["a", "b", "c"], "Title")
+    table = markdown(summary, ["a", "b", "c"], "Title", HISTORY)
     assert "| test | 0.8500 | 1.0000 |" in table and "| **b** | 1 | 3 | 0 |" in table
+    assert "| 2 | 0.9000 | 0.3000 | 0.8400 | 0.4500 |" in table
