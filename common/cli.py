@@ -11,7 +11,7 @@ from lightning.pytorch.cli import ArgsType, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from common.data import DataError, exit_on_data_error
-from common.predict import PredictionWriter
+from common.predict import PredictionWriter, read_checkpoint
 from common.report import ReportCallback
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -30,6 +30,15 @@ class WorkflowCLI(LightningCLI):
     resolved config and the report. ``fit`` goes on to test the best checkpoint (the last epoch's where nothing is
     monitored) and write the report; ``test`` writes the report too, and ``predict`` writes predictions.csv.
     """
+
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        # Lightning would read a checkpoint's hyper-parameters into this model's config next, and fail with a
+        # parser error if they are another model's: say plainly what is wrong instead.
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and ckpt_path not in ("last", "best"):
+            read_checkpoint(ckpt_path, self.model_class)
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_lightning_class_args(ReportCallback, "report")
@@ -55,8 +64,6 @@ class WorkflowCLI(LightningCLI):
                 raise DataError(f"--ckpt_path last: there is no version_*/checkpoints/last.ckpt under {root} to resume.")
             ckpt_path = self.config_init["fit"]["ckpt_path"] = str(runs[-1])
         checkpoint = Path(ckpt_path)
-        if not checkpoint.is_file():
-            raise DataError(f"--ckpt_path {ckpt_path}: no such checkpoint.")
         run = checkpoint.parent.parent
         match = re.fullmatch(r"version_(\d+)", run.name)
         if checkpoint.parent.name == "checkpoints" and match:

@@ -13,8 +13,9 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from common.data import DataError
 
 
-def load_checkpoint(path: str | Path, model_class: type) -> tuple[torch.nn.Module, dict]:
-    """The model of a checkpoint, in eval mode on the CPU, and the checkpoint itself.
+def read_checkpoint(path: str | Path, model_class: type) -> tuple[dict, torch.nn.Module]:
+    """A checkpoint of ``model_class`` and a fresh model built from its hyper-parameters, or a DataError saying
+    why not: missing, unreadable, not Lightning's, or saved by another model.
 
     Loaded with ``weights_only=True``: tensors and plain containers only, no arbitrary objects unpickled.
     """
@@ -33,12 +34,17 @@ def load_checkpoint(path: str | Path, model_class: type) -> tuple[torch.nn.Modul
         model = model_class(**hparams)
     except TypeError:
         model = None
-    expected = set(model.state_dict()) if model is not None else set()
-    if model is None or set(checkpoint["state_dict"]) != expected:
+    if model is None or set(checkpoint["state_dict"]) != set(model.state_dict()):
         raise DataError(
             f"{path} was not saved by a {model_class.__name__} (its hyper-parameters are {sorted(hparams)}): "
             "is it a checkpoint of the other workflow?"
         )
+    return checkpoint, model
+
+
+def load_checkpoint(path: str | Path, model_class: type) -> tuple[torch.nn.Module, dict]:
+    """The model of a checkpoint, in eval mode on the CPU, and the checkpoint itself."""
+    checkpoint, model = read_checkpoint(path, model_class)
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval(), checkpoint
 

@@ -30,6 +30,8 @@ def load_tsv(path: Path) -> tuple[list[str], torch.Tensor]:
             header, first_row = file.readline(), file.readline()
     except UnicodeDecodeError as error:
         raise DataError(f"{path} is not UTF-8 text ({error}).") from None
+    if not header:
+        raise DataError(f"{path} is empty (GLUE's header is sentence<TAB>label, then one row per line).")
     if header.rstrip("\r\n").split("\t") != ["sentence", "label"]:
         raise DataError(f"{path} starts with {header.strip()[:80]!r}; GLUE's header is sentence<TAB>label.")
     if not first_row:

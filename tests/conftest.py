@@ -42,12 +42,16 @@ def write_fashion_mnist(root: Path, n_train: int = 64, n_test: int = 32, compres
     return root
 
 
-@pytest.fixture(autouse=True)
-def isolated_environment(tmp_path, monkeypatch):
-    """No test reads the user's DATA_DIR, writes the user's cache, or finds Debian's copy of the data."""
-    monkeypatch.delenv("DATA_DIR", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr("fashion_cnn.data.DEBIAN_DIR", tmp_path / "no-debian-package")
+@pytest.fixture(autouse=True, scope="session")
+def isolated_environment(tmp_path_factory):
+    """No test (module-scoped fixtures included) reads the user's DATA_DIR, writes the user's cache, or finds
+    Debian's copy of the data."""
+    root = tmp_path_factory.mktemp("environment")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("DATA_DIR", raising=False)
+        patch.setenv("XDG_CACHE_HOME", str(root / "cache"))
+        patch.setattr("fashion_cnn.data.DEBIAN_DIR", root / "no-debian-package")
+        yield
 
 
 @pytest.fixture

@@ -41,7 +41,8 @@ def test_data_dir_comes_from_the_environment(fashion_dir, monkeypatch):
     assert len(data.test_set[0]) == 32
 
 
-def test_gzipped_files_are_unpacked_to_the_cache_not_beside_them(tmp_path):
+def test_gzipped_files_are_unpacked_to_the_cache_not_beside_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     source = write_fashion_mnist(tmp_path / "readonly", compress=True)
     before = sorted(p.name for p in (source / "FashionMNIST" / "raw").iterdir())
     root = locate(source, download=False)

@@ -1,0 +1,90 @@
+"""Each bad input gets one clear message, exit status 2, no traceback, and leaves an earlier run untouched."""
+
+import hashlib
+import shutil
+
+import pytest
+import torch
+
+from fashion_cnn.train import main as fashion_main
+from sst2_bilstm.train import main as sst2_main
+from tests.conftest import write_fashion_mnist, write_idx, write_sst2
+
+TINY_SST2 = ["--model.embedding_dim", "8", "--model.hidden_sizes", "[4, 4]", "--model.dense_size", "4"]
+QUIET = ["--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"]
+
+
+@pytest.fixture(scope="module")
+def earlier(tmp_path_factory):
+    """Good data, and one finished run of each workflow under runs/<workflow>/version_0."""
+    root = tmp_path_factory.mktemp("earlier")
+    fashion, sst2 = write_fashion_mnist(root / "fashion"), write_sst2(root / "sst2")
+    fashion_main(["fit", "--data.data_dir", str(fashion), "--trainer.default_root_dir", str(root / "runs" / "fashion"), *QUIET])
+    sst2_main(["fit", "--data.data_dir", str(sst2), "--trainer.default_root_dir", str(root / "runs" / "sst2"), *QUIET, *TINY_SST2])
+    return root
+
+
+def snapshot(folder):
+    return {p.relative_to(folder): hashlib.md5(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+
+def raw(data):
+    return data / "FashionMNIST" / "raw"
+
+
+def gzip_instead(data):  # replace the plain files by gzipped ones, one of which is not gzip at all
+    shutil.rmtree(data)
+    write_fashion_mnist(data, compress=True)
+    (raw(data) / "train-labels-idx1-ubyte.gz").write_bytes(b"plain text, not gzip")
+
+
+FASHION_CASES = {
+    "truncated IDX": (lambda d: (raw(d) / "t10k-images-idx3-ubyte").write_bytes((raw(d) / "t10k-images-idx3-ubyte").read_bytes()[:5000]), [], "t10k-images-idx3-ubyte is truncated"),
+    "wrongly sized IDX": (lambda d: write_idx(raw(d) / "train-images-idx3-ubyte", torch.zeros(64, 32, 32, dtype=torch.uint8)), [], "holds data of shape (64, 32, 32), expected ('N', 28, 28)"),
+    "header not IDX": (lambda d: (raw(d) / "train-labels-idx1-ubyte").write_bytes(b"PK\x03\x04" + bytes(100)), [], "train-labels-idx1-ubyte is not an IDX file"),
+    ".gz not gzip": (gzip_instead, [], "train-labels-idx1-ubyte.gz is not a readable gzip file"),
+    "unknown config key": (None, ["--model.learning_rate", "0.1"], "learning_rate"),
+    "wrong type": (None, ["--data.batch_size", "abc"], "Expected a <class 'int'>. Got value: abc"),
+    "other model's checkpoint": (None, ["--ckpt_path", "SST2_CKPT"], "was not saved by a FashionCNN"),
+}  # fmt: skip
+SST2_CASES = {
+    "no label column": (lambda d: (d / "SST-2" / "train.tsv").write_text("sentence\tscore\nfine\t1\n"), "starts with 'sentence\\tscore'"),
+    "label not 0/1": (lambda d: (d / "SST-2" / "dev.tsv").write_text("sentence\tlabel\nfine\t1\nbad\t-1\n"), "dev.tsv, line 3: label '-1'"),
+    "empty TSV": (lambda d: (d / "SST-2" / "dev.tsv").write_text(""), "dev.tsv is empty"),
+    "non-UTF-8 text": (lambda d: (d / "SST-2" / "train.tsv").write_bytes(b"sentence\tlabel\nd\xe9j\xe0 vu\t1\n"), "train.tsv is not UTF-8 text"),
+    "other model's checkpoint": (None, "was not saved by a SST2BiLSTM"),
+}  # fmt: skip
+
+
+def run(main, args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    return exit_info.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", FASHION_CASES)
+def test_fashion_bad_input(case, earlier, tmp_path, capsys):
+    damage, extra, message = FASHION_CASES[case]
+    data = write_fashion_mnist(tmp_path / "data")
+    if damage:
+        damage(data)
+    extra = [str(earlier / "runs/sst2/version_0/checkpoints/last.ckpt") if a == "SST2_CKPT" else a for a in extra]
+    before = snapshot(earlier / "runs")
+    args = ["fit", "--data.data_dir", str(data), "--trainer.default_root_dir", str(earlier / "runs" / "fashion"), *QUIET]
+    status, err = run(fashion_main, [*args, *extra], capsys)
+    assert status == 2 and message in err and "Traceback" not in err
+    assert snapshot(earlier / "runs").items() >= before.items()  # nothing earlier changed
+
+
+@pytest.mark.parametrize("case", SST2_CASES)
+def test_sst2_bad_input(case, earlier, tmp_path, capsys):
+    damage, message = SST2_CASES[case]
+    data = write_sst2(tmp_path / "data")
+    extra = [] if damage else ["--ckpt_path", str(earlier / "runs/fashion/version_0/checkpoints/last.ckpt")]
+    if damage:
+        damage(data)
+    before = snapshot(earlier / "runs")
+    args = ["fit", "--data.data_dir", str(data), "--trainer.default_root_dir", str(earlier / "runs" / "sst2"), *QUIET]
+    status, err = run(sst2_main, [*args, *TINY_SST2, *extra], capsys)
+    assert status == 2 and message in err and "Traceback" not in err
+    assert snapshot(earlier / "runs").items() >= before.items()
