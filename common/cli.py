@@ -10,7 +10,7 @@ import lightning as L
 from lightning.pytorch.cli import ArgsType, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from common.data import DataError, exit_on_data_error
+from common.errors import DataError, exit_on_reported_error
 from common.predict import PredictionWriter, read_checkpoint
 from common.report import ReportCallback
 
@@ -98,7 +98,7 @@ def run_cli(model_class: type, datamodule_class: type, config_name: str, args: A
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     # The arguments are passed on explicitly (with "fit" added where needed), which is what this warns about.
     warnings.filterwarnings("ignore", ".*LightningCLI's args parameter is intended.*")
-    with exit_on_data_error():
+    with exit_on_reported_error():
         return WorkflowCLI(
             model_class,
             datamodule_class,

@@ -1,28 +1,10 @@
 """Where datasets live, and batches sliced from in-memory tensors."""
 
 import os
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
-
-
-class DataError(RuntimeError):
-    """Input that is missing or malformed (datasets, checkpoints, files to predict); the command lines print its
-    message alone, without a traceback, and exit with status 2."""
-
-
-@contextmanager
-def exit_on_data_error() -> Iterator[None]:
-    """Turns a DataError into its message on standard error and exit status 2: no traceback for bad input."""
-    try:
-        yield
-    except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:

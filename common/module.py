@@ -12,6 +12,8 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from common.errors import NonFiniteLossError
+
 STAGES = ("train", "val", "test")
 
 
@@ -42,6 +44,8 @@ class ClassifierModule(L.LightningModule):
             }
         )
         self.test_results: dict[str, torch.Tensor] = {}
+        # The first step whose training loss was not finite, kept on the device (-1: none yet).
+        self.register_buffer("first_nonfinite_step", torch.tensor(-1), persistent=False)
 
     def loss_and_predictions(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -68,14 +72,29 @@ class ClassifierModule(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, _ = self._step(batch, "train")
+        first = self.first_nonfinite_step
+        first.masked_fill_(~loss.detach().isfinite() & (first < 0), self.global_step)
         every = self.trainer.log_every_n_steps
         if every and (self.global_step + 1) % every == 0:  # the steps on which Lightning writes step logs
+            self._stop_if_not_finite()
             self.log("train_batch_loss", loss.detach())
         if batch_idx + 1 == self.trainer.num_training_batches:
+            self._stop_if_not_finite()
             # Logged with the epoch's last batch rather than in on_train_epoch_end, which Lightning calls after
             # the callbacks' own: so checkpoints, early stopping and the report all see this epoch's figures.
             self._log_epoch_metrics("train")
         return loss
+
+    def _stop_if_not_finite(self) -> None:
+        # Read only on logging steps and at the end of each epoch: checking every step would make every step
+        # wait for the device.
+        step = int(self.first_nonfinite_step)
+        if step >= 0:
+            raise NonFiniteLossError(
+                f"the training loss became nan or infinite at step {step} (epoch {self.current_epoch + 1}); "
+                "training stopped. Lower the learning rate or check the data; the checkpoints of the epochs "
+                "before are kept."
+            )
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "val")

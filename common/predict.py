@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from common.data import DataError
+from common.errors import DataError
 
 
 def read_checkpoint(path: str | Path, model_class: type) -> tuple[dict, torch.nn.Module]:

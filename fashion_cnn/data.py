@@ -13,7 +13,8 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision.datasets import FashionMNIST
 
-from common.data import DataError, cache_dir, resolve_data_dir, tensor_loader
+from common.data import cache_dir, resolve_data_dir, tensor_loader
+from common.errors import DataError
 
 CLASS_NAMES = tuple(FashionMNIST.classes)
 FILES = {

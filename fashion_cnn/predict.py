@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from common.data import DataError, exit_on_data_error
+from common.errors import DataError, exit_on_reported_error
 from common.predict import load_checkpoint, write_rows
 from fashion_cnn.data import CLASS_NAMES
 from fashion_cnn.model import FashionCNN
@@ -88,7 +88,7 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--invert", action="store_true", help="for dark garments on a light background")
     parser.add_argument("--output", type=Path, help="write CSV or JSON (by extension) instead of a table")
     options = parser.parse_args(args)
-    with exit_on_data_error():
+    with exit_on_reported_error():
         predictor = load(options.ckpt)
         files = image_files(options.inputs)
         images = torch.stack([read_image(f, options.resize, options.invert) for f in files])

@@ -11,7 +11,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from tokenizers import Tokenizer
 from torch.utils.data import DataLoader
 
-from common.data import DataError, cache_dir, resolve_data_dir, tensor_loader
+from common.data import cache_dir, resolve_data_dir, tensor_loader
+from common.errors import DataError
 from sst2_bilstm.tokenizer import encode, fit_word_tokenizer
 
 CLASS_NAMES = ("negative", "positive")

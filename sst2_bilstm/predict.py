@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
-from common.data import DataError, exit_on_data_error
+from common.errors import DataError, exit_on_reported_error
 from common.predict import load_checkpoint, write_rows
 from sst2_bilstm.data import CLASS_NAMES
 from sst2_bilstm.model import SST2BiLSTM
@@ -83,7 +83,7 @@ def main(args: list[str] | None = None) -> None:
     options = parser.parse_args(args)
     if options.sentences and options.file:
         parser.error("give sentences or --file, not both")
-    with exit_on_data_error():
+    with exit_on_reported_error():
         predictor = load(options.ckpt)
         write_rows(predictor.predict(read_sentences(options)), options.output, COLUMNS)
 

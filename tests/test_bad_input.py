@@ -88,3 +88,12 @@ def test_sst2_bad_input(case, earlier, tmp_path, capsys):
     status, err = run(sst2_main, [*args, *TINY_SST2, *extra], capsys)
     assert status == 2 and message in err and "Traceback" not in err
     assert snapshot(earlier / "runs").items() >= before.items()
+
+
+def test_a_non_finite_loss_stops_training_naming_the_step(tmp_path, capsys):
+    data = write_fashion_mnist(tmp_path / "data")
+    args = ["fit", "--data.data_dir", str(data), "--trainer.default_root_dir", str(tmp_path / "runs"), *QUIET]
+    status, err = run(fashion_main, [*args, "--trainer.max_epochs", "3", "--model.lr", "1e30"], capsys)
+    # Adam's first step moves every weight by ~1e30: the second step's activations overflow.
+    assert status == 2 and "the training loss became nan or infinite at step 1 (epoch 1)" in err
+    assert "Traceback" not in err and not (tmp_path / "runs" / "version_0" / "metrics.json").exists()

@@ -3,7 +3,7 @@ import gzip
 import pytest
 import torch
 
-from common.data import DataError
+from common.errors import DataError
 from fashion_cnn.data import ALL_FILES, CLASS_NAMES, FashionMNISTDataModule, locate
 from tests.conftest import write_fashion_mnist, write_idx
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from common.data import DataError
+from common.errors import DataError
 from sst2_bilstm.data import SST2DataModule
 
 
