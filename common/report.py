@@ -142,12 +142,12 @@ class ReportCallback(L.Callback):
         self.history = [e for e in self.history if e["epoch"] < entry["epoch"]] + [entry]
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        run_dir = Path(trainer.log_dir or trainer.default_root_dir)  # a broadcast: every process must ask
         if not trainer.is_global_zero:
             return
         class_names = list(trainer.datamodule.class_names)
         test = {key: float(trainer.callback_metrics[key]) for key in ("test_loss", "test_acc")}
         summary = summarize(self.history, test, pl_module.test_results, class_names)
-        run_dir = Path(trainer.log_dir or trainer.default_root_dir)
         if "PL_GLOBAL_SEED" in os.environ:  # set by seed_everything
             summary["seed"] = int(os.environ["PL_GLOBAL_SEED"])
         if trainer.ckpt_path:

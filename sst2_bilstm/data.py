@@ -147,10 +147,12 @@ class SST2DataModule(L.LightningDataModule):
         return self._encoded[split]
 
     def _save_tokenizer(self) -> None:
-        trainer = self.trainer
-        if trainer is not None and trainer.is_global_zero and trainer.log_dir:
-            Path(trainer.log_dir).mkdir(parents=True, exist_ok=True)
-            self.tokenizer.save(str(Path(trainer.log_dir) / "tokenizer.json"))
+        if self.trainer is None:
+            return
+        log_dir = self.trainer.log_dir  # a broadcast: every process must ask
+        if self.trainer.is_global_zero and log_dir:
+            Path(log_dir).mkdir(parents=True, exist_ok=True)
+            self.tokenizer.save(str(Path(log_dir) / "tokenizer.json"))
 
     def train_dataloader(self) -> DataLoader:
         return tensor_loader(*self.tensors("train"), batch_size=self.batch_size, shuffle=True)
