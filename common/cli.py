@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.cli import ArgsType, LightningCLI
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from common.errors import DataError, exit_on_reported_error
@@ -21,6 +21,14 @@ def lighter_progress_bar() -> None:
     """Lightning redraws its progress bar after every batch by default, which costs a small model ~8% of its
     training time on a CPU; every 25th batch still looks live. An exported TQDM_MINITERS takes precedence."""
     os.environ.setdefault("TQDM_MINITERS", "25")
+
+
+class ConciseParser(LightningArgumentParser):
+    """A parser whose errors are the error and a pointer to --help, without the usage of every Trainer option
+    (some 40 lines) that argparse prints before them; --help itself is unchanged."""
+
+    def print_usage(self, file=None) -> None:
+        pass
 
 
 class WorkflowCLI(LightningCLI):
@@ -103,7 +111,11 @@ def run_cli(model_class: type, datamodule_class: type, config_name: str, args: A
             model_class,
             datamodule_class,
             args=args,
-            parser_kwargs={subcommand: defaults for subcommand in LightningCLI.subcommands()},
+            parser_kwargs={
+                "prog": f"python -m {model_class.__module__.rsplit('.', 1)[0]}.train",  # not "train.py"
+                **{subcommand: defaults for subcommand in LightningCLI.subcommands()},
+            },
             save_config_kwargs={"overwrite": True},
             trainer_defaults={"callbacks": [PredictionWriter()]},
+            parser_class=ConciseParser,
         )

@@ -97,3 +97,10 @@ def test_a_non_finite_loss_stops_training_naming_the_step(tmp_path, capsys):
     # Adam's first step moves every weight by ~1e30: the second step's activations overflow.
     assert status == 2 and "the training loss became nan or infinite at step 1 (epoch 1)" in err
     assert "Traceback" not in err and not (tmp_path / "runs" / "version_0" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("option", [["--model.learning_rate", "0.1"], ["--data.batch_size", "abc"]])
+def test_option_errors_are_a_few_lines_not_the_whole_usage(option, capsys):
+    status, err = run(fashion_main, ["fit", *option], capsys)
+    assert status == 2 and "usage:" not in err and len(err.strip().splitlines()) <= 3
+    assert "python -m fashion_cnn.train fit --help" in err
