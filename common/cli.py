@@ -67,10 +67,11 @@ class WorkflowCLI(LightningCLI):
             return root, None
         ckpt_path = self.config_init["fit"]["ckpt_path"]
         if ckpt_path == "last":
-            runs = sorted(root.glob("version_*/checkpoints/last.ckpt"), key=lambda p: int(p.parts[-3][8:]))
-            if not runs:
+            versions = {int(m[1]): p for p in root.glob("version_*/checkpoints/last.ckpt")
+                        if (m := re.fullmatch(r"version_(\d+)", p.parts[-3]))}  # fmt: skip
+            if not versions:
                 raise DataError(f"--ckpt_path last: there is no version_*/checkpoints/last.ckpt under {root} to resume.")
-            ckpt_path = self.config_init["fit"]["ckpt_path"] = str(runs[-1])
+            ckpt_path = self.config_init["fit"]["ckpt_path"] = str(versions[max(versions)])
         checkpoint = Path(ckpt_path)
         run = checkpoint.parent.parent
         match = re.fullmatch(r"version_(\d+)", run.name)
