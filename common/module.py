@@ -111,12 +111,18 @@ class ClassifierModule(L.LightningModule):
         return self.probabilities(self(inputs))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # A resumed run must draw the same shuffles and dropout masks as an uninterrupted one.
+        # A resumed run must draw the same shuffles and dropout masks as an uninterrupted one: the CPU generator
+        # shuffles, and draws dropout masks on the CPU; on a GPU, the GPU's generators draw them.
         checkpoint["torch_rng_state"] = torch.get_rng_state()
+        if torch.cuda.is_initialized():
+            checkpoint["cuda_rng_states"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
+        cuda_states = checkpoint.get("cuda_rng_states")
+        if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics("test")
