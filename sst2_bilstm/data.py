@@ -2,6 +2,7 @@
 
 import csv
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import datasets
@@ -9,9 +10,9 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from tokenizers import Tokenizer
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
-from common.data import cache_dir, resolve_data_dir, tensor_loader
+from common.data import TensorBatches, cache_dir, resolve_data_dir, tensor_loader
 from common.errors import DataError
 from sst2_bilstm.tokenizer import encode, fit_word_tokenizer
 
@@ -86,6 +87,32 @@ def load_sst2(data_dir: Path) -> dict[str, tuple[list[str], torch.Tensor]]:
         ) from None
 
 
+class LengthBuckets(Sampler[list[int]]):
+    """Batches of sentences of similar length. Training: indices shuffled, cut into pools of ``pool`` batches,
+    sorted by length within each pool, batched, and the batches shuffled. Evaluation: sorted by length."""
+
+    def __init__(self, lengths: torch.Tensor, batch_size: int, shuffle: bool, pool: int = 50) -> None:
+        self.lengths, self.batch_size, self.shuffle, self.pool = lengths, batch_size, shuffle, pool
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if not self.shuffle:
+            yield from (b.tolist() for b in self.lengths.argsort(stable=True).split(self.batch_size))
+            return
+        batches = []
+        for pool in torch.randperm(len(self.lengths)).split(self.batch_size * self.pool):
+            batches += pool[self.lengths[pool].argsort(stable=True)].split(self.batch_size)
+        yield from (batches[i].tolist() for i in torch.randperm(len(batches)))
+
+
+def _trimmed(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    tokens, labels = batch
+    longest = max(int(tokens.ne(0).sum(dim=1).max()), 1)  # padding only ever follows the words
+    return tokens[:, :longest], labels
+
+
 class SST2DataModule(L.LightningDataModule):
     """GLUE SST-2 as token-id tensors, split as the reference.
 
@@ -101,6 +128,9 @@ class SST2DataModule(L.LightningDataModule):
         num_words: vocabulary size, padding and out-of-vocabulary ids included.
         max_length: tokens per sequence; shorter ones are padded, longer ones truncated, both at the end.
         val_fraction: the share of GLUE's train split, taken from its end, held out for validation.
+        length_buckets: batch sentences of similar length together and cut each batch's padding to its longest
+            sentence (training batches still come in random order); the reference pads everything to
+            ``max_length``.
     """
 
     class_names = CLASS_NAMES
@@ -112,6 +142,7 @@ class SST2DataModule(L.LightningDataModule):
         num_words: int = 10_000,
         max_length: int = 50,
         val_fraction: float = 0.2,
+        length_buckets: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -120,6 +151,7 @@ class SST2DataModule(L.LightningDataModule):
         self.num_words = num_words
         self.max_length = max_length
         self.val_fraction = val_fraction
+        self.length_buckets = length_buckets
         self.texts: dict[str, tuple[list[str], torch.Tensor]] = {}
         self.tokenizer: Tokenizer | None = None
         self._encoded: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -154,14 +186,21 @@ class SST2DataModule(L.LightningDataModule):
             Path(log_dir).mkdir(parents=True, exist_ok=True)
             self.tokenizer.save(str(Path(log_dir) / "tokenizer.json"))
 
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        tokens, labels = self.tensors(split)
+        if not self.length_buckets:
+            return tensor_loader(tokens, labels, batch_size=self.batch_size, shuffle=shuffle)
+        buckets = LengthBuckets(tokens.ne(0).sum(dim=1), self.batch_size, shuffle)
+        return DataLoader(TensorBatches(tokens, labels), batch_sampler=buckets, collate_fn=_trimmed)
+
     def train_dataloader(self) -> DataLoader:
-        return tensor_loader(*self.tensors("train"), batch_size=self.batch_size, shuffle=True)
+        return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return tensor_loader(*self.tensors("val"), batch_size=self.batch_size)
+        return self._loader("val", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return tensor_loader(*self.tensors("test"), batch_size=self.batch_size)
+        return self._loader("test", shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
         return tensor_loader(self.tensors("test")[0], batch_size=self.batch_size)

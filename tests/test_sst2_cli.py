@@ -5,6 +5,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from sst2_bilstm.train import main
+from tests.conftest import REPO
 
 
 def fit_args(data_dir, root, *extra):
@@ -66,3 +67,12 @@ def test_lightning_steps_the_plateau_scheduler_on_val_loss(sst2_dir, tmp_path):
     main(fit_args(sst2_dir, tmp_path, "--model.lr", "1e-12", "--model.min_lr", "0", "--model.plateau_patience", "1"))
     history = json.loads((tmp_path / "version_0" / "metrics.json").read_text())["history"]
     assert [e["lr"] for e in history] == [1e-12, 1e-12, 5e-13]  # halved after the first epoch without improvement
+
+
+def test_the_packed_config_runs_on_top_of_the_reference(sst2_dir, tmp_path):
+    main([*fit_args(sst2_dir, tmp_path), "--config", str(REPO / "configs" / "sst2_bilstm_packed.yaml"),
+          "--trainer.default_root_dir", str(tmp_path)])  # fmt: skip
+    config = (tmp_path / "version_0" / "config.yaml").read_text()
+    assert "packed: true" in config and "length_buckets: true" in config and "patience: 5" in config
+    metrics = json.loads((tmp_path / "version_0" / "metrics.json").read_text())
+    assert sum(map(sum, metrics["confusion_matrix"])) == 20

@@ -93,3 +93,22 @@ def test_missing_files_and_no_network_name_the_files(tmp_path, monkeypatch):
     message = str(error.value)
     for needle in ("train.tsv", "dev.tsv", "DATA_DIR", "Couldn't reach"):
         assert needle in message
+
+
+def test_length_buckets_group_similar_lengths_and_cut_padding(sst2_dir):
+    train = sst2_dir / "SST-2" / "train.tsv"
+    lines = train.read_text().splitlines()
+    words = ["a", "b c", "d e f g", "h i j k l m n o"]
+    train.write_text("\n".join(lines + [f"{words[i % 4]}\t{i % 2}" for i in range(100)]) + "\n")
+    data = setup_data(sst2_dir, length_buckets=True, batch_size=8)
+    batches = list(data.train_dataloader())
+    tokens, labels = data.tensors("train")
+    assert sum(len(b[1]) for b in batches) == len(labels)  # every training sentence, once
+    for batch_tokens, _ in batches:
+        lengths = batch_tokens.ne(0).sum(dim=1)
+        assert batch_tokens.shape[1] == lengths.max()  # padding cut to the longest sentence
+    assert sum(b[0].shape[1] for b in batches) < len(batches) * tokens.shape[1] / 2
+    torch.manual_seed(1)
+    assert [b[1].tolist() for b in data.train_dataloader()] != [b[1].tolist() for b in batches]  # reshuffled
+    test_lengths = [int(b[0].ne(0).sum(dim=1).max()) for b in data.test_dataloader()]
+    assert test_lengths == sorted(test_lengths)  # evaluation: sorted by length

@@ -46,3 +46,17 @@ def test_optimizer_and_plateau_schedule_follow_keras():
         assert optimizer.param_groups[0]["lr"] == 1e-3
         scheduler.step(1.0)
     assert optimizer.param_groups[0]["lr"] == 5e-4  # Keras: on the third epoch without improvement
+
+
+def test_packed_reads_only_the_real_tokens():
+    torch.manual_seed(0)
+    small = {"embedding_dim": 16, "hidden_sizes": (8, 4), "dense_size": 8}
+    reference, packed = SST2BiLSTM(**small).eval(), SST2BiLSTM(**small, packed=True).eval()
+    packed.load_state_dict(reference.state_dict())
+    full = torch.randint(2, 10_000, (3, 50))
+    assert torch.allclose(packed(full), reference(full), atol=1e-6)  # nothing to skip: the same computation
+    short, long = torch.zeros(2, 12, dtype=torch.long), torch.zeros(2, 50, dtype=torch.long)
+    short[:, :7] = long[:, :7] = full[:2, :7]
+    assert torch.allclose(packed(short), packed(long), atol=1e-6)  # however much padding follows
+    assert not torch.allclose(reference(short), reference(long), atol=1e-6)  # the reference reads it
+    assert packed(torch.zeros(1, 50, dtype=torch.long)).isfinite().all()  # an empty sentence still works
