@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from tokenizers import Tokenizer
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from common.data import TensorBatches, cache_dir, resolve_data_dir, tensor_loader
 from common.errors import DataError
@@ -87,22 +87,24 @@ def load_sst2(data_dir: Path) -> dict[str, tuple[list[str], torch.Tensor]]:
         ) from None
 
 
-class LengthBuckets(Sampler[list[int]]):
-    """Batches of sentences of similar length. Training: indices shuffled, cut into pools of ``pool`` batches,
-    sorted by length within each pool, batched, and the batches shuffled. Evaluation: sorted by length."""
+class LengthBuckets(BatchSampler):
+    """Batches of sentences of similar length, from the indices ``sampler`` yields (a random order in training,
+    one process's share under DDP, where Lightning swaps in its distributed sampler). With ``shuffle``: cut into
+    pools of ``pool`` batches, sorted by length within each pool, batched, and the batches shuffled; without:
+    sorted by length."""
 
-    def __init__(self, lengths: torch.Tensor, batch_size: int, shuffle: bool, pool: int = 50) -> None:
-        self.lengths, self.batch_size, self.shuffle, self.pool = lengths, batch_size, shuffle, pool
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.batch_size)
+    def __init__(self, sampler, batch_size: int, drop_last: bool = False, *, lengths: torch.Tensor,
+                 shuffle: bool, pool: int = 50) -> None:  # fmt: skip
+        super().__init__(sampler, batch_size, drop_last)
+        self.lengths, self.shuffle, self.pool = lengths, shuffle, pool
 
     def __iter__(self) -> Iterator[list[int]]:
+        indices = torch.tensor(list(self.sampler), dtype=torch.long)
         if not self.shuffle:
-            yield from (b.tolist() for b in self.lengths.argsort(stable=True).split(self.batch_size))
+            yield from (b.tolist() for b in indices[self.lengths[indices].argsort(stable=True)].split(self.batch_size))
             return
         batches = []
-        for pool in torch.randperm(len(self.lengths)).split(self.batch_size * self.pool):
+        for pool in indices.split(self.batch_size * self.pool):
             batches += pool[self.lengths[pool].argsort(stable=True)].split(self.batch_size)
         yield from (batches[i].tolist() for i in torch.randperm(len(batches)))
 
@@ -190,7 +192,8 @@ class SST2DataModule(L.LightningDataModule):
         tokens, labels = self.tensors(split)
         if not self.length_buckets:
             return tensor_loader(tokens, labels, batch_size=self.batch_size, shuffle=shuffle)
-        buckets = LengthBuckets(tokens.ne(0).sum(dim=1), self.batch_size, shuffle)
+        sampler = RandomSampler(tokens) if shuffle else SequentialSampler(tokens)
+        buckets = LengthBuckets(sampler, self.batch_size, lengths=tokens.ne(0).sum(dim=1), shuffle=shuffle)
         return DataLoader(TensorBatches(tokens, labels), batch_sampler=buckets, collate_fn=_trimmed)
 
     def train_dataloader(self) -> DataLoader:

@@ -9,15 +9,18 @@ import pytest
 
 from tests.conftest import REPO, write_fashion_mnist, write_sst2
 
-WORKFLOWS = {  # data writer, test-set size, extra arguments
-    "fashion_cnn": (write_fashion_mnist, 32, ["--data.download", "false"]),
-    "sst2_bilstm": (write_sst2, 20, ["--model.embedding_dim", "8", "--model.hidden_sizes", "[4, 4]"]),
+TINY_SST2 = ["--model.embedding_dim", "8", "--model.hidden_sizes", "[4, 4]"]
+PACKED = str(REPO / "configs" / "sst2_bilstm_packed.yaml")
+CASES = {  # workflow, data writer, test-set size, extra arguments
+    "fashion_cnn": ("fashion_cnn", write_fashion_mnist, 32, ["--data.download", "false"]),
+    "sst2_bilstm": ("sst2_bilstm", write_sst2, 20, TINY_SST2),
+    "sst2_bilstm_packed": ("sst2_bilstm", write_sst2, 20, ["--config", PACKED, *TINY_SST2]),
 }
 
 
-@pytest.mark.parametrize("workflow", WORKFLOWS)
-def test_ddp_on_two_cpu_processes(workflow, tmp_path):
-    write_data, n_test, extra = WORKFLOWS[workflow]
+@pytest.mark.parametrize("case", CASES)
+def test_ddp_on_two_cpu_processes(case, tmp_path):
+    workflow, write_data, n_test, extra = CASES[case]
     data_dir, root = write_data(tmp_path / "data"), tmp_path / "ddp"
     common = ["--data.data_dir", str(data_dir), "--trainer.enable_progress_bar", "false", *extra]
     command = [sys.executable, "-m", f"{workflow}.train", "fit", *common, "--trainer.default_root_dir", str(root),
@@ -39,4 +42,4 @@ def test_ddp_on_two_cpu_processes(workflow, tmp_path):
     assert single["confusion_matrix"] == confusion
     assert single["test"]["accuracy"] == pytest.approx(ddp["test"]["accuracy"])
     assert single["test"]["loss"] == pytest.approx(ddp["test"]["loss"], rel=1e-5)
-    print(f"{workflow}: DDP test accuracy {ddp['test']['accuracy']:.4f}, loss {ddp['test']['loss']:.4f}")
+    print(f"{case}: DDP test accuracy {ddp['test']['accuracy']:.4f}, loss {ddp['test']['loss']:.4f}")
