@@ -49,6 +49,12 @@ def load_checkpoint(path: str | Path, model_class: type) -> tuple[torch.nn.Modul
     return model.eval(), checkpoint
 
 
+@torch.inference_mode()
+def batched_probabilities(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """The model's class probabilities for ``inputs``, ``batch_size`` at a time, without autograd."""
+    return torch.cat([model.probabilities(model(chunk)) for chunk in inputs.split(batch_size)])
+
+
 def write_rows(rows: list[dict], output: Path | None, columns: list[str]) -> None:
     """Rows as an aligned table on standard output, or to ``output`` as CSV or JSON (chosen by its extension)."""
     if output is None:

@@ -103,11 +103,14 @@ def curves_figure(history: list[dict[str, float]]) -> Figure:
     return figure
 
 
-def write_report(run_dir: Path, summary: dict, class_names: list[str], title: str, history: list[dict]) -> Path:
-    """Writes the report files into ``run_dir`` and returns the path of report.md."""
+def write_report(
+    run_dir: Path, summary: dict, class_names: list[str], title: str, history: list[dict], confusion: Figure
+) -> Path:
+    """Writes the report files into ``run_dir`` (``confusion``: the confusion-matrix figure) and returns the path
+    of report.md."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-    confusion_matrix_figure(summary["confusion_matrix"], class_names).savefig(run_dir / "confusion_matrix.png", dpi=120)
+    confusion.savefig(run_dir / "confusion_matrix.png", dpi=120)
     if summary["history"]:
         curves_figure(summary["history"]).savefig(run_dir / "curves.png", dpi=120)
     report = run_dir / "report.md"
@@ -153,12 +156,12 @@ class ReportCallback(L.Callback):
         if trainer.ckpt_path:
             summary["checkpoint"] = os.path.relpath(trainer.ckpt_path, run_dir)
             summary["checkpoint_epoch"] = self.checkpoint_epoch
-        self.report_path = write_report(run_dir, summary, class_names, self.title, self.history)
+        confusion = confusion_matrix_figure(summary["confusion_matrix"], class_names)  # for the file and TensorBoard
+        self.report_path = write_report(run_dir, summary, class_names, self.title, self.history, confusion)
         for logger in trainer.loggers:
             logger.log_metrics({"hp_metric": test["test_acc"]}, step=trainer.global_step)
             if isinstance(logger, TensorBoardLogger):
-                figure = confusion_matrix_figure(summary["confusion_matrix"], class_names)
-                logger.experiment.add_figure("test_confusion_matrix", figure, trainer.global_step, close=False)
+                logger.experiment.add_figure("test_confusion_matrix", confusion, trainer.global_step, close=False)
 
     def state_dict(self) -> dict:
         return {"history": self.history}

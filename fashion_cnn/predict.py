@@ -14,7 +14,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from common.errors import DataError, exit_on_reported_error
-from common.predict import load_checkpoint, write_rows
+from common.predict import batched_probabilities, load_checkpoint, write_rows
 from fashion_cnn.data import CLASS_NAMES
 from fashion_cnn.model import FashionCNN
 
@@ -45,10 +45,8 @@ class FashionPredictor:
         self.model = model
         self.batch_size = batch_size
 
-    @torch.inference_mode()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        images = images.float().view(-1, 1, 28, 28)
-        return torch.cat([self.model.probabilities(self.model(chunk)) for chunk in images.split(self.batch_size)])
+        return batched_probabilities(self.model, images.float().view(-1, 1, 28, 28), self.batch_size)
 
     def predict(self, images: torch.Tensor) -> list[dict]:
         """One dict per image: ``label``, its ``probability``, and the ``top3`` (class, probability) pairs."""

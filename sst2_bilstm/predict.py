@@ -17,7 +17,7 @@ import torch
 from tokenizers import Tokenizer
 
 from common.errors import DataError, exit_on_reported_error
-from common.predict import load_checkpoint, write_rows
+from common.predict import batched_probabilities, load_checkpoint, write_rows
 from sst2_bilstm.data import CLASS_NAMES
 from sst2_bilstm.model import SST2BiLSTM
 from sst2_bilstm.tokenizer import encode
@@ -33,9 +33,8 @@ class SentimentPredictor:
         self.tokenizer = tokenizer
         self.batch_size = batch_size
 
-    @torch.inference_mode()
     def probabilities(self, tokens: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.model.probabilities(self.model(chunk)) for chunk in tokens.split(self.batch_size)])
+        return batched_probabilities(self.model, tokens, self.batch_size)
 
     def predict(self, sentences: list[str]) -> list[dict]:
         """One dict per sentence: ``label`` (negative / positive), ``probability_positive`` and a ``note`` that
