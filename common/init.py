@@ -7,7 +7,8 @@ def keras_init_(module: nn.Module) -> None:
     """Glorot-uniform kernels and zero biases for dense and convolution layers, as Keras initialises them."""
     if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
         nn.init.xavier_uniform_(module.weight)
-        nn.init.zeros_(module.bias)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
 
 
 def keras_lstm_init_(lstm: nn.LSTM) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torchvision.datasets import FashionMNIST
 
@@ -123,16 +124,28 @@ class FashionMNISTDataModule(L.LightningDataModule):
         data_dir: folder holding ``FashionMNIST/raw/``; defaults to ``$DATA_DIR``, else ``./data``.
         batch_size: samples per batch, for every split.
         download: whether to download the files when they are not found locally.
+        augment: flip each training image left-right with probability 1/2 and shift it by up to ``max_shift``
+            pixels each way, on the device, batch by batch (not in the reference).
+        max_shift: the largest shift of ``augment``, in pixels.
     """
 
     class_names = CLASS_NAMES
 
-    def __init__(self, data_dir: str | None = None, batch_size: int = 32, download: bool = True) -> None:
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        batch_size: int = 32,
+        download: bool = True,
+        augment: bool = False,
+        max_shift: int = 2,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.data_dir = resolve_data_dir(data_dir)
         self.batch_size = batch_size
         self.download = download
+        self.augment = augment
+        self.max_shift = max_shift
         self.train_set: tuple[torch.Tensor, torch.Tensor] | None = None
         self.test_set: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -157,3 +170,22 @@ class FashionMNISTDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return tensor_loader(self.test_set[0], batch_size=self.batch_size)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if self.augment and self.trainer is not None and self.trainer.training:
+            images, labels = batch
+            batch = flip_and_shift(images, self.max_shift), labels
+        return batch
+
+
+def flip_and_shift(images: torch.Tensor, max_shift: int) -> torch.Tensor:
+    """Each image of (N, 1, H, W) flipped left-right with probability 1/2 and moved by up to ``max_shift`` pixels
+    along each axis, the uncovered border black; drawn per image, in a few whole-batch operations."""
+    n, _, height, width = images.shape
+    device = images.device
+    flip = torch.rand(n, 1, 1, 1, device=device) < 0.5
+    padded = F.pad(torch.where(flip, images.flip(-1), images), (max_shift,) * 4)
+    dy, dx = torch.randint(0, 2 * max_shift + 1, (2, n, 1, 1), device=device)
+    rows = torch.arange(height, device=device).view(1, height, 1) + dy
+    columns = torch.arange(width, device=device).view(1, 1, width) + dx
+    return padded[torch.arange(n, device=device).view(n, 1, 1), 0, rows, columns].unsqueeze(1)

@@ -1,4 +1,5 @@
-"""The reference CNN (SPEC section 1): two conv/pool blocks, a 64-unit dense layer, 10 classes; 121,930 parameters."""
+"""The reference CNN (SPEC section 1): two conv/pool blocks, a 64-unit dense layer, 10 classes; 121,930 parameters.
+Its options (batch norm, widths, a one-cycle schedule) build the improved configs' variants of it."""
 
 import torch
 import torch.nn.functional as F
@@ -14,31 +15,63 @@ class FashionCNN(ClassifierModule):
     """Conv 3x3x32 - pool - conv 3x3x64 - pool - dense 64 - dropout - dense 10, trained with Adam.
 
     Args:
-        lr: Adam's learning rate.
+        lr: Adam's learning rate; with ``one_cycle``, the peak of the schedule.
         eps: Adam's epsilon; Keras's default 1e-7 where PyTorch's is 1e-8.
         dropout: dropout rate before the output layer.
+        channels_last: keep the convolutions' weights and inputs channels-last (NHWC), which oneDNN's CPU kernels
+            for convolution and pooling run ~1.4x faster than NCHW; the same computation.
+        fused: use Adam's fused kernel (one pass over all parameters); the same update.
+        channels: output channels of the two convolutions.
+        dense_size: units of the hidden dense layer.
+        batch_norm: batch normalisation after each convolution and the hidden dense layer (not in the reference).
+        one_cycle: a one-cycle learning-rate schedule over the whole fit, stepped every batch (not in the
+            reference, which keeps the rate constant).
+        weight_decay: decoupled weight decay (AdamW's), 0 in the reference.
     """
 
-    def __init__(self, lr: float = 1e-3, eps: float = 1e-7, dropout: float = 0.5) -> None:
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        eps: float = 1e-7,
+        dropout: float = 0.5,
+        channels_last: bool = True,
+        fused: bool = True,
+        channels: tuple[int, int] = (32, 64),
+        dense_size: int = 64,
+        batch_norm: bool = False,
+        one_cycle: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
         super().__init__(NUM_CLASSES)
         self.save_hyperparameters()
+        first, second = channels
+
+        def normalised(layer: nn.Module, norm: type[nn.Module], width: int) -> list[nn.Module]:
+            return [layer, norm(width)] if batch_norm else [layer]
+
+        # Each ReLU comes after its pooling, where the reference has it before: the two commute (both are
+        # monotone), so values and gradients are the same, with the ReLU on a quarter of the elements.
         self.net = nn.Sequential(
-            nn.Conv2d(1, 32, kernel_size=3),
-            nn.ReLU(),
+            *normalised(nn.Conv2d(1, first, kernel_size=3, bias=not batch_norm), nn.BatchNorm2d, first),
             nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, kernel_size=3),
             nn.ReLU(),
+            *normalised(nn.Conv2d(first, second, kernel_size=3, bias=not batch_norm), nn.BatchNorm2d, second),
             nn.MaxPool2d(2),
+            nn.ReLU(),
             nn.Flatten(),
-            nn.Linear(64 * 5 * 5, 64),
+            *normalised(nn.Linear(second * 5 * 5, dense_size, bias=not batch_norm), nn.BatchNorm1d, dense_size),
             nn.ReLU(),
             nn.Dropout(dropout),
-            nn.Linear(64, NUM_CLASSES),
+            nn.Linear(dense_size, NUM_CLASSES),
         )
         self.net.apply(keras_init_)
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits of shape (N, 10) for images of shape (N, 1, 28, 28) with pixels in [0, 1]."""
+        if self.hparams.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 
     def loss_and_predictions(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,5 +80,14 @@ class FashionCNN(ClassifierModule):
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.softmax(dim=1)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, eps=self.hparams.eps)
+    def configure_optimizers(self):
+        hparams = self.hparams
+        optimizer_class = torch.optim.AdamW if hparams.weight_decay else torch.optim.Adam
+        optimizer = optimizer_class(
+            self.parameters(), lr=hparams.lr, eps=hparams.eps, weight_decay=hparams.weight_decay, fused=hparams.fused
+        )
+        if not hparams.one_cycle:
+            return optimizer
+        steps = self.trainer.estimated_stepping_batches
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hparams.lr, total_steps=steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -48,7 +48,9 @@ def test_fit_trains_tests_and_writes_the_whole_report(fashion_dir, tmp_path, cap
         assert (run / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (run / "checkpoints" / "last.ckpt").is_file()
     config = yaml.safe_load((run / "config.yaml").read_text())
-    assert config["model"] == {"lr": 0.001, "eps": 1e-07, "dropout": 0.5}
+    reference = {"lr": 0.001, "eps": 1e-07, "dropout": 0.5, "channels": [32, 64], "dense_size": 64}
+    assert {key: config["model"][key] for key in reference} == reference
+    assert not config["model"]["batch_norm"] and not config["model"]["one_cycle"] and not config["data"]["augment"]
     assert config["data"]["batch_size"] == 32
 
     events = EventAccumulator(str(run)).Reload()

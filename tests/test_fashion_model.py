@@ -8,7 +8,7 @@ def test_reference_layer_stack():
     model = FashionCNN()
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 121_930
     assert [type(m) for m in model.net] == [
-        nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Conv2d, nn.ReLU, nn.MaxPool2d,
+        nn.Conv2d, nn.MaxPool2d, nn.ReLU, nn.Conv2d, nn.MaxPool2d, nn.ReLU,
         nn.Flatten, nn.Linear, nn.ReLU, nn.Dropout, nn.Linear,
     ]  # fmt: skip
     assert model.net[9].p == 0.5
@@ -26,3 +26,26 @@ def test_keras_initialisation_and_adam_epsilon():
     assert isinstance(optimizer, torch.optim.Adam)
     assert optimizer.defaults["lr"] == 1e-3 and optimizer.defaults["eps"] == 1e-7
     assert optimizer.defaults["betas"] == (0.9, 0.999)
+
+
+def test_speed_settings_compute_what_the_reference_order_and_layout_compute():
+    # ReLU after pooling, channels-last and fused Adam against the SPEC's order, NCHW and the default Adam.
+    torch.manual_seed(0)
+    fast = FashionCNN()
+    plain = FashionCNN(channels_last=False, fused=False)
+    plain.load_state_dict(fast.state_dict())
+    layers = list(plain.net)
+    layers[1], layers[2], layers[4], layers[5] = layers[2], layers[1], layers[5], layers[4]
+    plain.net = nn.Sequential(*layers)  # conv - relu - pool, as the reference has it
+    fast_optimizer, plain_optimizer = fast.configure_optimizers(), plain.configure_optimizers()
+    assert fast_optimizer.defaults["fused"] and not plain_optimizer.defaults["fused"]
+    images, labels = torch.rand(16, 1, 28, 28) - 0.3, torch.randint(0, 10, (16,))
+    for model, optimizer in ((fast, fast_optimizer), (plain, plain_optimizer)):
+        model.eval()  # no dropout: the two must agree to rounding
+        for _ in range(3):
+            loss, _ = model.loss_and_predictions(model(images), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    for (name, a), b in zip(fast.state_dict().items(), plain.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)

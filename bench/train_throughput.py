@@ -1,0 +1,159 @@
+"""Training throughput of the project's real ``Trainer.fit`` on a reference config next to a plain eager PyTorch
+loop over the same model and batches, alternating in one process. Prints a table and writes JSON.
+
+    DATA_DIR=../shared/datasets python bench/train_throughput.py --workflow fashion_cnn
+    DATA_DIR=../shared/datasets python bench/train_throughput.py --workflow sst2_bilstm --batches 300
+    DATA_DIR=../shared/datasets python bench/train_throughput.py --workflow fashion_cnn --precision bf16-mixed
+    DATA_DIR=../shared/datasets python bench/train_throughput.py --workflow fashion_cnn --accelerator cuda
+
+The fit is the command line's: the workflow's YAML (callbacks, logger, checkpoints, report) with one epoch of
+``--batches`` batches and one validation batch. The plain loop is the straightforward port the project is measured
+against: the same layers with PyTorch's defaults (NCHW, Adam's multi-tensor step), the same DataLoader, no
+Lightning settings in its way. The first ``--warmup`` batches of every epoch are excluded from both timings.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from the repository root
+
+from common.cli import run_cli, skip_missing_nvml_probe  # noqa: E402
+from fashion_cnn.data import FashionMNISTDataModule  # noqa: E402
+from fashion_cnn.model import FashionCNN  # noqa: E402
+from sst2_bilstm.data import SST2DataModule  # noqa: E402
+from sst2_bilstm.model import SST2BiLSTM  # noqa: E402
+
+# model class, DataModule class, reference config, the plain port's settings of the model's speed options
+WORKFLOWS = {
+    "fashion_cnn": (FashionCNN, FashionMNISTDataModule, "fashion_cnn.yaml", {"channels_last": False, "fused": False}),
+    "sst2_bilstm": (SST2BiLSTM, SST2DataModule, "sst2_bilstm.yaml", {"fused": False}),
+}
+NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+
+
+class EpochTimer(L.Callback):
+    def __init__(self, warmup: int) -> None:
+        self.warmup, self.start, self.seconds, self.batches = warmup, 0.0, 0.0, 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == self.warmup:
+            _synchronize(pl_module.device)
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if batch_idx + 1 == trainer.num_training_batches:
+            _synchronize(pl_module.device)
+            self.seconds, self.batches = time.perf_counter() - self.start, batch_idx + 1 - self.warmup
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def lightning_epoch(workflow: str, args: argparse.Namespace) -> tuple[float, int]:
+    model_class, datamodule_class, config, _ = WORKFLOWS[workflow]
+    timer = EpochTimer(args.warmup)
+    with tempfile.TemporaryDirectory() as root:
+        cli = run_cli(model_class, datamodule_class, config, run=False, args=[
+            f"--trainer.default_root_dir={root}", "--trainer.max_epochs=1", f"--trainer.accelerator={args.accelerator}",
+            f"--trainer.precision={args.precision}", "--trainer.num_sanity_val_steps=0",
+            f"--trainer.enable_progress_bar={args.progress_bar}", "--trainer.enable_model_summary=false",
+        ])  # fmt: skip
+        # Set here rather than parsed: the parser reads "1" as the float 1.0, which means all batches.
+        cli.trainer.limit_train_batches, cli.trainer.limit_val_batches = args.batches or 1.0, 1
+        cli.trainer.callbacks.append(timer)
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    return timer.seconds, timer.batches
+
+
+def plain_epoch(
+    workflow: str, data: L.LightningDataModule, args: argparse.Namespace, tuned: bool = False
+) -> tuple[float, int]:
+    model_class, _, _, plain_settings = WORKFLOWS[workflow]
+    device = torch.device(args.accelerator)
+    model = model_class(**({} if tuned else plain_settings)).to(device)
+    optimizer = model.configure_optimizers()
+    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16-mixed" else None
+    model.train()
+    # The port runs as in a process that never imported Lightning; the tuned loop as the project's fit does.
+    saved = os.environ.get(NVML_CHECK) if tuned else os.environ.pop(NVML_CHECK, None)
+    start, done = 0.0, 0
+    try:
+        for batch_idx, (inputs, target) in enumerate(data.train_dataloader()):
+            if batch_idx == args.warmup:
+                _synchronize(device)
+                start = time.perf_counter()
+            if args.batches and batch_idx == args.batches:
+                break
+            inputs, target = inputs.to(device, non_blocking=True), target.to(device, non_blocking=True)
+            with autocast or contextlib.nullcontext():
+                loss, _ = model.loss_and_predictions(model(inputs), target)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            done = batch_idx + 1
+        _synchronize(device)
+    finally:
+        if saved is not None:
+            os.environ[NVML_CHECK] = saved
+    return time.perf_counter() - start, done - args.warmup
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workflow", choices=WORKFLOWS, default="fashion_cnn")
+    parser.add_argument("--batches", type=int, default=0, help="batches per epoch (0: the whole epoch)")
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3, help="epochs of each, alternating")
+    parser.add_argument("--accelerator", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--precision", default="32-true", choices=("32-true", "bf16-mixed"))
+    parser.add_argument("--no-progress-bar", dest="progress_bar", action="store_false")
+    parser.add_argument("--output", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    _, datamodule_class, _, _ = WORKFLOWS[args.workflow]
+    data = datamodule_class()  # the reference settings; data from DATA_DIR
+    data.prepare_data()
+    data.setup("fit")
+    skip_missing_nvml_probe()  # as the command line does, for the tuned loop and the fit
+    runs: dict[str, list[float]] = {"plain": [], "plain_tuned": [], "lightning": []}
+    for _ in range(args.repeats):
+        for name, tuned in (("plain", False), ("plain_tuned", True)):
+            seconds, batches = plain_epoch(args.workflow, data, args, tuned)
+            runs[name].append(batches * data.batch_size / seconds)
+        seconds, batches = lightning_epoch(args.workflow, args)
+        runs["lightning"].append(batches * data.batch_size / seconds)
+    median = {name: statistics.median(values) for name, values in runs.items()}
+    result = {
+        "workflow": args.workflow, "accelerator": args.accelerator, "precision": args.precision,
+        "device": torch.cuda.get_device_name() if args.accelerator == "cuda" else f"{os.cpu_count()} CPU cores",
+        "batch_size": data.batch_size, "timed_batches": batches, "torch_threads": torch.get_num_threads(),
+        "samples_per_s": runs, "median_samples_per_s": median, "lightning_over_plain": median["lightning"] / median["plain"],
+    }  # fmt: skip
+    print(f"\n{args.workflow}, {args.precision} on {result['device']}: batch {data.batch_size}, {batches} batches "
+          f"timed after {args.warmup}, {torch.get_num_threads()} threads, median of {args.repeats}")  # fmt: skip
+    print("| loop | samples/s | runs (samples/s) |\n|---|---:|---|")
+    for name in runs:
+        print(f"| {name} | {median[name]:,.0f} | {', '.join(f'{v:,.0f}' for v in runs[name])} |")
+    print(f"Lightning fit / plain loop: {result['lightning_over_plain']:.2f}x")
+    args.output.mkdir(parents=True, exist_ok=True)
+    path = args.output / f"train_throughput_{args.workflow}_{args.precision}_{args.accelerator}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written {path}")
+
+
+if __name__ == "__main__":
+    main()
