@@ -6,6 +6,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from fashion_cnn.data import CLASS_NAMES
 from fashion_cnn.train import main
+from tests.conftest import REPO
 
 SPLIT_KEYS = {"accuracy", "loss"}
 SCORE_KEYS = {"precision", "recall", "f1", "support"}
@@ -106,3 +107,15 @@ def test_missing_data_exits_with_the_message_only(tmp_path, capsys):
     err = capsys.readouterr().err
     assert exit_info.value.code == 2
     assert err.startswith("error: Fashion-MNIST not found") and "Traceback" not in err
+
+
+def test_the_improved_config_runs_on_top_of_the_reference(fashion_dir, tmp_path):
+    main([*fit_args(fashion_dir, tmp_path), "--config", str(REPO / "configs" / "fashion_cnn_plus.yaml"),
+          "--trainer.default_root_dir", str(tmp_path), "--data.batch_size", "16"])  # fmt: skip
+    config = yaml.safe_load((tmp_path / "version_0" / "config.yaml").read_text())
+    assert config["model"]["batch_norm"] and config["model"]["one_cycle"] and config["data"]["augment"]
+    assert config["model"]["eps"] == 1e-7 and config["seed_everything"] == 42  # the rest from the reference
+    metrics = json.loads((tmp_path / "version_0" / "metrics.json").read_text())
+    assert len(metrics["history"]) == 2 and sum(map(sum, metrics["confusion_matrix"])) == 32
+    first, second = (epoch["lr"] for epoch in metrics["history"])
+    assert first != second and max(first, second) <= config["model"]["lr"]  # the one-cycle schedule moves

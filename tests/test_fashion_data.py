@@ -1,10 +1,11 @@
 import gzip
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from common.errors import DataError
-from fashion_cnn.data import ALL_FILES, CLASS_NAMES, FashionMNISTDataModule, locate
+from fashion_cnn.data import ALL_FILES, CLASS_NAMES, FashionMNISTDataModule, flip_and_shift, locate
 from tests.conftest import write_fashion_mnist, write_idx
 
 
@@ -121,3 +122,26 @@ def test_a_truncated_gz_is_refused(tmp_path):
     packed.write_bytes(gzip.compress(b"x" * 1000)[:-20])
     with pytest.raises(DataError, match="not a readable gzip file"):
         locate(source, download=False)
+
+
+def test_flip_and_shift_moves_whole_images_within_the_frame():
+    torch.manual_seed(0)
+    images = torch.rand(64, 1, 28, 28)
+    flipped_or_not = flip_and_shift(images, max_shift=0)
+    assert all(torch.equal(a, b) or torch.equal(a, b.flip(-1)) for a, b in zip(flipped_or_not, images))
+    assert 0 < sum(not torch.equal(a, b) for a, b in zip(flipped_or_not, images)) < 64
+    shifted = flip_and_shift(images, max_shift=2)
+    assert shifted.shape == images.shape
+    for out, image in zip(shifted, images):  # some flip and shift of the image, zeros where it moved in
+        candidates = [torch.roll(torch.nn.functional.pad(view, (2, 2, 2, 2)), (dy, dx), (-2, -1))[..., 2:30, 2:30]
+                      for view in (image, image.flip(-1)) for dy in range(-2, 3) for dx in range(-2, 3)]  # fmt: skip
+        assert any(torch.equal(out, candidate) for candidate in candidates)
+
+
+def test_augmentation_touches_training_batches_only(fashion_dir):
+    data = FashionMNISTDataModule(data_dir=str(fashion_dir), download=False, augment=True)
+    batch = (torch.rand(8, 1, 28, 28), torch.zeros(8, dtype=torch.long))
+    data.trainer = SimpleNamespace(training=False)
+    assert data.on_after_batch_transfer(batch, 0) is batch
+    data.trainer = SimpleNamespace(training=True)
+    assert not torch.equal(data.on_after_batch_transfer(batch, 0)[0], batch[0])

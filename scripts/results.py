@@ -1,0 +1,157 @@
+"""Reruns the configs over three seeds and writes the results table: docs/results.md, docs/results.json and
+docs/curves.png. Each run is the command line's own ``fit`` (train, test, report) in a process of its own, whose
+wall time and peak memory (RSS) are recorded.
+
+    DATA_DIR=../shared/datasets python scripts/results.py                    # the four configs, seeds 42 1 2
+    DATA_DIR=../shared/datasets python scripts/results.py --configs fashion_cnn_plus --seeds 42
+    python scripts/results.py --reuse                                        # tables from the runs already there
+
+Runs land in runs/results/<config>/seed_<seed>/version_N/ with their log beside; --reuse takes the newest run of
+each config and seed when it finished (its wall time and memory from docs/results.json) instead of training again.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+# config -> (package, title, the reference's published test accuracy (%) and loss)
+CONFIGS = {
+    "fashion_cnn": ("fashion_cnn", "Fashion-MNIST CNN, reference", (90.64, 0.2654)),
+    "fashion_cnn_plus": ("fashion_cnn", "Fashion-MNIST CNN, improved", None),
+    "sst2_bilstm": ("sst2_bilstm", "SST-2 BiLSTM, reference", (82.91, 0.436)),
+    "sst2_bilstm_packed": ("sst2_bilstm", "SST-2 BiLSTM, packed", None),
+}
+
+
+def train(config: str, seed: int, root: Path) -> dict:
+    """One fit of the config through the command line; its wall time (start-up and test included) and peak RSS."""
+    command = [
+        sys.executable, "-m", f"{CONFIGS[config][0]}.train", "fit", "--config", f"configs/{config}.yaml",
+        "--seed_everything", str(seed), "--trainer.default_root_dir", str(root),
+        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+    ]  # fmt: skip
+    print("python", " ".join(command[1:]), flush=True)
+    root.mkdir(parents=True, exist_ok=True)
+    log = root / "log.txt"
+    start = time.perf_counter()
+    with log.open("w") as output:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own resource usage, unlike RUSAGE_CHILDREN
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{' '.join(command)} failed; its output is in {log}:\n{log.read_text()[-2000:]}")
+    return {"wall_seconds": round(seconds, 1), "peak_rss_mib": round(usage.ru_maxrss / 1024)}  # Linux: KiB
+
+
+def newest_metrics(root: Path) -> Path | None:
+    runs = sorted(root.glob("version_*/metrics.json"), key=lambda path: int(path.parent.name.split("_")[1]))
+    return runs[-1] if runs else None
+
+
+def epoch_seconds(report: Path) -> list[float]:
+    """The per-epoch wall times of report.md's last table (metrics.json leaves times out, to stay repeatable)."""
+    table = report.read_text().split("## Per epoch")[-1]
+    return [float(line.split("|")[-2]) for line in table.splitlines() if line.startswith("| ") and line[2].isdigit()]
+
+
+def summary(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def write_docs(results: dict) -> None:
+    rows = [
+        "| config | test accuracy, mean ± sd | test loss, mean ± sd | per seed (accuracy) | epoch wall time (median) "
+        "| fit + test wall time | peak RSS | reference's published figures |",
+        "|---|---:|---:|---|---:|---:|---:|---|",
+    ]
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for config, entry in results.items():
+        seeds = entry["seeds"]
+        accuracy = summary([100 * seed["test_acc"] for seed in seeds])
+        loss = summary([seed["test_loss"] for seed in seeds])
+        epochs = statistics.median(second for seed in seeds for second in seed["epoch_seconds"])
+        walls = [seed["wall_seconds"] for seed in seeds if seed.get("wall_seconds")]
+        rss = [seed["peak_rss_mib"] for seed in seeds if seed.get("peak_rss_mib")]
+        published = CONFIGS[config][2]
+        per_seed = ", ".join(f"{100 * s['test_acc']:.2f}" for s in seeds)
+        rows.append(
+            f"| `configs/{config}.yaml` | {accuracy[0]:.2f} ± {accuracy[1]:.2f}% | {loss[0]:.4f} ± {loss[1]:.4f} "
+            f"| {per_seed} (seeds {', '.join(str(s['seed']) for s in seeds)}) "
+            f"| {epochs:.1f} s | {f'{statistics.median(walls):.0f} s' if walls else '-'} "
+            f"| {f'{max(rss):,} MiB' if rss else '-'} "
+            f"| {f'{published[0]:.2f}%, {published[1]}' if published else '(none: not in the reference)'} |"
+        )
+        for axis, key in zip(axes, ("val_acc", "val_loss")):
+            curves = [[epoch[key] for epoch in seed["history"]] for seed in seeds]
+            length = min(map(len, curves))
+            mean = [statistics.mean(curve[i] for curve in curves) for i in range(length)]
+            axis.plot(range(1, length + 1), mean, marker="o", label=CONFIGS[config][1])
+    for axis, title in zip(axes, ("validation accuracy", "validation loss")):
+        axis.set_title(f"{title} per epoch (mean over seeds)")
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+    axes[0].legend()
+    figure.tight_layout()
+    DOCS.mkdir(exist_ok=True)
+    figure.savefig(DOCS / "curves.png", dpi=120)
+    (DOCS / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    machine = f"{os.cpu_count()} CPU cores"
+    text = (DOCS / "results.md").read_text() if (DOCS / "results.md").exists() else ""
+    table = "\n".join(rows)
+    start, end = "<!-- results table: written by scripts/results.py -->", "<!-- end of results table -->"
+    block = f"{start}\nMeasured on {machine} by `python scripts/results.py`.\n\n{table}\n{end}"
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = f"# Results over seeds\n\n{block}\n\n![validation curves](curves.png)\n"
+    (DOCS / "results.md").write_text(text)
+    print(f"\n{table}\n\nwritten {DOCS / 'results.md'}, {DOCS / 'results.json'}, {DOCS / 'curves.png'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 2])
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "results")
+    parser.add_argument("--reuse", action="store_true", help="read finished runs instead of training again")
+    args = parser.parse_args()
+
+    previous = json.loads((DOCS / "results.json").read_text()) if (DOCS / "results.json").exists() else {}
+    results = {config: entry for config, entry in previous.items() if config in CONFIGS}
+    for config in args.configs:
+        seeds = []
+        for seed in args.seeds:
+            root = args.runs / config / f"seed_{seed}"
+            old = next((s for s in previous.get(config, {}).get("seeds", []) if s["seed"] == seed), {})
+            timing = {key: old.get(key) for key in ("wall_seconds", "peak_rss_mib")}
+            if not (args.reuse and newest_metrics(root)):
+                timing = train(config, seed, root)
+            path = newest_metrics(root)
+            metrics = json.loads(path.read_text())
+            seeds.append({
+                "seed": seed, "test_acc": metrics["test"]["accuracy"], "test_loss": metrics["test"]["loss"],
+                "epoch_seconds": epoch_seconds(path.parent / "report.md"),
+                "history": [{key: epoch[key] for key in ("epoch", "val_acc", "val_loss")} for epoch in metrics["history"]],
+                **timing,
+            })  # fmt: skip
+            print(f"  {config} seed {seed}: test accuracy {100 * seeds[-1]['test_acc']:.2f}%", flush=True)
+            results[config] = {"seeds": seeds}
+            DOCS.mkdir(exist_ok=True)  # kept as it goes, so that an interrupted rerun loses no timing
+            (DOCS / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_docs({config: results[config] for config in CONFIGS if config in results})
+
+
+if __name__ == "__main__":
+    main()
