@@ -110,8 +110,8 @@ def test_missing_data_exits_with_the_message_only(tmp_path, capsys):
 
 
 def test_the_improved_config_runs_on_top_of_the_reference(fashion_dir, tmp_path):
-    main([*fit_args(fashion_dir, tmp_path), "--config", str(REPO / "configs" / "fashion_cnn_plus.yaml"),
-          "--trainer.default_root_dir", str(tmp_path), "--data.batch_size", "16"])  # fmt: skip
+    config_then_overrides = fit_args(fashion_dir, tmp_path, "--data.batch_size", "16")[1:]
+    main(["fit", "--config", str(REPO / "configs" / "fashion_cnn_plus.yaml"), *config_then_overrides])
     config = yaml.safe_load((tmp_path / "version_0" / "config.yaml").read_text())
     assert config["model"]["batch_norm"] and config["model"]["one_cycle"] and config["data"]["augment"]
     assert config["model"]["eps"] == 1e-7 and config["seed_everything"] == 42  # the rest from the reference
@@ -119,3 +119,9 @@ def test_the_improved_config_runs_on_top_of_the_reference(fashion_dir, tmp_path)
     assert len(metrics["history"]) == 2 and sum(map(sum, metrics["confusion_matrix"])) == 32
     first, second = (epoch["lr"] for epoch in metrics["history"])
     assert first != second and max(first, second) <= config["model"]["lr"]  # the one-cycle schedule moves
+
+
+def test_bf16_mixed_precision_trains_and_tests(fashion_dir, tmp_path):
+    main([*fit_args(fashion_dir, tmp_path), "--trainer.precision", "bf16-mixed"])
+    metrics = json.loads((tmp_path / "version_0" / "metrics.json").read_text())
+    assert sum(map(sum, metrics["confusion_matrix"])) == 32 and metrics["test"]["loss"] > 0

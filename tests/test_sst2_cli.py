@@ -76,3 +76,11 @@ def test_the_packed_config_runs_on_top_of_the_reference(sst2_dir, tmp_path):
     assert "packed: true" in config and "length_buckets: true" in config and "patience: 5" in config
     metrics = json.loads((tmp_path / "version_0" / "metrics.json").read_text())
     assert sum(map(sum, metrics["confusion_matrix"])) == 20
+
+
+@pytest.mark.parametrize("config", ["sst2_bilstm.yaml", "sst2_bilstm_packed.yaml"])
+def test_bf16_mixed_precision_trains_and_tests(sst2_dir, tmp_path, config):
+    main(["fit", "--config", str(REPO / "configs" / config), *fit_args(sst2_dir, tmp_path)[1:],
+          "--trainer.precision", "bf16-mixed"])  # fmt: skip
+    metrics = json.loads((tmp_path / "version_0" / "metrics.json").read_text())
+    assert sum(map(sum, metrics["confusion_matrix"])) == 20 and metrics["test"]["loss"] > 0
