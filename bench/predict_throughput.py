@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--sst2-ckpt", required=True)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--accelerator", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--output", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     from sst2_bilstm import predict as sst2_predict  # after argparse: --help stays fast
@@ -49,7 +50,8 @@ def main() -> None:
     data.setup("test")
     images = data.test_set[0][: args.batch]
     fashion = fashion_predict.load(args.fashion_ckpt)
-    result = {"batch": args.batch, "torch_threads": torch.get_num_threads()}
+    fashion.model.to(args.accelerator)
+    result = {"batch": args.batch, "accelerator": args.accelerator, "torch_threads": torch.get_num_threads()}
     result["images_per_s_from_tensors"] = per_second(lambda: fashion.predict(images), len(images), args.repeats)
     with tempfile.TemporaryDirectory() as folder:
         files = []
@@ -65,16 +67,18 @@ def main() -> None:
     lines = (resolve_data_dir(None) / "SST-2" / "train.tsv").read_text(encoding="utf-8").splitlines()[1:]
     sentences = [line.split("\t")[0] for line in lines[: args.batch]]
     sst2 = sst2_predict.load(args.sst2_ckpt)
+    sst2.model.to(args.accelerator)
     result["sentences_per_s"] = per_second(lambda: sst2.predict(sentences), len(sentences), args.repeats)
 
-    print(f"\nprediction, batches of {args.batch}, {result['torch_threads']} threads, median of {args.repeats}")
+    print(f"\nprediction on {args.accelerator}, batches of {args.batch}, {result['torch_threads']} threads, "
+          f"median of {args.repeats}")  # fmt: skip
     print("| input | per second |\n|---|---:|")
     labels = {"images_per_s_from_tensors": "images, from tensors", "images_per_s_from_png": "images, from PNG files",
               "sentences_per_s": "sentences, from text"}  # fmt: skip
     for key, label in labels.items():
         print(f"| {label} | {result[key]:,.0f} |")
     args.output.mkdir(parents=True, exist_ok=True)
-    path = args.output / "predict_throughput.json"
+    path = args.output / f"predict_throughput_{args.accelerator}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written {path}")
 

@@ -51,8 +51,10 @@ def load_checkpoint(path: str | Path, model_class: type) -> tuple[torch.nn.Modul
 
 @torch.inference_mode()
 def batched_probabilities(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """The model's class probabilities for ``inputs``, ``batch_size`` at a time, without autograd."""
-    return torch.cat([model.probabilities(model(chunk)) for chunk in inputs.split(batch_size)])
+    """The model's class probabilities for ``inputs``, ``batch_size`` at a time on the model's device, without
+    autograd; returned on the CPU."""
+    device = next(model.parameters()).device
+    return torch.cat([model.probabilities(model(chunk.to(device))).cpu() for chunk in inputs.split(batch_size)])
 
 
 def write_rows(rows: list[dict], output: Path | None, columns: list[str]) -> None:

@@ -19,13 +19,15 @@ class FashionCNN(ClassifierModule):
         eps: Adam's epsilon; Keras's default 1e-7 where PyTorch's is 1e-8.
         dropout: dropout rate before the output layer.
         channels_last: keep the convolutions' weights and inputs channels-last (NHWC), which oneDNN's CPU kernels
-            for convolution and pooling run ~1.4x faster than NCHW; the same computation.
+            for convolution and pooling run ~1.4x faster than NCHW; the same computation, equal up to float
+            rounding (the sums run in another order).
         fused: use Adam's fused kernel (one pass over all parameters); the same update.
         channels: output channels of the two convolutions.
         dense_size: units of the hidden dense layer.
         batch_norm: batch normalisation after each convolution and the hidden dense layer (not in the reference).
         one_cycle: a one-cycle learning-rate schedule over the whole fit, stepped every batch (not in the
-            reference, which keeps the rate constant).
+            reference, which keeps the rate constant). Its length is fixed when training starts: a run resumed
+            with a larger ``max_epochs`` fails in the scheduler.
         weight_decay: decoupled weight decay (AdamW's), 0 in the reference.
     """
 
@@ -73,6 +75,17 @@ class FashionCNN(ClassifierModule):
         if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
+
+    def on_train_start(self) -> None:
+        # Adam's moments restored from a checkpoint keep the memory layout they were saved with (NCHW before
+        # channels_last was the default), and the fused kernel reads them as flat memory beside their
+        # parameters: give them their parameter's layout.
+        for optimizer in self.trainer.optimizers:
+            for parameter, state in optimizer.state.items():
+                for key, value in state.items():
+                    moment = torch.is_tensor(value) and value.shape == parameter.shape
+                    if moment and value.stride() != parameter.stride():
+                        state[key] = torch.empty_like(parameter).copy_(value)
 
     def loss_and_predictions(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return F.cross_entropy(logits, target), logits.argmax(dim=1)

@@ -5,6 +5,7 @@ wall time and peak memory (RSS) are recorded.
     DATA_DIR=../shared/datasets python scripts/results.py                    # the four configs, seeds 42 1 2
     DATA_DIR=../shared/datasets python scripts/results.py --configs fashion_cnn_plus --seeds 42
     python scripts/results.py --reuse                                        # tables from the runs already there
+    python scripts/results.py --configs fashion_cnn --seeds 1 -- --trainer.max_epochs 1   # extra CLI arguments
 
 Runs land in runs/results/<config>/seed_<seed>/version_N/ with their log beside; --reuse takes the newest run of
 each config and seed when it finished (its wall time and memory from docs/results.json) instead of training again.
@@ -20,12 +21,12 @@ import time
 from pathlib import Path
 
 import matplotlib
+import torch
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs"
 # config -> (package, title, the reference's published test accuracy (%) and loss)
 CONFIGS = {
     "fashion_cnn": ("fashion_cnn", "Fashion-MNIST CNN, reference", (90.64, 0.2654)),
@@ -35,12 +36,12 @@ CONFIGS = {
 }
 
 
-def train(config: str, seed: int, root: Path) -> dict:
+def train(config: str, seed: int, root: Path, extra: list[str]) -> dict:
     """One fit of the config through the command line; its wall time (start-up and test included) and peak RSS."""
     command = [
         sys.executable, "-m", f"{CONFIGS[config][0]}.train", "fit", "--config", f"configs/{config}.yaml",
         "--seed_everything", str(seed), "--trainer.default_root_dir", str(root),
-        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", *extra,
     ]  # fmt: skip
     print("python", " ".join(command[1:]), flush=True)
     root.mkdir(parents=True, exist_ok=True)
@@ -52,7 +53,8 @@ def train(config: str, seed: int, root: Path) -> dict:
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{' '.join(command)} failed; its output is in {log}:\n{log.read_text()[-2000:]}")
-    return {"wall_seconds": round(seconds, 1), "peak_rss_mib": round(usage.ru_maxrss / 1024)}  # Linux: KiB
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{os.cpu_count()} CPU cores"
+    return {"wall_seconds": round(seconds, 1), "peak_rss_mib": round(usage.ru_maxrss / 1024), "device": device}
 
 
 def newest_metrics(root: Path) -> Path | None:
@@ -70,13 +72,12 @@ def summary(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def write_docs(results: dict) -> None:
+def table(results: dict) -> str:
     rows = [
         "| config | test accuracy, mean ± sd | test loss, mean ± sd | per seed (accuracy) | epoch wall time (median) "
         "| fit + test wall time | peak RSS | reference's published figures |",
         "|---|---:|---:|---|---:|---:|---:|---|",
     ]
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     for config, entry in results.items():
         seeds = entry["seeds"]
         accuracy = summary([100 * seed["test_acc"] for seed in seeds])
@@ -93,8 +94,15 @@ def write_docs(results: dict) -> None:
             f"| {f'{max(rss):,} MiB' if rss else '-'} "
             f"| {f'{published[0]:.2f}%, {published[1]}' if published else '(none: not in the reference)'} |"
         )
+    devices = sorted({seed.get("device", "?") for entry in results.values() for seed in entry["seeds"]})
+    return f"Measured on {', '.join(devices)} by `python scripts/results.py`.\n\n" + "\n".join(rows)
+
+
+def plot_curves(results: dict, path: Path) -> None:
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for config, entry in results.items():
         for axis, key in zip(axes, ("val_acc", "val_loss")):
-            curves = [[epoch[key] for epoch in seed["history"]] for seed in seeds]
+            curves = [[epoch[key] for epoch in seed["history"]] for seed in entry["seeds"]]
             length = min(map(len, curves))
             mean = [statistics.mean(curve[i] for curve in curves) for i in range(length)]
             axis.plot(range(1, length + 1), mean, marker="o", label=CONFIGS[config][1])
@@ -104,20 +112,29 @@ def write_docs(results: dict) -> None:
         axis.grid(alpha=0.3)
     axes[0].legend()
     figure.tight_layout()
-    DOCS.mkdir(exist_ok=True)
-    figure.savefig(DOCS / "curves.png", dpi=120)
-    (DOCS / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    machine = f"{os.cpu_count()} CPU cores"
-    text = (DOCS / "results.md").read_text() if (DOCS / "results.md").exists() else ""
-    table = "\n".join(rows)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write_markdown(block: str, path: Path) -> None:
+    """The table goes between its two markers in ``path``, the rest of the page left as written."""
     start, end = "<!-- results table: written by scripts/results.py -->", "<!-- end of results table -->"
-    block = f"{start}\nMeasured on {machine} by `python scripts/results.py`.\n\n{table}\n{end}"
+    block = f"{start}\n{block}\n{end}"
+    text = path.read_text() if path.exists() else ""
     if start in text and end in text:
         text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
     else:
         text = f"# Results over seeds\n\n{block}\n\n![validation curves](curves.png)\n"
-    (DOCS / "results.md").write_text(text)
-    print(f"\n{table}\n\nwritten {DOCS / 'results.md'}, {DOCS / 'results.json'}, {DOCS / 'curves.png'}")
+    path.write_text(text)
+
+
+def write_docs(results: dict, docs: Path) -> None:
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot_curves(results, docs / "curves.png")
+    block = table(results)
+    write_markdown(block, docs / "results.md")
+    print(f"\n{block}\n\nwritten {docs / 'results.md'}, {docs / 'results.json'}, {docs / 'curves.png'}")
 
 
 def main() -> None:
@@ -125,32 +142,36 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 2])
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "results")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs", help="where results.md/.json and curves.png go")
     parser.add_argument("--reuse", action="store_true", help="read finished runs instead of training again")
+    parser.add_argument("extra", nargs="*", help="after --: arguments added to every run's command line")
     args = parser.parse_args()
+    docs, args.runs = args.docs.resolve(), args.runs.resolve()  # the runs' processes start in the repository
 
-    previous = json.loads((DOCS / "results.json").read_text()) if (DOCS / "results.json").exists() else {}
+    previous = json.loads((docs / "results.json").read_text()) if (docs / "results.json").exists() else {}
     results = {config: entry for config, entry in previous.items() if config in CONFIGS}
     for config in args.configs:
         seeds = []
         for seed in args.seeds:
             root = args.runs / config / f"seed_{seed}"
             old = next((s for s in previous.get(config, {}).get("seeds", []) if s["seed"] == seed), {})
-            timing = {key: old.get(key) for key in ("wall_seconds", "peak_rss_mib")}
+            timing = {key: old.get(key) for key in ("wall_seconds", "peak_rss_mib", "device")}
             if not (args.reuse and newest_metrics(root)):
-                timing = train(config, seed, root)
+                timing = train(config, seed, root, args.extra)
             path = newest_metrics(root)
             metrics = json.loads(path.read_text())
             seeds.append({
                 "seed": seed, "test_acc": metrics["test"]["accuracy"], "test_loss": metrics["test"]["loss"],
                 "epoch_seconds": epoch_seconds(path.parent / "report.md"),
-                "history": [{key: epoch[key] for key in ("epoch", "val_acc", "val_loss")} for epoch in metrics["history"]],
+                "history": [{key: epoch[key] for key in ("epoch", "val_acc", "val_loss")}
+                            for epoch in metrics["history"]],
                 **timing,
             })  # fmt: skip
             print(f"  {config} seed {seed}: test accuracy {100 * seeds[-1]['test_acc']:.2f}%", flush=True)
             results[config] = {"seeds": seeds}
-            DOCS.mkdir(exist_ok=True)  # kept as it goes, so that an interrupted rerun loses no timing
-            (DOCS / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    write_docs({config: results[config] for config in CONFIGS if config in results})
+            docs.mkdir(parents=True, exist_ok=True)  # kept as it goes, so that an interrupted rerun loses no timing
+            (docs / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_docs({config: results[config] for config in CONFIGS if config in results}, docs)
 
 
 if __name__ == "__main__":

@@ -139,9 +139,11 @@ def test_flip_and_shift_moves_whole_images_within_the_frame():
 
 
 def test_augmentation_touches_training_batches_only(fashion_dir):
+    torch.manual_seed(0)
     data = FashionMNISTDataModule(data_dir=str(fashion_dir), download=False, augment=True)
     batch = (torch.rand(8, 1, 28, 28), torch.zeros(8, dtype=torch.long))
     data.trainer = SimpleNamespace(training=False)
     assert data.on_after_batch_transfer(batch, 0) is batch
     data.trainer = SimpleNamespace(training=True)
-    assert not torch.equal(data.on_after_batch_transfer(batch, 0)[0], batch[0])
+    images, labels = data.on_after_batch_transfer(batch, 0)
+    assert not torch.equal(images, batch[0]) and labels is batch[1]

@@ -1,0 +1,35 @@
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def test_results_script_reruns_seeds_and_writes_the_table(fashion_dir, tmp_path):
+    docs = tmp_path / "docs"
+    script = [
+        sys.executable, str(REPO / "scripts" / "results.py"), "--configs", "fashion_cnn", "--seeds", "1", "2",
+        "--runs", str(tmp_path / "runs"), "--docs", str(docs),
+    ]  # fmt: skip
+    tiny = ["--data.data_dir", str(fashion_dir), "--data.download", "false", "--trainer.max_epochs", "2"]
+    command = [*script, "--", *tiny]
+    subprocess.run(command, check=True, capture_output=True, cwd=REPO)
+    results = json.loads((docs / "results.json").read_text())
+    seeds = results["fashion_cnn"]["seeds"]
+    assert [seed["seed"] for seed in seeds] == [1, 2]
+    for seed in seeds:
+        run = next((tmp_path / "runs" / "fashion_cnn" / f"seed_{seed['seed']}").glob("version_*"))
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert seed["test_acc"] == metrics["test"]["accuracy"] and metrics["seed"] == seed["seed"]
+        assert len(seed["epoch_seconds"]) == 2 and seed["wall_seconds"] > 0 and seed["peak_rss_mib"] > 100
+        assert seed["device"].endswith("CPU cores")
+    accuracies = [100 * seed["test_acc"] for seed in seeds]
+    row = next(line for line in (docs / "results.md").read_text().splitlines() if "fashion_cnn.yaml" in line)
+    assert f"{sum(accuracies) / 2:.2f} ±" in row and "90.64%" in row  # mean, and the published figure beside it
+    assert (docs / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # --reuse rebuilds the table from the runs, keeping the recorded wall times, without training again.
+    (docs / "results.md").unlink()
+    subprocess.run([*script, "--reuse"], check=True, capture_output=True, cwd=REPO)
+    assert json.loads((docs / "results.json").read_text()) == results
+    assert "fashion_cnn.yaml" in (docs / "results.md").read_text()
