@@ -3,7 +3,7 @@ loop over the same model and batches, alternating in one process. Prints a table
 
     DATA_DIR=../shared/datasets python bench/train_throughput.py --workflow fashion_cnn
     DATA_DIR=../shared/datasets python bench/train_throughput.py --workflow sst2_bilstm --batches 300
-    DATA_DIR=../shared/datasets python bench/train_throughput.py --workflow fashion_cnn --precision bf16-mixed
+    DATA_DIR=../shared/datasets python bench/train_throughput.py --workflow fashion_cnn --precision 32-true bf16-mixed
     DATA_DIR=../shared/datasets python bench/train_throughput.py --workflow fashion_cnn --accelerator cuda
 
 The fit is the command line's: the workflow's YAML (callbacks, logger, checkpoints, report) with one epoch of
@@ -61,14 +61,14 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def lightning_epoch(workflow: str, args: argparse.Namespace) -> tuple[float, int]:
+def lightning_epoch(workflow: str, args: argparse.Namespace, precision: str) -> tuple[float, int]:
     model_class, datamodule_class, config, _ = WORKFLOWS[workflow]
     timer = EpochTimer(args.warmup)
     with tempfile.TemporaryDirectory() as root:
         cli = run_cli(model_class, datamodule_class, config, run=False, args=[
             f"--trainer.default_root_dir={root}", "--trainer.max_epochs=1", "--trainer.devices=1",
             f"--trainer.accelerator={args.accelerator}",
-            f"--trainer.precision={args.precision}", "--trainer.num_sanity_val_steps=0",
+            f"--trainer.precision={precision}", "--trainer.num_sanity_val_steps=0",
             f"--trainer.enable_progress_bar={args.progress_bar}", "--trainer.enable_model_summary=false",
         ])  # fmt: skip
         # Set here rather than parsed: the parser reads "1" as the float 1.0, which means all batches.
@@ -79,14 +79,14 @@ def lightning_epoch(workflow: str, args: argparse.Namespace) -> tuple[float, int
 
 
 def plain_epoch(
-    workflow: str, data: L.LightningDataModule, args: argparse.Namespace, tuned: bool = False
+    workflow: str, data: L.LightningDataModule, args: argparse.Namespace, precision: str, tuned: bool
 ) -> tuple[float, int]:
     model_class, _, _, plain_settings = WORKFLOWS[workflow]
     device = torch.device(args.accelerator)
     model = model_class(**({} if tuned else plain_settings)).to(device)
     optimizer = model.configure_optimizers()
     optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16-mixed" else None
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16-mixed" else None
     model.train()
     # The port runs as in a process that never imported Lightning; the tuned loop as the project's fit does.
     saved = os.environ.get(NVML_CHECK) if tuned else os.environ.pop(NVML_CHECK, None)
@@ -119,7 +119,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3, help="epochs of each, alternating")
     parser.add_argument("--accelerator", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--precision", default="32-true", choices=("32-true", "bf16-mixed"))
+    parser.add_argument("--precision", nargs="+", default=["32-true"], choices=("32-true", "bf16-mixed"),
+                        help="one or both, measured alternately in the same run")  # fmt: skip
     parser.add_argument("--no-progress-bar", dest="progress_bar", action="store_false")
     parser.add_argument("--output", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
@@ -132,29 +133,38 @@ def main() -> None:
     data.prepare_data()
     data.setup("fit")
     skip_missing_nvml_probe()  # as the command line does, for the tuned loop and the fit
-    runs: dict[str, list[float]] = {"plain": [], "plain_tuned": [], "lightning": []}
+    runs: dict[str, list[float]] = {}
     for _ in range(args.repeats):
-        for name, tuned in (("plain", False), ("plain_tuned", True)):
-            seconds, batches = plain_epoch(args.workflow, data, args, tuned)
-            runs[name].append(batches * data.batch_size / seconds)
-        seconds, batches = lightning_epoch(args.workflow, args)
-        runs["lightning"].append(batches * data.batch_size / seconds)
+        for precision in args.precision:
+            suffix = "" if precision == "32-true" else f" {precision}"
+            for name, tuned in (("plain", False), ("plain_tuned", True)):
+                seconds, batches = plain_epoch(args.workflow, data, args, precision, tuned)
+                runs.setdefault(name + suffix, []).append(batches * data.batch_size / seconds)
+            seconds, batches = lightning_epoch(args.workflow, args, precision)
+            runs.setdefault("lightning" + suffix, []).append(batches * data.batch_size / seconds)
     median = {name: statistics.median(values) for name, values in runs.items()}
+    baseline = "plain" if "plain" in median else f"plain {args.precision[0]}"
+    # The ratio of each repeat's two loops, measured a few seconds apart, then their median: steadier than a ratio
+    # of medians on a machine whose speed drifts over minutes.
+    ratios = {
+        name: statistics.median(fit / plain for fit, plain in zip(values, runs[baseline]))
+        for name, values in runs.items() if name.startswith("lightning")
+    }  # fmt: skip
     result = {
         "workflow": args.workflow, "accelerator": args.accelerator, "precision": args.precision,
         "device": torch.cuda.get_device_name() if args.accelerator == "cuda" else f"{os.cpu_count()} CPU cores",
         "batch_size": data.batch_size, "timed_batches": batches, "torch_threads": torch.get_num_threads(),
-        "samples_per_s": runs, "median_samples_per_s": median,
-        "lightning_over_plain": median["lightning"] / median["plain"],
+        "samples_per_s": runs, "median_samples_per_s": median, "baseline": baseline, "fit_over_baseline": ratios,
     }  # fmt: skip
-    print(f"\n{args.workflow}, {args.precision} on {result['device']}: batch {data.batch_size}, {batches} batches "
-          f"timed after {args.warmup}, {torch.get_num_threads()} threads, median of {args.repeats}")  # fmt: skip
+    print(f"\n{args.workflow} on {result['device']}: batch {data.batch_size}, {batches} batches timed after "
+          f"{args.warmup}, {torch.get_num_threads()} threads, median of {args.repeats}")  # fmt: skip
     print("| loop | samples/s | runs (samples/s) |\n|---|---:|---|")
     for name in runs:
         print(f"| {name} | {median[name]:,.0f} | {', '.join(f'{v:,.0f}' for v in runs[name])} |")
-    print(f"Lightning fit / plain loop: {result['lightning_over_plain']:.2f}x")
+    for name, ratio in ratios.items():
+        print(f"{name} / {baseline}: {ratio:.2f}x (median of the repeats' ratios)")
     args.output.mkdir(parents=True, exist_ok=True)
-    path = args.output / f"train_throughput_{args.workflow}_{args.precision}_{args.accelerator}.json"
+    path = args.output / f"train_throughput_{args.workflow}_{'_'.join(args.precision)}_{args.accelerator}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written {path}")
 

@@ -99,18 +99,22 @@ def table(results: dict) -> str:
 
 
 def plot_curves(results: dict, path: Path) -> None:
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    """Validation accuracy and loss per epoch, mean over seeds: a row of two plots per workflow."""
+    packages = list(dict.fromkeys(CONFIGS[config][0] for config in results))
+    figure, axes = plt.subplots(len(packages), 2, figsize=(11, 3.6 * len(packages)), squeeze=False)
     for config, entry in results.items():
-        for axis, key in zip(axes, ("val_acc", "val_loss")):
+        row = axes[packages.index(CONFIGS[config][0])]
+        for axis, key in zip(row, ("val_acc", "val_loss")):
             curves = [[epoch[key] for epoch in seed["history"]] for seed in entry["seeds"]]
             length = min(map(len, curves))
             mean = [statistics.mean(curve[i] for curve in curves) for i in range(length)]
             axis.plot(range(1, length + 1), mean, marker="o", label=CONFIGS[config][1])
-    for axis, title in zip(axes, ("validation accuracy", "validation loss")):
-        axis.set_title(f"{title} per epoch (mean over seeds)")
-        axis.set_xlabel("epoch")
-        axis.grid(alpha=0.3)
-    axes[0].legend()
+    for package, row in zip(packages, axes):
+        for axis, title in zip(row, ("validation accuracy", "validation loss")):
+            axis.set_title(f"{package}: {title} per epoch (mean over seeds)")
+            axis.set_xlabel("epoch")
+            axis.grid(alpha=0.3)
+        row[0].legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
