@@ -25,6 +25,7 @@ import torch
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # config -> (package, title, the reference's published test accuracy (%) and loss)
@@ -113,6 +114,7 @@ def plot_curves(results: dict, path: Path) -> None:
         for axis, title in zip(row, ("validation accuracy", "validation loss")):
             axis.set_title(f"{package}: {title} per epoch (mean over seeds)")
             axis.set_xlabel("epoch")
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
             axis.grid(alpha=0.3)
         row[0].legend()
     figure.tight_layout()
