@@ -10,7 +10,6 @@ included). The median of --repeats runs is reported, after one warm-up run.
 """
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from bench_io import write_result
 from common.data import resolve_data_dir
 from fashion_cnn import predict as fashion_predict
 from fashion_cnn.data import FashionMNISTDataModule
@@ -77,10 +77,7 @@ def main() -> None:
               "sentences_per_s": "sentences, from text"}  # fmt: skip
     for key, label in labels.items():
         print(f"| {label} | {result[key]:,.0f} |")
-    args.output.mkdir(parents=True, exist_ok=True)
-    path = args.output / f"predict_throughput_{args.accelerator}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written {path}")
+    write_result(result, args.output, f"predict_throughput_{args.accelerator}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ are excluded from all timings.
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import tempfile
@@ -27,7 +26,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from common.cli import run_cli, skip_missing_nvml_probe
+from bench_io import write_result
+from common.cli import NVML_CHECK, run_cli, skip_missing_nvml_probe
 from fashion_cnn.data import FashionMNISTDataModule
 from fashion_cnn.model import FashionCNN
 from sst2_bilstm.data import SST2DataModule
@@ -38,7 +38,6 @@ WORKFLOWS = {
     "fashion_cnn": (FashionCNN, FashionMNISTDataModule, "fashion_cnn.yaml", {"channels_last": False, "fused": False}),
     "sst2_bilstm": (SST2BiLSTM, SST2DataModule, "sst2_bilstm.yaml", {"fused": False}),
 }
-NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
 
 
 class EpochTimer(L.Callback):
@@ -163,10 +162,8 @@ def main() -> None:
         print(f"| {name} | {median[name]:,.0f} | {', '.join(f'{v:,.0f}' for v in runs[name])} |")
     for name, ratio in ratios.items():
         print(f"{name} / {baseline}: {ratio:.2f}x (median of the repeats' ratios)")
-    args.output.mkdir(parents=True, exist_ok=True)
-    path = args.output / f"train_throughput_{args.workflow}_{'_'.join(args.precision)}_{args.accelerator}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written {path}")
+    name = f"train_throughput_{args.workflow}_{'_'.join(args.precision)}_{args.accelerator}"
+    write_result(result, args.output, name)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from common.predict import PredictionWriter, read_checkpoint
 from common.report import ReportCallback
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
 
 
 def lighter_progress_bar() -> None:
@@ -30,11 +31,11 @@ def skip_missing_nvml_probe() -> None:
     machine with torch's default CUDA build, each ask then searches the disk for ``libnvidia-ml.so.1`` in vain before
     falling back to the CUDA runtime's cached answer: ~10% of the CNN's step. Without that library the fallback is
     the answer anyway, so the search is turned off; with it, nothing changes."""
-    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1":
+    if os.environ.get(NVML_CHECK) == "1":
         try:
             ctypes.CDLL("libnvidia-ml.so.1")
         except OSError:
-            os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
+            os.environ[NVML_CHECK] = "0"
 
 
 class ConciseParser(LightningArgumentParser):
