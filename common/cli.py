@@ -1,22 +1,68 @@
 """The LightningCLI both workflows run: fit / validate / test / predict, and fit ends with test and report."""
 
 import ctypes
+import importlib.resources
 import os
 import re
+import shutil
 import sys
 import warnings
 from pathlib import Path
 
 import lightning as L
+from jsonargparse import Namespace
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
 
-from common.errors import DataError, exit_on_reported_error
+from common.errors import ConfigError, DataError, exit_on_reported_error
 from common.predict import PredictionWriter, read_checkpoint
 from common.report import ReportCallback
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+# The top-level configs/ folder, shipped inside the package under this name (pyproject's package-dir).
+CONFIG_PACKAGE = "common.configs"
+SOURCE_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"  # a checkout run without installing
 NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+# What a resumed run may change of the settings it was started with: when to stop, how it looks, where the same
+# data lives. Anything else would make one run out of two different computations.
+RESUME_OVERRIDES = (
+    "trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "trainer.enable_progress_bar", "data.data_dir",
+)  # fmt: skip
+
+
+def config_path(name: str) -> Path:
+    """The file of a config in ``configs/``: the installed package's copy, or a checkout's own folder."""
+    try:
+        path = Path(str(importlib.resources.files(CONFIG_PACKAGE) / name))
+    except ModuleNotFoundError:  # run from a checkout that was never installed
+        path = SOURCE_CONFIG_DIR / name
+    if not path.is_file():
+        raise DataError(
+            f"the config {name} is missing ({path} does not exist): the installation is incomplete; reinstall "
+            "the package (pip install .) or run from a checkout of the repository."
+        )
+    return path
+
+
+def newest_checkpoint(root: Path) -> Path | None:
+    """``version_N/checkpoints/last.ckpt`` of the highest N under ``root`` (folders not named so are ignored)."""
+    versions = {int(m[1]): p for p in root.glob("version_*/checkpoints/last.ckpt")
+                if (m := re.fullmatch(r"version_(\d+)", p.parts[-3]))}  # fmt: skip
+    return versions[max(versions)] if versions else None
+
+
+def run_of(checkpoint: Path) -> Path | None:
+    """The run folder ``version_N`` of a checkpoint saved in its ``checkpoints/``, else None."""
+    run = checkpoint.parent.parent
+    if checkpoint.parent.name == "checkpoints" and re.fullmatch(r"version_\d+", run.name):
+        return run
+    return None
+
+
+def _short(value: object, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def lighter_progress_bar() -> None:
@@ -38,12 +84,28 @@ def skip_missing_nvml_probe() -> None:
             os.environ[NVML_CHECK] = "0"
 
 
+CKPT_PATH_HELP = (
+    "Weights to start from. 'last': the newest run's checkpoints/last.ckpt under trainer.default_root_dir; fit "
+    "then resumes that run in its own folder with the settings it was started with. A file in some "
+    "version_N/checkpoints/ resumes that run the same way. validate, test and predict without it use 'last' and "
+    "say so."
+)
+
+
 class ConciseParser(LightningArgumentParser):
     """A parser whose errors are the error and a pointer to --help, without the usage of every Trainer option
     (some 40 lines) that argparse prints before them; --help itself is unchanged."""
 
     def print_usage(self, file=None) -> None:
         pass
+
+    def add_method_arguments(self, *args, **kwargs) -> list[str]:
+        added = super().add_method_arguments(*args, **kwargs)
+        # Lightning's help for ckpt_path describes its in-process meanings; the project gives "last" its own.
+        for action in self._actions:
+            if action.dest == "ckpt_path":
+                action.help = CKPT_PATH_HELP
+        return added
 
 
 class WorkflowCLI(LightningCLI):
@@ -52,51 +114,119 @@ class WorkflowCLI(LightningCLI):
     Everything of a run lands in ``<trainer.default_root_dir>/version_N``: TensorBoard events, checkpoints, the
     resolved config and the report. ``fit`` goes on to test the best checkpoint (the last epoch's where nothing is
     monitored) and write the report; ``test`` writes the report too, and ``predict`` writes predictions.csv.
+    A run that fails before its first optimizer step leaves no folder behind.
     """
 
-    def parse_arguments(self, parser, args) -> None:
+    def __init__(self, *args, links: tuple[tuple[str, str], ...] = (), **kwargs) -> None:
+        self.links = links
+        self.resumed_run: Path | None = None
+        try:
+            super().__init__(*args, **kwargs)
+        except BaseException:
+            self._discard_unused_run()
+            raise
+
+    def add_core_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # The project's own options first, so that --help shows them before the Trainer's ~150 lines.
+        parser.add_lightning_class_args(self.model_class, "model")
+        parser.add_lightning_class_args(self.datamodule_class, "data")
+        parser.add_lightning_class_args(self.trainer_class, "trainer")
+        parser.set_defaults({f"trainer.{k}": v for k, v in self.trainer_defaults.items() if k != "callbacks"})
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(ReportCallback, "report")
+        for source, target in self.links:
+            parser.link_arguments(source, target)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return
+        section = self.config[subcommand]
+        ckpt_path = section.get("ckpt_path")
+        if ckpt_path == "best":
+            raise ConfigError(
+                "--ckpt_path best names the best checkpoint of a fit in the same process; give the file instead, "
+                "e.g. runs/sst2_bilstm/version_0/checkpoints/best-epoch=1.ckpt."
+            )
+        if ckpt_path == "last" or (ckpt_path is None and subcommand != "fit"):
+            root = Path(section.trainer.default_root_dir or ".")
+            newest = newest_checkpoint(root)
+            if newest is None:
+                need = "nothing to resume" if subcommand == "fit" else f"{subcommand} needs trained weights"
+                raise DataError(
+                    f"{need}: there is no version_*/checkpoints/last.ckpt under {root} (trainer.default_root_dir). "
+                    "Train first (fit), or pass --ckpt_path PATH."
+                )
+            if ckpt_path is None:
+                rank_zero_info(f"No --ckpt_path given: {subcommand} uses the newest run's {newest}.")
+            ckpt_path = section.ckpt_path = str(newest)
+        if not ckpt_path:
+            return
         # Lightning would read a checkpoint's hyper-parameters into this model's config next, and fail with a
         # parser error if they are another model's: say plainly what is wrong instead.
-        subcommand = self.config.get("subcommand")
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt_path and ckpt_path not in ("last", "best"):
-            read_checkpoint(ckpt_path, self.model_class)
+        read_checkpoint(ckpt_path, self.model_class)
+        if subcommand == "fit":
+            self.resumed_run = run_of(Path(ckpt_path))
+            if self.resumed_run is not None and (self.resumed_run / "config.yaml").is_file():
+                self.config = self._resumed_config(parser, list(args), ckpt_path)
 
-    def add_arguments_to_parser(self, parser) -> None:
-        parser.add_lightning_class_args(ReportCallback, "report")
+    def _resumed_config(self, parser: LightningArgumentParser, args: list[str], ckpt_path: str) -> Namespace:
+        """The config a run was started with, read from its config.yaml, with this command's options on top:
+        only those in RESUME_OVERRIDES may differ from it."""
+        saved = ["fit", "--config", str(self.resumed_run / "config.yaml")]
+        started = parser.parse_args([*saved, "--ckpt_path", ckpt_path])
+        resumed = parser.parse_args([*saved, *args[1:]])
+        resumed.fit.ckpt_path = ckpt_path
+        before, after = dict(started.fit.items()), dict(resumed.fit.items())
+        changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k) and k != "config")
+        refused = [key for key in changed if key not in RESUME_OVERRIDES]
+        if refused:
+            listed = "; ".join(f"{key}: {_short(before.get(key))} in the run, {_short(after.get(key))} given"
+                               for key in refused)  # fmt: skip
+            raise ConfigError(
+                f"fit --ckpt_path resumes {self.resumed_run} with the settings it was started with (its "
+                f"config.yaml), and this command changes them ({listed}). Drop those options to resume; only "
+                f"{', '.join(RESUME_OVERRIDES)} may change."
+            )
+        for key in changed:
+            rank_zero_info(f"Resuming {self.resumed_run}: {key} {before.get(key)!r} -> {after.get(key)!r}.")
+        return resumed
+
+    def after_instantiate_classes(self) -> None:
+        if self.subcommand:
+            config, config_init = self.config[self.subcommand], self.config_init[self.subcommand]
+            config_init.report.seed = config.seed_everything  # the seed actually used, once LightningCLI set it
 
     def instantiate_trainer(self, **kwargs) -> L.Trainer:
-        config = self._get(self.config_init, "trainer")
+        config = self.config_init[self.subcommand].trainer if self.subcommand else self.config_init.trainer
         if config.get("logger") in (None, True):
             # The Trainer's own default logger would add a "lightning_logs" level between the root and version_N.
-            root, version = self._run_folder(Path(config["default_root_dir"] or "."))
+            if self.resumed_run is not None:
+                root, version = self.resumed_run.parent, int(self.resumed_run.name.removeprefix("version_"))
+            else:
+                root, version = Path(config["default_root_dir"] or "."), None
             kwargs["logger"] = TensorBoardLogger(root, name="", version=version)
         return super().instantiate_trainer(**kwargs)
 
-    def _run_folder(self, root: Path) -> tuple[Path, int | None]:
-        """Where the run's files go: a new version under ``root``, except that ``fit --ckpt_path`` with a
-        checkpoint of ``<dir>/version_N/checkpoints/`` (or ``last``: the newest run's ``last.ckpt`` under
-        ``root``) continues that run in its own folder."""
-        if self.subcommand != "fit" or not self.config_init["fit"].get("ckpt_path"):
-            return root, None
-        ckpt_path = self.config_init["fit"]["ckpt_path"]
-        if ckpt_path == "last":
-            versions = {int(m[1]): p for p in root.glob("version_*/checkpoints/last.ckpt")
-                        if (m := re.fullmatch(r"version_(\d+)", p.parts[-3]))}  # fmt: skip
-            if not versions:
-                raise DataError(f"--ckpt_path last: there is no version_*/checkpoints/last.ckpt under {root} to resume.")
-            ckpt_path = self.config_init["fit"]["ckpt_path"] = str(versions[max(versions)])
-        checkpoint = Path(ckpt_path)
-        run = checkpoint.parent.parent
-        match = re.fullmatch(r"version_(\d+)", run.name)
-        if checkpoint.parent.name == "checkpoints" and match:
-            return run.parent, int(match.group(1))
-        return root, None  # a checkpoint from elsewhere starts a new run from its weights
+    def _discard_unused_run(self) -> None:
+        """Removes the folder of a new run that failed before its first optimizer step and saved no checkpoint:
+        it holds nothing but the config and an empty event file."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or self.resumed_run is not None or trainer.global_step > 0 or not trainer.is_global_zero:
+            return
+        if isinstance(trainer.logger, TensorBoardLogger):
+            run = Path(trainer.logger.log_dir)  # rank zero's own: no broadcast on the way out of a failure
+            if run.is_dir() and not (run / "checkpoints").exists():
+                shutil.rmtree(run)
 
     def after_fit(self) -> None:
-        checkpoint = self.trainer.checkpoint_callback  # the config's first ModelCheckpoint: the monitored one
-        ckpt_path = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
+        # The monitored checkpoint's best, as the reference's early stopping restores it; where nothing is
+        # monitored, a ModelCheckpoint's "best" is the latest epoch it saved.
+        checkpoints = self.trainer.checkpoint_callbacks
+        chosen = next((c for c in checkpoints if c.monitor), checkpoints[0] if checkpoints else None)
+        ckpt_path = chosen.best_model_path if isinstance(chosen, ModelCheckpoint) and chosen.best_model_path else None
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
         self.after_test()
 
@@ -106,37 +236,63 @@ class WorkflowCLI(LightningCLI):
             print(f"Predictions: {writer.path}")
 
     def after_test(self) -> None:
-        report = self._get(self.config_init, "report")
+        report = next(c for c in self.trainer.callbacks if isinstance(c, ReportCallback))
         if self.trainer.is_global_zero and report.report_path is not None:
             print(f"Report: {report.report_path}")
 
 
+def description(workflow: str, config_name: str) -> str:
+    return (
+        f"The {workflow} workflow. No subcommand means fit: no arguments at all train, test and report the "
+        f"reference config, {config_name} (the repository's configs/; shipped in the package). Options: "
+        "--model.* (the network and its optimizer) and --data.* (the dataset and its batches) come first, "
+        "--report.* next, then Lightning's --trainer.*; --config FILE applies a YAML file on top of the reference."
+    )
+
+
 def run_cli(
-    model_class: type, datamodule_class: type, config_name: str, args: ArgsType = None, run: bool = True
+    model_class: type,
+    datamodule_class: type,
+    config_name: str,
+    args: ArgsType = None,
+    run: bool = True,
+    command: str | None = None,
+    links: tuple[tuple[str, str], ...] = (),
 ) -> WorkflowCLI:
     """Runs the CLI. Without a subcommand it fits: no arguments at all run the whole reference workflow. With
-    ``run=False`` it only builds the model, data and Trainer of the config (no subcommand then), as benchmarks do."""
+    ``run=False`` it only builds the model, data and Trainer of the config (no subcommand then), as benchmarks do.
+    ``command`` is the workflow's console script; ``links`` are (source, target) options that must agree: the
+    target takes the source's value and is no option of its own."""
     args = list(sys.argv[1:] if args is None else args)
     if run and (not args or args[0] not in (*LightningCLI.subcommands(), "-h", "--help")):
         args = ["fit", *args]
-    defaults = {"default_config_files": [str(CONFIG_DIR / config_name)]}
     lighter_progress_bar()
     skip_missing_nvml_probe()
     # The datasets are tensors in memory: worker processes would only add start-up time.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     # The arguments are passed on explicitly (with "fit" added where needed), which is what this warns about.
     warnings.filterwarnings("ignore", ".*LightningCLI's args parameter is intended.*")
+    workflow = model_class.__module__.rsplit(".", 1)[0]
+    prog = command if command and Path(sys.argv[0]).name == command else f"python -m {workflow}.train"
     with exit_on_reported_error():
+        about = description(workflow, config_name)
+        defaults = {"default_config_files": [str(config_path(config_name))], "description": about}
+        parser_kwargs = {"prog": prog, "description": about}
+        if run:
+            # argparse's own usage line lists all ~170 options before the description: name the groups instead.
+            usage = "{} {} [--config FILE] [--model.* ...] [--data.* ...] [--trainer.* ...] [--ckpt_path PATH]"
+            for subcommand in LightningCLI.subcommands():
+                parser_kwargs[subcommand] = defaults | {"usage": usage.format(prog, subcommand)}
+        else:
+            parser_kwargs |= defaults
         return WorkflowCLI(
             model_class,
             datamodule_class,
             args=args,
-            parser_kwargs={
-                "prog": f"python -m {model_class.__module__.rsplit('.', 1)[0]}.train",  # not "train.py"
-                **({subcommand: defaults for subcommand in LightningCLI.subcommands()} if run else defaults),
-            },
+            parser_kwargs=parser_kwargs,
             run=run,
             save_config_kwargs={"overwrite": True},
             trainer_defaults={"callbacks": [PredictionWriter()]},
             parser_class=ConciseParser,
+            links=links,
         )

@@ -4,13 +4,23 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+
 
 class DataError(RuntimeError):
     """Input that is missing or malformed: datasets, checkpoints, files to predict."""
 
 
+class ConfigError(ValueError):
+    """An option value that cannot work (a batch of 0 samples, a rate outside [0, 1), ...)."""
+
+
 class NonFiniteLossError(FloatingPointError):
     """The training loss became nan or infinite."""
+
+
+# Lightning's own refusals of a configuration (``--trainer.max_epochs -3``) are meant for users as they are.
+REPORTED = (DataError, ConfigError, NonFiniteLossError, MisconfigurationException)
 
 
 @contextmanager
@@ -18,6 +28,13 @@ def exit_on_reported_error() -> Iterator[None]:
     """Turns these errors into their message on standard error and exit status 2."""
     try:
         yield
-    except (DataError, NonFiniteLossError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except REPORTED as error:
+        message = " ".join(str(error).split())  # one line, whatever the message's own layout
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def require(condition: bool, message: str) -> None:
+    """Raises ConfigError(message) unless ``condition`` holds: the check of an ``__init__`` argument."""
+    if not condition:
+        raise ConfigError(message)

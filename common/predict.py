@@ -14,10 +14,11 @@ from common.errors import DataError
 
 
 def read_checkpoint(path: str | Path, model_class: type) -> tuple[dict, torch.nn.Module]:
-    """A checkpoint of ``model_class`` and a fresh model built from its hyper-parameters, or a DataError saying
-    why not: missing, unreadable, not Lightning's, or saved by another model.
+    """A checkpoint of ``model_class`` and its model (Lightning's ``load_from_checkpoint``: built from the saved
+    hyper-parameters, weights loaded, on the CPU), or a DataError saying why not: missing, unreadable, not
+    Lightning's, or saved by another model.
 
-    Loaded with ``weights_only=True``: tensors and plain containers only, no arbitrary objects unpickled.
+    Read with ``weights_only=True``: tensors and plain containers only, no arbitrary objects unpickled.
     """
     path = Path(path)
     if not path.is_file():
@@ -29,23 +30,18 @@ def read_checkpoint(path: str | Path, model_class: type) -> tuple[dict, torch.nn
         raise DataError(f"{path} is not a readable PyTorch Lightning checkpoint ({reason}).") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise DataError(f"{path} is not a PyTorch Lightning checkpoint (it holds no state_dict).")
-    hparams = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if not k.startswith("_")}
     try:
-        model = model_class(**hparams)
-    except TypeError:
-        model = None
-    if model is None or set(checkpoint["state_dict"]) != set(model.state_dict()):
+        model = model_class.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    except (TypeError, ValueError, KeyError, RuntimeError):  # unknown arguments, another class, other weights
         raise DataError(
-            f"{path} was not saved by a {model_class.__name__} (its hyper-parameters are {sorted(hparams)}): "
-            "is it a checkpoint of the other workflow?"
-        )
+            f"{path} was not saved by a {model_class.__name__}: is it a checkpoint of the other workflow?"
+        ) from None
     return checkpoint, model
 
 
 def load_checkpoint(path: str | Path, model_class: type) -> tuple[torch.nn.Module, dict]:
     """The model of a checkpoint, in eval mode on the CPU, and the checkpoint itself."""
     checkpoint, model = read_checkpoint(path, model_class)
-    model.load_state_dict(checkpoint["state_dict"])
     return model.eval(), checkpoint
 
 
@@ -60,6 +56,9 @@ def batched_probabilities(model: torch.nn.Module, inputs: torch.Tensor, batch_si
 def write_rows(rows: list[dict], output: Path | None, columns: list[str]) -> None:
     """Rows as an aligned table on standard output, or to ``output`` as CSV or JSON (chosen by its extension)."""
     if output is None:
+        if not rows:
+            print("no input: nothing to predict", file=sys.stderr)
+            return
         cells = [[_cell(row[c]) for c in columns] for row in rows]
         widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
         for line in (columns, ["-" * w for w in widths], *cells):

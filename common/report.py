@@ -123,11 +123,13 @@ class ReportCallback(L.Callback):
 
     The history is part of the callback's state, so it is saved in checkpoints and a resumed run reports all of
     its epochs. Each entry also holds the epoch's wall time (training and validation) and the learning rate.
-    Class names come from the datamodule's ``class_names``.
+    Class names come from the datamodule's ``class_names``; ``seed``, which the command line sets, is recorded
+    in metrics.json.
     """
 
     def __init__(self, title: str = "Results") -> None:
         self.title = title
+        self.seed: int | None = None
         self.history: list[dict[str, float]] = []
         self.report_path: Path | None = None
         self.checkpoint_epoch: int | None = None
@@ -151,8 +153,8 @@ class ReportCallback(L.Callback):
         class_names = list(trainer.datamodule.class_names)
         test = {key: float(trainer.callback_metrics[key]) for key in ("test_loss", "test_acc")}
         summary = summarize(self.history, test, pl_module.test_results, class_names)
-        if "PL_GLOBAL_SEED" in os.environ:  # set by seed_everything
-            summary["seed"] = int(os.environ["PL_GLOBAL_SEED"])
+        if isinstance(self.seed, int) and not isinstance(self.seed, bool):  # False: no seed was set
+            summary["seed"] = self.seed
         if trainer.ckpt_path:
             summary["checkpoint"] = os.path.relpath(trainer.ckpt_path, run_dir)
             summary["checkpoint_epoch"] = self.checkpoint_epoch

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from torchvision.datasets import FashionMNIST
 
 from common.data import cache_dir, resolve_data_dir, tensor_loader
-from common.errors import DataError
+from common.errors import DataError, require
 
 CLASS_NAMES = tuple(FashionMNIST.classes)
 FILES = {
@@ -141,6 +141,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        require(batch_size >= 1, f"batch_size must be at least 1, not {batch_size}.")
+        require(max_shift >= 0, f"max_shift must be at least 0, not {max_shift}.")
         self.data_dir = resolve_data_dir(data_dir)
         self.batch_size = batch_size
         self.download = download

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.errors import require
 from common.init import keras_init_
 from common.module import ClassifierModule
 
@@ -47,6 +48,9 @@ class FashionCNN(ClassifierModule):
         super().__init__(NUM_CLASSES)
         self.save_hyperparameters()
         first, second = channels
+        require(min(first, second, dense_size) >= 1, "channels and dense_size must be at least 1.")
+        require(0 <= dropout < 1, f"dropout must be in [0, 1), not {dropout}.")
+        require(lr > 0, f"lr must be positive, not {lr}.")
 
         def norm(layer: type[nn.Module], width: int) -> list[nn.Module]:
             return [layer(width)] if batch_norm else []

@@ -38,15 +38,30 @@ def read_image(path: Path, resize: bool = False, invert: bool = False) -> torch.
     return 1 - pixels if invert else pixels
 
 
+def checked_images(images: torch.Tensor) -> torch.Tensor:
+    """``images`` as (N, 1, 28, 28), or a ValueError: what the model was trained on is 28x28 grayscale floats in
+    [0, 1], and anything else would be reshaped into believable nonsense."""
+    if not torch.is_tensor(images) or not images.is_floating_point():
+        kind = images.dtype if torch.is_tensor(images) else type(images).__name__
+        raise ValueError(f"images must be a float tensor with pixels in [0, 1], not {kind} (uint8 pixels: divide by 255).")
+    shape = tuple(images.shape)
+    if shape != (28, 28) and not (len(shape) == 4 and shape[1:] == (1, 28, 28)):
+        raise ValueError(f"images must be N x 1 x 28 x 28 (or one 28 x 28), grayscale, not {' x '.join(map(str, shape))}.")
+    if images.numel() and not (0 <= float(images.min()) and float(images.max()) <= 1):
+        raise ValueError(f"pixels must be in [0, 1]; these span [{float(images.min()):g}, {float(images.max()):g}].")
+    return images.reshape(-1, 1, 28, 28)
+
+
 class FashionPredictor:
-    """A trained FashionCNN; ``predict`` takes images of shape (N, 1, 28, 28) or (N, 28, 28) in [0, 1]."""
+    """A trained FashionCNN; ``predict`` takes float images in [0, 1] of shape (N, 1, 28, 28), or one of (28, 28),
+    and refuses anything else."""
 
     def __init__(self, model: FashionCNN, batch_size: int = 1000) -> None:
         self.model = model
         self.batch_size = batch_size
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        return batched_probabilities(self.model, images.float().view(-1, 1, 28, 28), self.batch_size)
+        return batched_probabilities(self.model, checked_images(images), self.batch_size)
 
     def predict(self, images: torch.Tensor) -> list[dict]:
         """One dict per image: ``label``, its ``probability``, and the ``top3`` (class, probability) pairs."""

@@ -13,7 +13,7 @@ from tokenizers import Tokenizer
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from common.data import TensorBatches, cache_dir, resolve_data_dir, tensor_loader
-from common.errors import DataError
+from common.errors import DataError, require
 from sst2_bilstm.tokenizer import encode, fit_word_tokenizer
 
 CLASS_NAMES = ("negative", "positive")
@@ -148,6 +148,10 @@ class SST2DataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        require(batch_size >= 1, f"batch_size must be at least 1, not {batch_size}.")
+        require(num_words >= 3, f"num_words must be at least 3 (padding, out-of-vocabulary, one word), not {num_words}.")
+        require(max_length >= 1, f"max_length must be at least 1, not {max_length}.")
+        require(0 < val_fraction < 1, f"val_fraction must be between 0 and 1, not {val_fraction}.")
         self.data_dir = resolve_data_dir(data_dir)
         self.batch_size = batch_size
         self.num_words = num_words

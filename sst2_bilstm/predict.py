@@ -18,7 +18,7 @@ from tokenizers import Tokenizer
 
 from common.errors import DataError, exit_on_reported_error
 from common.predict import batched_probabilities, load_checkpoint, write_rows
-from sst2_bilstm.data import CLASS_NAMES
+from sst2_bilstm.data import CLASS_NAMES, SST2DataModule
 from sst2_bilstm.model import SST2BiLSTM
 from sst2_bilstm.tokenizer import encode
 
@@ -39,6 +39,8 @@ class SentimentPredictor:
     def predict(self, sentences: list[str]) -> list[dict]:
         """One dict per sentence: ``label`` (negative / positive), ``probability_positive`` and a ``note`` that
         flags empty sentences and sentences without a known word."""
+        if isinstance(sentences, str):
+            raise TypeError("predict takes a list of sentences; wrap a single one: predict([sentence]).")
         if not sentences:
             return []
         tokens = encode(self.tokenizer, sentences)
@@ -51,10 +53,10 @@ class SentimentPredictor:
 
 def load(ckpt_path: str | Path) -> SentimentPredictor:
     """The predictor of an SST-2 checkpoint."""
-    model, checkpoint = load_checkpoint(ckpt_path, SST2BiLSTM)
-    saved = checkpoint.get("SST2DataModule", {}).get("tokenizer")
+    model, _ = load_checkpoint(ckpt_path, SST2BiLSTM)
+    saved = SST2DataModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True).tokenizer
     if saved is not None:
-        return SentimentPredictor(model, Tokenizer.from_str(saved))
+        return SentimentPredictor(model, saved)
     beside = Path(ckpt_path).resolve().parent.parent / "tokenizer.json"  # run folder: version_N/checkpoints/x.ckpt
     if not beside.is_file():
         raise DataError(f"{ckpt_path} holds no tokenizer and there is no {beside}: the text cannot be encoded.")

@@ -63,8 +63,10 @@ POSITIVE = ["good", "great", "fine", "superb", "moving", "funny"]
 NEGATIVE = ["bad", "dull", "awful", "boring", "weak", "flat"]
 
 
-def write_sst2(root: Path, n_train: int = 100, n_test: int = 20) -> Path:
-    """GLUE-layout SST-2 files (header sentence<TAB>label) whose labels follow the words, so models can learn."""
+def write_sst2(root: Path, n_train: int = 100, n_test: int = 20, misleading_validation: bool = False) -> Path:
+    """GLUE-layout SST-2 files (header sentence<TAB>label) whose labels follow the words, so models can learn.
+    With ``misleading_validation``, the last 20% of train.tsv (the validation part) has every label flipped, so
+    the validation loss rises as the model learns and the best epoch is not the last."""
     folder = root / "SST-2"
     folder.mkdir(parents=True, exist_ok=True)
     for name, n in (("train.tsv", n_train), ("dev.tsv", n_test)):
@@ -72,7 +74,8 @@ def write_sst2(root: Path, n_train: int = 100, n_test: int = 20) -> Path:
         for i in range(n):
             label = i % 2
             words = (POSITIVE if label else NEGATIVE)[i % 6], "the", "film", "is", f"word{i % 7}"
-            rows.append(f"{' '.join(words)} , really\t{label}")
+            flip = misleading_validation and name == "train.tsv" and i >= 0.8 * n
+            rows.append(f"{' '.join(words)} , really\t{1 - label if flip else label}")
         (folder / name).write_text("\n".join(rows) + "\n")
     return root
 

@@ -34,9 +34,9 @@ def test_ddp_on_two_cpu_processes(case, tmp_path):
     assert sum(map(sum, confusion)) == n_test  # both processes' halves of the test set
     assert ddp["test"]["accuracy"] == pytest.approx(sum(row[i] for i, row in enumerate(confusion)) / n_test)
 
-    # One process testing the same checkpoint finds the same figures.
+    # One process testing the same checkpoint on the same kind of device finds the same figures.
     main = importlib.import_module(f"{workflow}.train").main
-    main(["test", *common, "--trainer.default_root_dir", str(tmp_path / "single"),
+    main(["test", *common, "--trainer.default_root_dir", str(tmp_path / "single"), "--trainer.accelerator", "cpu",
           "--ckpt_path", str(root / "version_0" / "checkpoints" / "last.ckpt")])  # fmt: skip
     single = json.loads((tmp_path / "single" / "version_0" / "metrics.json").read_text())
     assert single["confusion_matrix"] == confusion

@@ -1,4 +1,5 @@
 import json
+import logging
 
 import pytest
 import yaml
@@ -74,11 +75,30 @@ def test_test_subcommand_reports_a_checkpoint(fashion_dir, tmp_path, capsys):
     assert tested["train"] == trained["train"] and tested["checkpoint_epoch"] == 1
 
 
-def test_validate_and_predict_run(fashion_dir, tmp_path):
+def test_validate_and_predict_without_ckpt_path_use_the_newest_run_and_say_so(fashion_dir, tmp_path, caplog):
     root = tmp_path / "runs"
+    main(fit_args(fashion_dir, root))
+    trained = json.loads((root / "version_0" / "metrics.json").read_text())
     common = ["--data.data_dir", str(fashion_dir), "--trainer.default_root_dir", str(root)]
-    main(["validate", *common])
+    with caplog.at_level(logging.INFO):
+        main(["validate", *common])
+    assert f"validate uses the newest run's {root / 'version_0' / 'checkpoints' / 'last.ckpt'}" in caplog.text
+    events = EventAccumulator(str(root / "version_1")).Reload()
+    # The last epoch's weights on the same (test) split: the fit's own figures for that epoch.
+    assert events.Scalars("val_acc")[0].value == pytest.approx(trained["history"][-1]["val_acc"])
+    assert events.Scalars("val_loss")[0].value == pytest.approx(trained["history"][-1]["val_loss"], rel=1e-5)
     main(["predict", *common])
+    rows = (root / "version_2" / "predictions.csv").read_text().splitlines()
+    assert len(rows) == 1 + 32 and rows[0].startswith("index,predicted,p_T-shirt/top")
+
+
+@pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
+def test_evaluating_without_any_trained_weights_is_refused(subcommand, fashion_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([subcommand, "--data.data_dir", str(fashion_dir), "--trainer.default_root_dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"{subcommand} needs trained weights" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_arguments_without_subcommand_mean_fit(fashion_dir, tmp_path):
@@ -92,6 +112,20 @@ def test_print_config_shows_the_reference_settings(capsys):
     config = yaml.safe_load(capsys.readouterr().out)
     assert config["trainer"]["max_epochs"] == 10 and config["data"]["batch_size"] == 32
     assert config["model"]["lr"] == 0.001 and config["seed_everything"] == 42
+    callbacks = [c["class_path"].rsplit(".", 1)[1] for c in config["trainer"]["callbacks"]]
+    assert callbacks == ["ModelCheckpoint", "LearningRateMonitor"]
+
+
+def test_help_says_what_no_subcommand_means_and_where_the_options_are(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    help_text = capsys.readouterr().out
+    top = " ".join(help_text.splitlines()[:12])
+    assert "No subcommand means fit" in top and "fashion_cnn.yaml" in top and "--model.*" in top
+    # The project's own options come before Lightning's Trainer's.
+    assert help_text.index("--model.lr") < help_text.index("--data.batch_size") < help_text.index("--trainer.accelerator")
+    ckpt_help = " ".join(help_text[help_text.index("--ckpt_path CKPT_PATH"):].split()[:40])
+    assert "'last': the newest run's checkpoints/last.ckpt" in ckpt_help and "settings it was started with" in ckpt_help
 
 
 def test_unknown_config_key_is_refused(capsys):

@@ -1,6 +1,7 @@
 import csv
 import io
 import json
+import re
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from fashion_cnn import predict as fashion_predict
 from fashion_cnn.data import CLASS_NAMES, FashionMNISTDataModule
 from fashion_cnn.train import main as fashion_train
 from sst2_bilstm import predict as sst2_predict
+from sst2_bilstm.data import SST2DataModule
 from sst2_bilstm.train import main as sst2_train
 from tests.conftest import write_fashion_mnist, write_sst2
 
@@ -94,6 +96,23 @@ def test_fashion_refusals(fashion_run, tmp_path, capsys):
     assert status == 0 and "big.png" in out
 
 
+def test_the_python_api_refuses_what_the_model_never_saw(fashion_run):
+    predictor = fashion_predict.load(fashion_run[1] / "checkpoints" / "last.ckpt")
+    cases = {
+        "one 56x56 image": (torch.rand(1, 1, 56, 56), "not 1 x 1 x 56 x 56"),
+        "one RGB image": (torch.rand(1, 3, 28, 28), "not 1 x 3 x 28 x 28"),
+        "RGB without a batch": (torch.rand(3, 28, 28), "not 3 x 28 x 28"),
+        "uint8 pixels": ((torch.rand(2, 1, 28, 28) * 255).byte(), "not torch.uint8 (uint8 pixels: divide by 255)"),
+        "pixels in 0..255": (torch.rand(2, 1, 28, 28) * 255, "pixels must be in [0, 1]"),
+    }
+    for images, message in cases.values():
+        with pytest.raises(ValueError, match=re.escape(message)):
+            predictor.predict(images)
+    one = torch.rand(28, 28)
+    assert predictor.predict(one) == predictor.predict(one.view(1, 1, 28, 28))  # one image without a batch
+    assert len(predictor.predict(torch.rand(5, 1, 28, 28))) == 5
+
+
 def test_invert_turns_dark_on_light_into_light_on_dark(tmp_path):
     Image.new("L", (28, 28), color=255).save(tmp_path / "white.png")
     assert fashion_predict.read_image(tmp_path / "white.png").min() == 1.0
@@ -133,10 +152,23 @@ def test_sst2_sentences_from_arguments_file_and_stdin(sst2_run, tmp_path, capsys
     assert status == 0 and expected[0]["label"] in out.splitlines()[2]
 
 
+def test_sst2_empty_input_is_an_empty_result(sst2_run, tmp_path, capsys, monkeypatch):
+    ckpt = str(sst2_run[1] / "checkpoints" / "last.ckpt")
+    (tmp_path / "empty.txt").write_text("")
+    status, out, err = run_main(sst2_predict.main, ["--ckpt", ckpt, "--file", str(tmp_path / "empty.txt")], capsys)
+    assert status == 0 and out == "" and "nothing to predict" in err
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    output = tmp_path / "none.json"
+    status, _, err = run_main(sst2_predict.main, ["--ckpt", ckpt, "--output", str(output)], capsys)
+    assert status == 0 and json.loads(output.read_text()) == [] and "0 predictions written" in err
+    with pytest.raises(TypeError, match="a list of sentences"):
+        sst2_predict.load(ckpt).predict("one sentence, not a list")
+
+
 def test_sst2_tokenizer_from_the_run_folder_when_the_checkpoint_has_none(sst2_run, tmp_path):
     _, run = sst2_run
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
-    del checkpoint["SST2DataModule"]
+    del checkpoint[SST2DataModule.__qualname__]  # where Lightning keeps a DataModule's state
     stripped = run / "checkpoints" / "no-tokenizer.ckpt"
     torch.save(checkpoint, stripped)
     sentences = ["good the film", "bad the film"]
@@ -161,8 +193,10 @@ def test_predict_subcommand_writes_predictions(fashion_run, tmp_path, capsys):
 
 def test_sst2_predict_subcommand_writes_both_class_probabilities(sst2_run, tmp_path):
     data_dir, run = sst2_run
+    # On the CPU, as the Python API it is compared with (a GPU's LSTM kernels round differently).
     sst2_train(["predict", "--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(tmp_path),
-                "--ckpt_path", str(run / "checkpoints" / "last.ckpt"), "--trainer.enable_progress_bar", "false"])  # fmt: skip
+                "--ckpt_path", str(run / "checkpoints" / "last.ckpt"), "--trainer.enable_progress_bar", "false",
+                "--trainer.accelerator", "cpu"])  # fmt: skip
     rows = list(csv.DictReader((tmp_path / "version_0" / "predictions.csv").open()))
     assert len(rows) == 20 and rows[0].keys() == {"index", "predicted", "p_negative", "p_positive"}
     for row in rows:

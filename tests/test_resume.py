@@ -1,19 +1,24 @@
 """Interrupted runs resume to the same figures, and one seed always gives one metrics.json."""
 
 import json
+import logging
 import signal
 import subprocess
 import sys
 import time
+
+import pytest
+import yaml
 
 from fashion_cnn.train import main
 from tests.conftest import REPO, write_fashion_mnist
 
 
 def fit_args(data_dir, root, *extra):
+    # On the CPU, where the same seed gives the same figures; a GPU needs deterministic kernels for that.
     return [
         "fit", "--data.data_dir", str(data_dir), "--data.download", "false", "--trainer.default_root_dir", str(root),
-        "--trainer.enable_progress_bar", "false", *extra,
+        "--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu", *extra,
     ]  # fmt: skip
 
 
@@ -31,23 +36,53 @@ def test_the_same_seed_gives_the_same_metrics(fashion_dir, tmp_path):
 
 
 def test_a_killed_run_resumes_in_its_folder_to_the_same_metrics(tmp_path):
-    data_dir = write_fashion_mnist(tmp_path / "data", n_train=3000, n_test=64)  # ~94 batches an epoch
+    data_dir = write_fashion_mnist(tmp_path / "data", n_train=3000, n_test=64)  # 94 batches an epoch
     main(fit_args(data_dir, tmp_path / "straight", "--trainer.max_epochs", "4"))
 
-    killed = tmp_path / "killed"
-    command = [sys.executable, "-m", "fashion_cnn.train", *fit_args(data_dir, killed, "--trainer.max_epochs", "4")]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = killed / "version_0" / "checkpoints" / "last.ckpt"
+    killed, marker = tmp_path / "killed", tmp_path / "paused"
+    pause = {"class_path": "tests.callbacks.PauseAtStep", "init_args": {"step": 130, "marker": str(marker)}}
+    args = fit_args(data_dir, killed, "--trainer.max_epochs", "4", f"--trainer.callbacks+={json.dumps(pause)}")
+    process = subprocess.Popen([sys.executable, "-m", "fashion_cnn.train", *args], cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 300
-    while not last.exists():  # written at the end of the first epoch
-        assert process.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
+    while not marker.exists() or not marker.read_text():
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before step 130"
         time.sleep(0.01)
-    time.sleep(0.2)  # well into the second epoch
     process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL
+    # Killed in the middle of the second epoch: batch 36 of 94, after the first epoch's checkpoint.
+    assert marker.read_text() == "1 35"
+    checkpoints = sorted(p.name for p in (killed / "version_0" / "checkpoints").iterdir())
+    assert checkpoints == ["epoch=0-step=94.ckpt", "last.ckpt"]
     assert not (killed / "version_0" / "metrics.json").exists()
 
+    # The run's own config.yaml brings its callbacks back, the pause included: it has paused once already.
     main(fit_args(data_dir, killed, "--trainer.max_epochs", "4", "--ckpt_path", "last"))
     assert not (killed / "version_1").exists()  # continued in its own folder
     assert metrics(killed) == metrics(tmp_path / "straight")
     assert [e["epoch"] for e in metrics(killed)["history"]] == [1, 2, 3, 4]
+
+
+def test_resuming_keeps_the_runs_own_settings(fashion_dir, tmp_path, capsys, caplog):
+    root = tmp_path / "runs"
+    main(fit_args(fashion_dir, root, "--trainer.max_epochs", "1", "--data.batch_size", "16", "--model.dropout", "0.3"))
+    run = root / "version_0"
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+    # A flag that would change the computation is refused, and the run is left as it was.
+    with pytest.raises(SystemExit) as exit_info:
+        main(fit_args(fashion_dir, root, "--trainer.max_epochs", "2", "--data.batch_size", "64", "--ckpt_path", "last"))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "data.batch_size: 16 in the run, 64 given" in err and "Traceback" not in err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+    # Without flags, the run goes on with its own batch size and dropout, not today's defaults; a longer
+    # max_epochs is allowed, said, and recorded in the run's config.yaml.
+    with caplog.at_level(logging.INFO):
+        main(fit_args(fashion_dir, root, "--trainer.max_epochs", "2", "--ckpt_path", "last"))
+    assert f"Resuming {run}: trainer.max_epochs 1 -> 2" in caplog.text
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["data"]["batch_size"] == 16 and config["model"]["dropout"] == 0.3
+    assert config["trainer"]["max_epochs"] == 2
+    assert (run / "checkpoints" / "epoch=1-step=8.ckpt").is_file()  # 64 images in batches of 16: 4 steps an epoch
+    assert [e["epoch"] for e in metrics(root)["history"]] == [1, 2]

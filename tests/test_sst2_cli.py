@@ -2,10 +2,13 @@ import json
 
 import pytest
 import torch
+import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from sst2_bilstm.data import SST2DataModule
+from sst2_bilstm.model import SST2BiLSTM, cpu_runs_bf16_lstm
 from sst2_bilstm.train import main
-from tests.conftest import REPO
+from tests.conftest import REPO, write_sst2
 
 
 def fit_args(data_dir, root, *extra):
@@ -18,7 +21,15 @@ def fit_args(data_dir, root, *extra):
     ]  # fmt: skip
 
 
-def test_fit_tests_the_best_checkpoint_and_writes_the_report(sst2_dir, tmp_path, capsys):
+@pytest.mark.parametrize("order", ["reference", "reordered"])
+def test_fit_tests_the_best_checkpoint_and_writes_the_report(order, tmp_path, capsys, monkeypatch):
+    if order == "reordered":  # the reference config with its callbacks reversed: the latest-epoch checkpoint first
+        config = yaml.safe_load((REPO / "configs" / "sst2_bilstm.yaml").read_text())
+        config["trainer"]["callbacks"].reverse()
+        (tmp_path / "reordered.yaml").write_text(yaml.safe_dump(config))
+        monkeypatch.setattr("common.cli.config_path", lambda name: tmp_path / "reordered.yaml")
+    # The validation part's labels are flipped: validation loss rises from the first epoch on.
+    sst2_dir = write_sst2(tmp_path / "data", misleading_validation=True)
     main(fit_args(sst2_dir, tmp_path / "runs"))
     run = tmp_path / "runs" / "version_0"
     assert capsys.readouterr().out.strip().splitlines()[-1] == f"Report: {run / 'report.md'}"
@@ -31,17 +42,18 @@ def test_fit_tests_the_best_checkpoint_and_writes_the_report(sst2_dir, tmp_path,
     (tn, fp), (fn, tp) = metrics["confusion_matrix"]
     assert tn + fp + fn + tp == 20 and tn + fp == 10  # dev.tsv: 10 negative, 10 positive
     assert metrics["test"]["accuracy"] == pytest.approx((tn + tp) / 20)
-    # The full history is kept, and the tested checkpoint is the epoch with the lowest validation loss.
+    # The full history is kept, and the tested checkpoint is the epoch with the lowest validation loss: the
+    # first, not the last.
     history = metrics["history"]
     assert [e["epoch"] for e in history] == [1, 2, 3]
-    assert metrics["checkpoint_epoch"] == min(history, key=lambda e: e["val_loss"])["epoch"]
+    assert metrics["checkpoint_epoch"] == min(history, key=lambda e: e["val_loss"])["epoch"] == 1
+    assert metrics["checkpoint"] == "checkpoints/best-epoch=0.ckpt"
     assert metrics["val"]["loss"] == history[-1]["val_loss"]
 
     for name in ("report.md", "confusion_matrix.png", "curves.png", "tokenizer.json", "config.yaml"):
         assert (run / name).is_file()
-    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
-    saved = json.loads((run / "tokenizer.json").read_text())
-    assert json.loads(checkpoint["SST2DataModule"]["tokenizer"]) == saved
+    stored = SST2DataModule.load_from_checkpoint(run / "checkpoints" / "last.ckpt", weights_only=True).tokenizer
+    assert json.loads(stored.to_str()) == json.loads((run / "tokenizer.json").read_text())
     events = EventAccumulator(str(run)).Reload()
     assert {"val_loss", "test_acc", "train_batch_loss", "lr-Adam"} <= set(events.Tags()["scalars"])
     assert "test_confusion_matrix" in events.Tags()["images"]
@@ -76,6 +88,28 @@ def test_the_packed_config_runs_on_top_of_the_reference(sst2_dir, tmp_path):
     assert "packed: true" in config and "length_buckets: true" in config and "patience: 5" in config
     metrics = json.loads((tmp_path / "version_0" / "metrics.json").read_text())
     assert sum(map(sum, metrics["confusion_matrix"])) == 20
+
+
+def test_bf16_autocast_runs_the_lstms_in_what_this_cpu_supports():
+    # oneDNN runs LSTMs in bf16 only with AVX-512; elsewhere they stay in fp32 and the rest of the model in bf16.
+    model = SST2BiLSTM(embedding_dim=8, hidden_sizes=(4, 4), dense_size=4)
+    dtypes = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            dtypes[name] = (output[0] if isinstance(output, tuple) else output).dtype
+
+        return hook
+
+    for name in ("lstm1", "lstm2", "head"):
+        getattr(model, name).register_forward_hook(record(name))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(torch.randint(0, 100, (2, 6)))
+    lstm_dtype = torch.bfloat16 if cpu_runs_bf16_lstm() else torch.float32
+    assert dtypes == {"lstm1": lstm_dtype, "lstm2": lstm_dtype, "head": torch.bfloat16}
+    if not cpu_runs_bf16_lstm():  # what the model steers around: a bare LSTM under bf16 autocast fails here
+        with pytest.raises(RuntimeError), torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.nn.LSTM(2, 2)(torch.zeros(1, 1, 2))
 
 
 @pytest.mark.parametrize("config", ["sst2_bilstm.yaml", "sst2_bilstm_packed.yaml"])

@@ -52,8 +52,12 @@ def test_ties_keep_first_seen_order_and_the_vocabulary_is_capped():
 def test_matches_keras_on_random_texts():
     rng = random.Random(0)
     words = [f"w{i}" for i in range(60)] + ["The", "the", "it's", "a-b", "x.y", "!!", "Q"]
-    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 15))) for _ in range(300)]
-    fit, other = texts[:200], texts[200:]
+    fit = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 15))) for _ in range(200)]
+    # Texts that were not fitted on, half their words never seen: those are out of vocabulary in both.
+    unseen = [f"new{i}" for i in range(20)]
+    other = [" ".join(rng.choice(words + unseen) for _ in range(rng.randint(1, 15))) for _ in range(100)]
     tokenizer = fit_word_tokenizer(fit, num_words=30, max_length=12)
+    texts = fit + other
     assert encode(tokenizer, texts).tolist() == keras_sequences(fit, texts, num_words=30, max_length=12)
-    assert other  # the last 100 texts were not fitted on: their unseen words are OOV in both
+    first_unseen = next(text.split()[0] for text in other if text.split()[0] in unseen)
+    assert encode(tokenizer, [first_unseen]).tolist() == [[1] + [0] * 11]

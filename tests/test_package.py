@@ -1,0 +1,72 @@
+"""The project built as a wheel, installed elsewhere and run from outside the source tree."""
+
+import shutil
+import subprocess
+import sys
+from importlib.metadata import version
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """A folder holding the wheel's packages and console scripts (``pip install --target``), and a folder far
+    from both the checkout and that one to run in."""
+    root = tmp_path_factory.mktemp("wheel")
+    source = root / "source"  # a copy, so the build leaves nothing in the checkout
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".*", "runs", "data", "build", "*.egg-info", "__pycache__"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    # The installed setuptools builds offline; older ones cannot read pyproject's license field, pip fetches one.
+    isolation = [] if int(version("setuptools").split(".")[0]) < 77 else ["--no-build-isolation"]
+    subprocess.run([*pip, "wheel", "--no-deps", *isolation, "-w", str(root / "dist"), str(source)],
+                   check=True, capture_output=True)  # fmt: skip
+    wheel = next((root / "dist").glob("*.whl"))
+    site = root / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)], check=True, capture_output=True)
+    shutil.rmtree(source)
+    elsewhere = root / "elsewhere"
+    elsewhere.mkdir()
+    return site, elsewhere
+
+
+def run_installed(installed, *command):
+    site, elsewhere = installed
+    return subprocess.run(command, cwd=elsewhere, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True)  # fmt: skip
+
+
+def test_the_wheel_ships_the_configs_and_runs_from_its_own_files(installed):
+    site, _ = installed
+    code = "import common.cli, fashion_cnn.train; print(common.cli.config_path('sst2_bilstm.yaml'), fashion_cnn.train.__file__)"
+    result = run_installed(installed, sys.executable, "-c", code)
+    assert result.returncode == 0, result.stderr
+    config, module = result.stdout.split()
+    assert config == str(site / "common" / "configs" / "sst2_bilstm.yaml") and module.startswith(str(site))
+
+
+@pytest.mark.parametrize("command, epochs, callbacks", [("fashion-cnn", 10, 2), ("sst2-bilstm", 5, 4)])
+def test_console_commands_print_the_reference_config(installed, command, epochs, callbacks):
+    site, _ = installed
+    result = run_installed(installed, str(site / "bin" / command), "fit", "--print_config")
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    assert config["trainer"]["max_epochs"] == epochs and len(config["trainer"]["callbacks"]) == callbacks
+    assert config["seed_everything"] == 42
+    result = run_installed(installed, str(site / "bin" / command), "test", "--help")
+    assert result.stdout.startswith(f"usage: {command} test ")
+
+
+def test_a_missing_reference_config_is_an_error(installed):
+    site, _ = installed
+    config = site / "common" / "configs" / "fashion_cnn.yaml"
+    saved = config.read_bytes()
+    config.unlink()
+    try:
+        result = run_installed(installed, str(site / "bin" / "fashion-cnn"), "fit", "--print_config")
+    finally:
+        config.write_bytes(saved)
+    assert result.returncode == 2 and "the config fashion_cnn.yaml is missing" in result.stderr
+    assert "Traceback" not in result.stderr
