@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.errors import require
+from common.errors import ConfigError, require
 from common.init import keras_init_
 from common.module import ClassifierModule
 
@@ -28,7 +28,7 @@ class FashionCNN(ClassifierModule):
         batch_norm: batch normalisation after each pooling and the hidden dense layer (not in the reference).
         one_cycle: a one-cycle learning-rate schedule over the whole fit, stepped every batch (not in the
             reference, which keeps the rate constant). Its length is fixed when training starts: a run resumed
-            with a larger ``max_epochs`` fails in the scheduler.
+            with a larger ``max_epochs`` is refused.
         weight_decay: decoupled weight decay (AdamW's), 0 in the reference.
     """
 
@@ -94,6 +94,16 @@ class FashionCNN(ClassifierModule):
                     moment = torch.is_tensor(value) and value.shape == parameter.shape
                     if moment and value.stride() != parameter.stride():
                         state[key] = torch.empty_like(parameter).copy_(value)
+        # A one-cycle schedule's length is fixed when training starts; a resumed run restores it, and stepping
+        # past its end would fail deep in the scheduler.
+        for config in self.trainer.lr_scheduler_configs:
+            schedule = config.scheduler
+            if isinstance(schedule, torch.optim.lr_scheduler.OneCycleLR):
+                if schedule.total_steps < self.trainer.estimated_stepping_batches:
+                    raise ConfigError(
+                        f"this run's one-cycle schedule was fixed at {schedule.total_steps} steps when it started; "
+                        f"it cannot be resumed for {self.trainer.estimated_stepping_batches}: keep its max_epochs."
+                    )
 
     def loss_and_predictions(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return F.cross_entropy(logits, target), logits.argmax(dim=1)

@@ -86,3 +86,13 @@ def test_resuming_keeps_the_runs_own_settings(fashion_dir, tmp_path, capsys, cap
     assert config["trainer"]["max_epochs"] == 2
     assert (run / "checkpoints" / "epoch=1-step=8.ckpt").is_file()  # 64 images in batches of 16: 4 steps an epoch
     assert [e["epoch"] for e in metrics(root)["history"]] == [1, 2]
+
+
+def test_a_one_cycle_run_cannot_be_resumed_for_longer(fashion_dir, tmp_path, capsys):
+    plus = ["fit", "--config", str(REPO / "configs" / "fashion_cnn_plus.yaml")]  # before the test's own root
+    main([*plus, *fit_args(fashion_dir, tmp_path, "--trainer.max_epochs", "1")[1:]])
+    with pytest.raises(SystemExit) as exit_info:
+        main([*plus, *fit_args(fashion_dir, tmp_path, "--trainer.max_epochs", "2", "--ckpt_path", "last")[1:]])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "one-cycle schedule was fixed at 1 steps" in err and "Traceback" not in err
+    assert [e["epoch"] for e in metrics(tmp_path)["history"]] == [1]
