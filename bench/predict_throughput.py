@@ -1,7 +1,7 @@
 """Prediction throughput from checkpoints: images and sentences per second for batches of 1,000, through the
 same ``load(ckpt).predict(...)`` path as the command lines. Prints a table and writes JSON.
 
-    DATA_DIR=../shared/datasets python bench/predict_throughput.py \\
+    DATA_DIR=~/datasets python bench/predict_throughput.py \\
         --fashion-ckpt runs/fashion_cnn/version_0/checkpoints/last.ckpt \\
         --sst2-ckpt runs/sst2_bilstm/version_0/checkpoints/last.ckpt
 

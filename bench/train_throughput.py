@@ -1,10 +1,10 @@
 """Training throughput of the project's real ``Trainer.fit`` on a reference config next to a plain eager PyTorch
 loop over the same model and batches, alternating in one process. Prints a table and writes JSON.
 
-    DATA_DIR=../shared/datasets python bench/train_throughput.py --workflow fashion_cnn
-    DATA_DIR=../shared/datasets python bench/train_throughput.py --workflow sst2_bilstm --batches 300
-    DATA_DIR=../shared/datasets python bench/train_throughput.py --workflow fashion_cnn --precision 32-true bf16-mixed
-    DATA_DIR=../shared/datasets python bench/train_throughput.py --workflow fashion_cnn --accelerator cuda
+    DATA_DIR=~/datasets python bench/train_throughput.py --workflow fashion_cnn
+    DATA_DIR=~/datasets python bench/train_throughput.py --workflow sst2_bilstm --batches 300
+    DATA_DIR=~/datasets python bench/train_throughput.py --workflow fashion_cnn --precision 32-true bf16-mixed
+    DATA_DIR=~/datasets python bench/train_throughput.py --workflow fashion_cnn --accelerator cuda
 
 The fit is the command line's: the workflow's YAML (callbacks, logger, checkpoints, report) with one epoch of
 ``--batches`` batches and one validation batch. The plain loop is the straightforward port the project is measured

@@ -1,4 +1,4 @@
-"""Keras's default initialisation, which the reference figures depend on (SPEC section 3)."""
+"""Keras's default initialisation, which the reference figures depend on (docs/reference.md, section 3)."""
 
 from torch import nn
 

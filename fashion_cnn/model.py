@@ -1,4 +1,5 @@
-"""The reference CNN (SPEC section 1): two conv/pool blocks, a 64-unit dense layer, 10 classes; 121,930 parameters.
+"""The reference CNN (docs/reference.md, section 1): two conv/pool blocks, a 64-unit dense layer, 10 classes;
+121,930 parameters.
 Its options (batch norm, widths, a one-cycle schedule) build the improved configs' variants of it."""
 
 import torch

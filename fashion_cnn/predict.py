@@ -43,10 +43,11 @@ def checked_images(images: torch.Tensor) -> torch.Tensor:
     [0, 1], and anything else would be reshaped into believable nonsense."""
     if not torch.is_tensor(images) or not images.is_floating_point():
         kind = images.dtype if torch.is_tensor(images) else type(images).__name__
-        raise ValueError(f"images must be a float tensor with pixels in [0, 1], not {kind} (uint8 pixels: divide by 255).")
+        raise ValueError(f"images must be a float tensor with pixels in [0, 1], not {kind} (uint8: divide by 255).")
     shape = tuple(images.shape)
     if shape != (28, 28) and not (len(shape) == 4 and shape[1:] == (1, 28, 28)):
-        raise ValueError(f"images must be N x 1 x 28 x 28 (or one 28 x 28), grayscale, not {' x '.join(map(str, shape))}.")
+        found = " x ".join(map(str, shape))
+        raise ValueError(f"images must be N x 1 x 28 x 28 (or one 28 x 28), grayscale, not {found}.")
     if images.numel() and not (0 <= float(images.min()) and float(images.max()) <= 1):
         raise ValueError(f"pixels must be in [0, 1]; these span [{float(images.min()):g}, {float(images.max()):g}].")
     return images.reshape(-1, 1, 28, 28)

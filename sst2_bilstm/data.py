@@ -149,7 +149,7 @@ class SST2DataModule(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         require(batch_size >= 1, f"batch_size must be at least 1, not {batch_size}.")
-        require(num_words >= 3, f"num_words must be at least 3 (padding, out-of-vocabulary, one word), not {num_words}.")
+        require(num_words >= 3, f"num_words must be at least 3 (padding, unknown, one word), not {num_words}.")
         require(max_length >= 1, f"max_length must be at least 1, not {max_length}.")
         require(0 < val_fraction < 1, f"val_fraction must be between 0 and 1, not {val_fraction}.")
         self.data_dir = resolve_data_dir(data_dir)

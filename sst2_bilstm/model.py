@@ -1,4 +1,5 @@
-"""The reference stacked BiLSTM (SPEC section 2): 3,128,449 parameters in PyTorch (Keras counts 3,126,913)."""
+"""The reference stacked BiLSTM (docs/reference.md, section 2): 3,128,449 parameters in PyTorch (Keras counts
+3,126,913)."""
 
 import contextlib
 import functools
@@ -80,7 +81,7 @@ class SST2BiLSTM(ClassifierModule):
         super().__init__(num_classes=2)
         self.save_hyperparameters()
         first, second = hidden_sizes
-        require(vocab_size >= 3, f"vocab_size must be at least 3 (padding, out-of-vocabulary, one word), not {vocab_size}.")
+        require(vocab_size >= 3, f"vocab_size must be at least 3 (padding, unknown, one word), not {vocab_size}.")
         require(min(embedding_dim, first, second, dense_size) >= 1, "layer sizes must be at least 1.")
         for name, rate in (("spatial_dropout", spatial_dropout), ("lstm_dropout", lstm_dropout),
                            ("dense_dropout", dense_dropout)):  # fmt: skip

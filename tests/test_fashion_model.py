@@ -31,7 +31,7 @@ def test_keras_initialisation_and_adam_epsilon():
 
 
 def test_speed_settings_compute_what_the_reference_order_and_layout_compute():
-    # ReLU after pooling, channels-last and fused Adam against the SPEC's order, NCHW and the default Adam.
+    # ReLU after pooling, channels-last and fused Adam against the reference's order, NCHW and the default Adam.
     torch.manual_seed(0)
     fast = FashionCNN()
     plain = FashionCNN(channels_last=False, fused=False)

@@ -17,7 +17,8 @@ def installed(tmp_path_factory):
     from both the checkout and that one to run in."""
     root = tmp_path_factory.mktemp("wheel")
     source = root / "source"  # a copy, so the build leaves nothing in the checkout
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".*", "runs", "data", "build", "*.egg-info", "__pycache__"))
+    skipped = shutil.ignore_patterns(".*", "runs", "data", "build", "*.egg-info", "__pycache__")
+    shutil.copytree(REPO, source, ignore=skipped)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
     # The installed setuptools builds offline; older ones cannot read pyproject's license field, pip fetches one.
     isolation = [] if int(version("setuptools").split(".")[0]) < 77 else ["--no-build-isolation"]
@@ -25,7 +26,8 @@ def installed(tmp_path_factory):
                    check=True, capture_output=True)  # fmt: skip
     wheel = next((root / "dist").glob("*.whl"))
     site = root / "site"
-    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)], check=True, capture_output=True)
+    install = [*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)]
+    subprocess.run(install, check=True, capture_output=True)
     shutil.rmtree(source)
     elsewhere = root / "elsewhere"
     elsewhere.mkdir()
@@ -40,7 +42,7 @@ def run_installed(installed, *command):
 
 def test_the_wheel_ships_the_configs_and_runs_from_its_own_files(installed):
     site, _ = installed
-    code = "import common.cli, fashion_cnn.train; print(common.cli.config_path('sst2_bilstm.yaml'), fashion_cnn.train.__file__)"
+    code = "import common.cli, fashion_cnn.train as t; print(common.cli.config_path('sst2_bilstm.yaml'), t.__file__)"
     result = run_installed(installed, sys.executable, "-c", code)
     assert result.returncode == 0, result.stderr
     config, module = result.stdout.split()

@@ -102,7 +102,7 @@ def test_the_python_api_refuses_what_the_model_never_saw(fashion_run):
         "one 56x56 image": (torch.rand(1, 1, 56, 56), "not 1 x 1 x 56 x 56"),
         "one RGB image": (torch.rand(1, 3, 28, 28), "not 1 x 3 x 28 x 28"),
         "RGB without a batch": (torch.rand(3, 28, 28), "not 3 x 28 x 28"),
-        "uint8 pixels": ((torch.rand(2, 1, 28, 28) * 255).byte(), "not torch.uint8 (uint8 pixels: divide by 255)"),
+        "uint8 pixels": ((torch.rand(2, 1, 28, 28) * 255).byte(), "not torch.uint8 (uint8: divide by 255)"),
         "pixels in 0..255": (torch.rand(2, 1, 28, 28) * 255, "pixels must be in [0, 1]"),
     }
     for images, message in cases.values():

@@ -26,7 +26,8 @@ def test_results_script_reruns_seeds_and_writes_the_table(fashion_dir, tmp_path)
         assert seed["test_acc"] == metrics["test"]["accuracy"] and metrics["seed"] == seed["seed"]
         assert len(seed["epoch_seconds"]) == 2 and seed["wall_seconds"] > 0 and seed["peak_rss_mib"] > 100
         # The device the runs used: accelerator auto picks a GPU where there is one.
-        assert seed["device"] == (torch.cuda.get_device_name() if torch.cuda.is_available() else f"{os.cpu_count()} CPU cores")
+        expected = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{os.cpu_count()} CPU cores"
+        assert seed["device"] == expected
     accuracies = [100 * seed["test_acc"] for seed in seeds]
     row = next(line for line in (docs / "results.md").read_text().splitlines() if "fashion_cnn.yaml" in line)
     assert f"{sum(accuracies) / 2:.2f} ±" in row and "90.64%" in row  # mean, and the published figure beside it
