@@ -41,18 +41,20 @@ WORKFLOWS = {
 
 
 class EpochTimer(L.Callback):
+    """Times the optimizer steps after the first ``warmup`` of an epoch, however many a Lightning batch holds."""
+
     def __init__(self, warmup: int) -> None:
-        self.warmup, self.start, self.seconds, self.batches = warmup, 0.0, 0.0, 0
+        self.warmup, self.start, self.seconds, self.batches, self.first_step = warmup, 0.0, 0.0, 0, None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if batch_idx == self.warmup:
+        if self.first_step is None and trainer.global_step >= self.warmup:
             _synchronize(pl_module.device)
-            self.start = time.perf_counter()
+            self.start, self.first_step = time.perf_counter(), trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if batch_idx + 1 == trainer.num_training_batches:
             _synchronize(pl_module.device)
-            self.seconds, self.batches = time.perf_counter() - self.start, batch_idx + 1 - self.warmup
+            self.seconds, self.batches = time.perf_counter() - self.start, trainer.global_step - self.first_step
 
 
 def _synchronize(device: torch.device) -> None:
@@ -60,7 +62,7 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def lightning_epoch(workflow: str, args: argparse.Namespace, precision: str) -> tuple[float, int]:
+def lightning_epoch(workflow: str, args: argparse.Namespace, precision: str, steps: int) -> tuple[float, int]:
     model_class, datamodule_class, config, _ = WORKFLOWS[workflow]
     timer = EpochTimer(args.warmup)
     with tempfile.TemporaryDirectory() as root:
@@ -69,9 +71,12 @@ def lightning_epoch(workflow: str, args: argparse.Namespace, precision: str) -> 
             f"--trainer.accelerator={args.accelerator}",
             f"--trainer.precision={precision}", "--trainer.num_sanity_val_steps=0",
             f"--trainer.enable_progress_bar={args.progress_bar}", "--trainer.enable_model_summary=false",
+            f"--data.steps_per_execution={steps}",
         ])  # fmt: skip
-        # Set here rather than parsed: the parser reads "1" as the float 1.0, which means all batches.
-        cli.trainer.limit_train_batches, cli.trainer.limit_val_batches = args.batches or 1.0, 1
+        # Set here rather than parsed: the parser reads "1" as the float 1.0, which means all batches. A Lightning
+        # batch holds `steps` optimizer steps.
+        executions = -(-args.batches // steps) if args.batches else 1.0
+        cli.trainer.limit_train_batches, cli.trainer.limit_val_batches = executions, 1
         cli.trainer.callbacks.append(timer)
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     return timer.seconds, timer.batches
@@ -90,8 +95,9 @@ def plain_epoch(
     # The port runs as in a process that never imported Lightning; the tuned loop as the project's fit does.
     saved = os.environ.get(NVML_CHECK) if tuned else os.environ.pop(NVML_CHECK, None)
     start, done = 0.0, 0
+    batches = (batch for execution in data.train_dataloader() for batch in execution)
     try:
-        for batch_idx, (inputs, target) in enumerate(data.train_dataloader()):
+        for batch_idx, (inputs, target) in enumerate(batches):
             if batch_idx == args.warmup:
                 _synchronize(device)
                 start = time.perf_counter()
@@ -120,6 +126,8 @@ def main() -> None:
     parser.add_argument("--accelerator", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--precision", nargs="+", default=["32-true"], choices=("32-true", "bf16-mixed"),
                         help="one or both, measured alternately in the same run")  # fmt: skip
+    parser.add_argument("--steps-per-execution", type=int, nargs="+", default=[1],
+                        help="the fit's data.steps_per_execution: one or more, each measured")  # fmt: skip
     parser.add_argument("--no-progress-bar", dest="progress_bar", action="store_false")
     parser.add_argument("--output", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
@@ -139,21 +147,25 @@ def main() -> None:
             for name, tuned in (("plain", False), ("plain_tuned", True)):
                 seconds, batches = plain_epoch(args.workflow, data, args, precision, tuned)
                 runs.setdefault(name + suffix, []).append(batches * data.batch_size / seconds)
-            seconds, batches = lightning_epoch(args.workflow, args, precision)
-            runs.setdefault("lightning" + suffix, []).append(batches * data.batch_size / seconds)
+            for steps in args.steps_per_execution:
+                seconds, batches = lightning_epoch(args.workflow, args, precision, steps)
+                name = "lightning" + (f" K={steps}" if len(args.steps_per_execution) > 1 else "") + suffix
+                runs.setdefault(name, []).append(batches * data.batch_size / seconds)
     median = {name: statistics.median(values) for name, values in runs.items()}
     baseline = "plain" if "plain" in median else f"plain {args.precision[0]}"
     # The ratio of each repeat's two loops, measured a few seconds apart, then their median: steadier than a ratio
     # of medians on a machine whose speed drifts over minutes.
+    tuned = baseline.replace("plain", "plain_tuned")
     ratios = {
-        name: statistics.median(fit / plain for fit, plain in zip(values, runs[baseline]))
-        for name, values in runs.items() if name.startswith("lightning")
+        f"{name} / {reference}": statistics.median(fit / plain for fit, plain in zip(values, runs[reference]))
+        for name, values in runs.items() if name.startswith("lightning") for reference in (baseline, tuned)
     }  # fmt: skip
     result = {
         "workflow": args.workflow, "accelerator": args.accelerator, "precision": args.precision,
         "device": torch.cuda.get_device_name() if args.accelerator == "cuda" else f"{os.cpu_count()} CPU cores",
         "batch_size": data.batch_size, "timed_batches": batches, "torch_threads": torch.get_num_threads(),
-        "samples_per_s": runs, "median_samples_per_s": median, "baseline": baseline, "fit_over_baseline": ratios,
+        "samples_per_s": runs, "median_samples_per_s": median, "baseline": baseline, "fit_ratios": ratios,
+        "steps_per_execution": args.steps_per_execution,
     }  # fmt: skip
     print(f"\n{args.workflow} on {result['device']}: batch {data.batch_size}, {batches} batches timed after "
           f"{args.warmup}, {torch.get_num_threads()} threads, median of {args.repeats}")  # fmt: skip
@@ -161,7 +173,7 @@ def main() -> None:
     for name in runs:
         print(f"| {name} | {median[name]:,.0f} | {', '.join(f'{v:,.0f}' for v in runs[name])} |")
     for name, ratio in ratios.items():
-        print(f"{name} / {baseline}: {ratio:.2f}x (median of the repeats' ratios)")
+        print(f"{name}: {ratio:.2f}x (median of the repeats' ratios)")
     name = f"train_throughput_{args.workflow}_{'_'.join(args.precision)}_{args.accelerator}"
     write_result(result, args.output, name)
 

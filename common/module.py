@@ -23,9 +23,16 @@ class ClassifierModule(L.LightningModule):
     The subclass's ``forward`` returns logits and its ``loss_and_predictions`` turns them into a loss and class
     indices. Metrics are torchmetrics objects updated every batch and computed once per epoch, so no batch waits
     on a host synchronisation, and they reduce correctly across processes. Logged per epoch: ``train_loss``,
-    ``train_acc``, ``val_loss``, ``val_acc``, ``test_loss``, ``test_acc``; per step (every
+    ``train_acc``, ``val_loss``, ``val_acc``, ``test_loss``, ``test_acc``; per optimizer step (every
     ``trainer.log_every_n_steps``): ``train_batch_loss``.
+
+    Training takes its optimizer steps itself (Lightning's manual optimization): a training batch may be a list
+    of batches, an execution of ``steps_per_execution`` steps (``common.data.TensorDataModule``), each stepped
+    in turn with its schedulers, exactly as one batch per Lightning step would be. The trainer's global step
+    counts optimizer steps, so ``max_steps``, checkpoint names and step logs keep their meaning.
     """
+
+    plateau_monitor = "val_loss"  # what a ReduceLROnPlateau schedule watches
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()
@@ -46,6 +53,7 @@ class ClassifierModule(L.LightningModule):
         self.test_results: dict[str, torch.Tensor] = {}
         # The first step whose training loss was not finite, kept on the device (-1: none yet).
         self.register_buffer("first_nonfinite_step", torch.tensor(-1), persistent=False)
+        self.automatic_optimization = False
 
     def loss_and_predictions(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -70,20 +78,56 @@ class ClassifierModule(L.LightningModule):
         for name in names:
             self.epoch_metrics[name].reset()
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss, _ = self._step(batch, "train")
-        first = self.first_nonfinite_step
-        first.masked_fill_(~loss.detach().isfinite() & (first < 0), self.global_step)
-        every = self.trainer.log_every_n_steps
-        if every and (self.global_step + 1) % every == 0:  # the steps on which Lightning writes step logs
-            self._stop_if_not_finite()
-            self.log("train_batch_loss", loss.detach())
+    def training_step(self, batch, batch_idx: int) -> None:
+        optimizer = self.optimizers()
+        per_step = [config.scheduler for config in self.trainer.lr_scheduler_configs if config.interval == "step"]
+        first, every, max_steps = self.first_nonfinite_step, self.trainer.log_every_n_steps, self.trainer.max_steps
+        for inputs, target in batch if isinstance(batch, list) else [batch]:
+            if 0 <= max_steps <= self.global_step:  # an execution may hold more steps than are left
+                break
+            step = self.global_step
+            loss, _ = self._step((inputs, target), "train")
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            optimizer.step()
+            for scheduler in per_step:
+                scheduler.step()
+            first.masked_fill_(~loss.detach().isfinite() & (first < 0), step)
+            if every and (step + 1) % every == 0:
+                self._stop_if_not_finite()
+                for logger in self.loggers:  # at the optimizer step's own index, however many an execution holds
+                    logger.log_metrics({"train_batch_loss": float(loss)}, step=step)
         if batch_idx + 1 == self.trainer.num_training_batches:
             self._stop_if_not_finite()
             # Logged with the epoch's last batch rather than in on_train_epoch_end, which Lightning calls after
             # the callbacks' own: so checkpoints, early stopping and the report all see this epoch's figures.
             self._log_epoch_metrics("train")
-        return loss
+
+    def on_train_epoch_end(self) -> None:
+        # Lightning steps no scheduler under manual optimization: the epoch-interval ones step here, after the
+        # report has read this epoch's rate and before the checkpoints (monitoring callbacks) save their state.
+        for config in self.trainer.lr_scheduler_configs:
+            if config.interval != "epoch":
+                continue
+            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                if self.plateau_monitor in self.trainer.callback_metrics:
+                    config.scheduler.step(self.trainer.callback_metrics[self.plateau_monitor])
+            else:
+                config.scheduler.step()
+
+    def optimizer_steps(self) -> int | float:
+        """Optimizer steps the whole fit takes, for schedules over the fit: Lightning's estimate counts Lightning
+        batches, which with ``steps_per_execution`` hold several steps each."""
+        estimate = self.trainer.estimated_stepping_batches  # also sets up the train loader
+        sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
+        steps = getattr(sampler, "steps", 1)
+        if steps == 1:
+            return estimate
+        executions = self.trainer.num_training_batches
+        per_epoch = sampler.batches_per_epoch if executions == len(sampler) else executions * steps
+        epochs = self.trainer.max_epochs
+        total = per_epoch * epochs if epochs is not None and epochs >= 0 else float("inf")
+        return min(total, self.trainer.max_steps) if self.trainer.max_steps >= 0 else total
 
     def _stop_if_not_finite(self) -> None:
         # Read only on logging steps and at the end of each epoch: checking every step would make every step

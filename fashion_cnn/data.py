@@ -8,13 +8,11 @@ import struct
 import zlib
 from pathlib import Path
 
-import lightning as L
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 from torchvision.datasets import FashionMNIST
 
-from common.data import cache_dir, resolve_data_dir, tensor_loader
+from common.data import TensorDataModule, cache_dir, resolve_data_dir
 from common.errors import DataError, require
 
 CLASS_NAMES = tuple(FashionMNIST.classes)
@@ -115,18 +113,20 @@ def load_split(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     return images.unsqueeze(1).float().div_(255), labels
 
 
-class FashionMNISTDataModule(L.LightningDataModule):
-    """Fashion-MNIST's 60,000 training and 10,000 test images, held as tensors.
+class FashionMNISTDataModule(TensorDataModule):
+    """Fashion-MNIST's 60,000 training and 10,000 test images, held as tensors on the training device.
 
     As in the reference, validation during training runs on the test split.
 
     Args:
         data_dir: folder holding ``FashionMNIST/raw/``; defaults to ``$DATA_DIR``, else ``./data``.
-        batch_size: samples per batch, for every split.
+        batch_size: samples per training batch (optimizer step).
         download: whether to download the files when they are not found locally.
         augment: flip each training image left-right with probability 1/2 and shift it by up to ``max_shift``
             pixels each way, on the device, batch by batch (not in the reference).
         max_shift: the largest shift of ``augment``, in pixels.
+        eval_batch_size: samples per batch for validation, test and predict.
+        steps_per_execution: training batches per Lightning batch (``common.data.TensorDataModule``).
     """
 
     class_names = CLASS_NAMES
@@ -138,13 +138,13 @@ class FashionMNISTDataModule(L.LightningDataModule):
         download: bool = True,
         augment: bool = False,
         max_shift: int = 2,
+        eval_batch_size: int = 1000,
+        steps_per_execution: int = 1,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, eval_batch_size, steps_per_execution)
         self.save_hyperparameters()
-        require(batch_size >= 1, f"batch_size must be at least 1, not {batch_size}.")
         require(max_shift >= 0, f"max_shift must be at least 0, not {max_shift}.")
         self.data_dir = resolve_data_dir(data_dir)
-        self.batch_size = batch_size
         self.download = download
         self.augment = augment
         self.max_shift = max_shift
@@ -161,23 +161,16 @@ class FashionMNISTDataModule(L.LightningDataModule):
         if self.test_set is None:
             self.test_set = load_split(root, train=False)
 
-    def train_dataloader(self) -> DataLoader:
-        return tensor_loader(*self.train_set, batch_size=self.batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return tensor_loader(*self.test_set, batch_size=self.batch_size)
-
-    def test_dataloader(self) -> DataLoader:
-        return tensor_loader(*self.test_set, batch_size=self.batch_size)
-
-    def predict_dataloader(self) -> DataLoader:
-        return tensor_loader(self.test_set[0], batch_size=self.batch_size)
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.train_set if name == "train" else self.test_set
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        if self.augment and self.trainer is not None and self.trainer.training:
-            images, labels = batch
-            batch = flip_and_shift(images, self.max_shift), labels
-        return batch
+        if not (self.augment and self.trainer is not None and self.trainer.training):
+            return batch
+        if isinstance(batch, list):  # an execution: one batch per optimizer step
+            return [(flip_and_shift(images, self.max_shift), labels) for images, labels in batch]
+        images, labels = batch
+        return flip_and_shift(images, self.max_shift), labels
 
 
 def flip_and_shift(images: torch.Tensor, max_shift: int) -> torch.Tensor:

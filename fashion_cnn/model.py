@@ -100,10 +100,10 @@ class FashionCNN(ClassifierModule):
         for config in self.trainer.lr_scheduler_configs:
             schedule = config.scheduler
             if isinstance(schedule, torch.optim.lr_scheduler.OneCycleLR):
-                if schedule.total_steps < self.trainer.estimated_stepping_batches:
+                if schedule.total_steps < self.optimizer_steps():
                     raise ConfigError(
                         f"this run's one-cycle schedule was fixed at {schedule.total_steps} steps when it started; "
-                        f"it cannot be resumed for {self.trainer.estimated_stepping_batches}: keep its max_epochs."
+                        f"it cannot be resumed for {self.optimizer_steps()}: keep its max_epochs."
                     )
 
     def loss_and_predictions(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,6 +120,5 @@ class FashionCNN(ClassifierModule):
         )
         if not hparams.one_cycle:
             return optimizer
-        steps = self.trainer.estimated_stepping_batches
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hparams.lr, total_steps=steps)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hparams.lr, total_steps=self.optimizer_steps())
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -6,13 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import datasets
-import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from tokenizers import Tokenizer
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler
 
-from common.data import TensorBatches, cache_dir, resolve_data_dir, tensor_loader
+from common.data import TensorDataModule, cache_dir, resolve_data_dir
 from common.errors import DataError, require
 from sst2_bilstm.tokenizer import encode, fit_word_tokenizer
 
@@ -115,7 +114,7 @@ def _trimmed(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, to
     return tokens[:, :longest], labels
 
 
-class SST2DataModule(L.LightningDataModule):
+class SST2DataModule(TensorDataModule):
     """GLUE SST-2 as token-id tensors, split as the reference.
 
     Training uses the first 80% of GLUE's train split and validation its last 20%, cut without shuffling as
@@ -126,13 +125,15 @@ class SST2DataModule(L.LightningDataModule):
     Args:
         data_dir: folder holding ``SST-2/train.tsv`` and ``SST-2/dev.tsv``; defaults to ``$DATA_DIR``, else
             ``./data``. Without those files the data comes from the Hugging Face hub.
-        batch_size: samples per batch, for every split.
+        batch_size: samples per training batch (optimizer step).
         num_words: vocabulary size, padding and out-of-vocabulary ids included.
         max_length: tokens per sequence; shorter ones are padded, longer ones truncated, both at the end.
         val_fraction: the share of GLUE's train split, taken from its end, held out for validation.
         length_buckets: batch sentences of similar length together and cut each batch's padding to its longest
             sentence (training batches still come in random order); the reference pads everything to
             ``max_length``.
+        eval_batch_size: samples per batch for validation, test and predict.
+        steps_per_execution: training batches per Lightning batch (``common.data.TensorDataModule``).
     """
 
     class_names = CLASS_NAMES
@@ -145,15 +146,15 @@ class SST2DataModule(L.LightningDataModule):
         max_length: int = 50,
         val_fraction: float = 0.2,
         length_buckets: bool = False,
+        eval_batch_size: int = 1000,
+        steps_per_execution: int = 1,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, eval_batch_size, steps_per_execution)
         self.save_hyperparameters()
-        require(batch_size >= 1, f"batch_size must be at least 1, not {batch_size}.")
         require(num_words >= 3, f"num_words must be at least 3 (padding, unknown, one word), not {num_words}.")
         require(max_length >= 1, f"max_length must be at least 1, not {max_length}.")
         require(0 < val_fraction < 1, f"val_fraction must be between 0 and 1, not {val_fraction}.")
         self.data_dir = resolve_data_dir(data_dir)
-        self.batch_size = batch_size
         self.num_words = num_words
         self.max_length = max_length
         self.val_fraction = val_fraction
@@ -192,25 +193,17 @@ class SST2DataModule(L.LightningDataModule):
             Path(log_dir).mkdir(parents=True, exist_ok=True)
             self.tokenizer.save(str(Path(log_dir) / "tokenizer.json"))
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        tokens, labels = self.tensors(split)
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.tensors(name)
+
+    def batches(self, name: str, sampler, batch_size: int):
         if not self.length_buckets:
-            return tensor_loader(tokens, labels, batch_size=self.batch_size, shuffle=shuffle)
-        sampler = RandomSampler(tokens) if shuffle else SequentialSampler(tokens)
-        buckets = LengthBuckets(sampler, self.batch_size, lengths=tokens.ne(0).sum(dim=1), shuffle=shuffle)
-        return DataLoader(TensorBatches(tokens, labels), batch_sampler=buckets, collate_fn=_trimmed)
+            return super().batches(name, sampler, batch_size)
+        lengths = self.tensors(name)[0].ne(0).sum(dim=1)
+        return LengthBuckets(sampler, batch_size, lengths=lengths, shuffle=name == "train")
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return tensor_loader(self.tensors("test")[0], batch_size=self.batch_size)
+    def collate(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return _trimmed(batch) if self.length_buckets else batch
 
     def state_dict(self) -> dict:
         return {"tokenizer": self.tokenizer.to_str()} if self.tokenizer is not None else {}
@@ -219,4 +212,5 @@ class SST2DataModule(L.LightningDataModule):
         if "tokenizer" in state_dict:
             self.tokenizer = Tokenizer.from_str(state_dict["tokenizer"])
             self._encoded.clear()
+            self.forget_resident()
             self._save_tokenizer()

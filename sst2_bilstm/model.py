@@ -147,4 +147,5 @@ class SST2BiLSTM(ClassifierModule):
             min_lr=self.hparams.min_lr,
             eps=0.0,  # Keras applies any reduction; PyTorch by default ignores those under 1e-8
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss", "interval": "epoch"}}
+        # Stepped on the module's plateau_monitor, val_loss, at the end of each epoch (ClassifierModule).
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

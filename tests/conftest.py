@@ -83,3 +83,9 @@ def write_sst2(root: Path, n_train: int = 100, n_test: int = 20, misleading_vali
 @pytest.fixture
 def sst2_dir(tmp_path) -> Path:
     return write_sst2(tmp_path / "data")
+
+
+def training_batches(data) -> list:
+    """A DataModule's training batches, one per optimizer step: its loader hands them to Lightning in groups
+    of ``steps_per_execution``."""
+    return [batch for execution in data.train_dataloader() for batch in execution]

@@ -6,7 +6,7 @@ import torch
 
 from common.errors import DataError
 from fashion_cnn.data import ALL_FILES, CLASS_NAMES, FashionMNISTDataModule, flip_and_shift, locate
-from tests.conftest import write_fashion_mnist, write_idx
+from tests.conftest import training_batches, write_fashion_mnist, write_idx
 
 
 def test_splits_shapes_and_ranges(fashion_dir):
@@ -18,7 +18,7 @@ def test_splits_shapes_and_ranges(fashion_dir):
     assert labels.dtype == torch.int64 and labels.tolist() == [i % 10 for i in range(64)]
     # As the reference: validation and test are both the test split.
     assert len(data.val_dataloader().dataset) == len(data.test_dataloader().dataset) == 32
-    batch_images, batch_labels = next(iter(data.train_dataloader()))
+    batch_images, batch_labels = training_batches(data)[0]
     assert batch_images.shape == (32, 1, 28, 28) and batch_labels.shape == (32,)
     assert len(CLASS_NAMES) == 10 and CLASS_NAMES[0] == "T-shirt/top" and CLASS_NAMES[9] == "Ankle boot"
 
@@ -27,7 +27,7 @@ def test_training_batches_are_shuffled_and_cover_the_split(fashion_dir):
     data = FashionMNISTDataModule(data_dir=str(fashion_dir), batch_size=8, download=False)
     data.setup("fit")
     torch.manual_seed(0)
-    orders = [torch.cat([labels for _, labels in data.train_dataloader()]) for _ in range(2)]
+    orders = [torch.cat([labels for _, labels in training_batches(data)]) for _ in range(2)]
     assert sorted(orders[0].tolist()) == sorted(data.train_set[1].tolist())
     assert not torch.equal(orders[0], data.train_set[1]) and not torch.equal(orders[0], orders[1])
     test_order = torch.cat([labels for _, labels in data.test_dataloader()])
@@ -147,3 +147,5 @@ def test_augmentation_touches_training_batches_only(fashion_dir):
     data.trainer = SimpleNamespace(training=True)
     images, labels = data.on_after_batch_transfer(batch, 0)
     assert not torch.equal(images, batch[0]) and labels is batch[1]
+    [(images, labels), (more, _)] = data.on_after_batch_transfer([batch, batch], 0)  # an execution of two steps
+    assert not torch.equal(images, batch[0]) and not torch.equal(images, more) and labels is batch[1]

@@ -3,6 +3,7 @@ import torch
 
 from common.errors import DataError
 from sst2_bilstm.data import SST2DataModule
+from tests.conftest import training_batches
 
 
 def setup_data(data_dir, **kwargs):
@@ -23,7 +24,7 @@ def test_splits_as_the_reference(sst2_dir):
     assert len(data.texts["test"][0]) == 20
     tokens, labels = data.tensors("train")
     assert tokens.shape == (80, 50) and tokens.dtype == torch.int64 and labels.shape == (80,)
-    batch_tokens, batch_labels = next(iter(data.train_dataloader()))
+    batch_tokens, batch_labels = training_batches(data)[0]
     assert batch_tokens.shape == (32, 50) and batch_labels.dtype == torch.float32
 
 
@@ -100,8 +101,8 @@ def test_length_buckets_group_similar_lengths_and_cut_padding(sst2_dir):
     lines = train.read_text().splitlines()
     words = ["a", "b c", "d e f g", "h i j k l m n o"]
     train.write_text("\n".join(lines + [f"{words[i % 4]}\t{i % 2}" for i in range(100)]) + "\n")
-    data = setup_data(sst2_dir, length_buckets=True, batch_size=8)
-    batches = list(data.train_dataloader())
+    data = setup_data(sst2_dir, length_buckets=True, batch_size=8, eval_batch_size=8)
+    batches = training_batches(data)
     tokens, labels = data.tensors("train")
     assert sum(len(b[1]) for b in batches) == len(labels)  # every training sentence, once
     for batch_tokens, _ in batches:
@@ -109,6 +110,6 @@ def test_length_buckets_group_similar_lengths_and_cut_padding(sst2_dir):
         assert batch_tokens.shape[1] == lengths.max()  # padding cut to the longest sentence
     assert sum(b[0].shape[1] for b in batches) < len(batches) * tokens.shape[1] / 2
     torch.manual_seed(1)
-    assert [b[1].tolist() for b in data.train_dataloader()] != [b[1].tolist() for b in batches]  # reshuffled
+    assert [b[1].tolist() for b in training_batches(data)] != [b[1].tolist() for b in batches]  # reshuffled
     test_lengths = [int(b[0].ne(0).sum(dim=1).max()) for b in data.test_dataloader()]
     assert test_lengths == sorted(test_lengths)  # evaluation: sorted by length
