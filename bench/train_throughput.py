@@ -7,7 +7,9 @@ loop over the same model and batches, alternating in one process. Prints a table
     DATA_DIR=~/datasets python bench/train_throughput.py --workflow fashion_cnn --accelerator cuda
 
 The fit is the command line's: the workflow's YAML (callbacks, logger, checkpoints, report) with one epoch of
-``--batches`` batches and one validation batch. The plain loop is the straightforward port the project is measured
+``--batches`` batches and one validation batch, at each ``--steps-per-execution``. On a GPU, ``limit`` is the
+same training steps with the data on the device and each step replayed from one CUDA graph: what the hardware
+can do at this batch size. The plain loop is the straightforward port the project is measured
 against: the same layers with PyTorch's defaults (NCHW, Adam's multi-tensor step; the CNN's ReLUs after its
 pooling, as the project has them, which only makes this baseline faster), the same DataLoader, no Lightning
 settings in its way. ``plain_tuned`` is that loop with the project's model settings, so the gap between it and the
@@ -117,6 +119,52 @@ def plain_epoch(
     return time.perf_counter() - start, done - args.warmup
 
 
+def graph_epoch(workflow: str, data: L.LightningDataModule, args: argparse.Namespace, precision: str) -> tuple[float, int]:
+    """The limit on a GPU: the training split on the device once, a random permutation per epoch, each step's batch
+    gathered on the device by index, and the whole step (forward, backward, Adam's step) captured once in a CUDA
+    graph and replayed per batch after the batch's indices are copied into the captured index tensor. Full
+    batches only: the epoch's last, partial one has another shape."""
+    model_class = WORKFLOWS[workflow][0]
+    device = torch.device("cuda")
+    model = model_class().to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=model.hparams.lr, eps=model.hparams.eps, capturable=True)
+    inputs, target = (tensor.to(device) for tensor in data.split("train"))
+    index = torch.zeros(data.batch_size, dtype=torch.long, device=device)
+    bf16 = precision == "bf16-mixed"  # autocast's cache would keep tensors alive across replays: off, as graphs need
+
+    def step() -> None:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
+            loss, _ = model.loss_and_predictions(model(inputs[index]), target[index])
+        loss.backward()
+        optimizer.step()
+
+    side = torch.cuda.Stream()  # warm-up on a side stream, as torch.cuda.graph's documentation does
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            optimizer.zero_grad(set_to_none=True)
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    optimizer.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        step()
+    steps = len(inputs) // data.batch_size
+    if args.batches:
+        steps = min(steps, args.batches)
+    order = torch.randperm(len(inputs), device=device)
+    for i in range(min(args.warmup, steps)):
+        index.copy_(order[i * data.batch_size : (i + 1) * data.batch_size])
+        graph.replay()
+    _synchronize(device)
+    start = time.perf_counter()
+    for i in range(args.warmup, steps):
+        index.copy_(order[i * data.batch_size : (i + 1) * data.batch_size])
+        graph.replay()
+    _synchronize(device)
+    return time.perf_counter() - start, steps - args.warmup
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workflow", choices=WORKFLOWS, default="fashion_cnn")
@@ -147,6 +195,9 @@ def main() -> None:
             for name, tuned in (("plain", False), ("plain_tuned", True)):
                 seconds, batches = plain_epoch(args.workflow, data, args, precision, tuned)
                 runs.setdefault(name + suffix, []).append(batches * data.batch_size / seconds)
+            if args.accelerator == "cuda":
+                seconds, batches = graph_epoch(args.workflow, data, args, precision)
+                runs.setdefault("limit" + suffix, []).append(batches * data.batch_size / seconds)
             for steps in args.steps_per_execution:
                 seconds, batches = lightning_epoch(args.workflow, args, precision, steps)
                 name = "lightning" + (f" K={steps}" if len(args.steps_per_execution) > 1 else "") + suffix
@@ -155,10 +206,12 @@ def main() -> None:
     baseline = "plain" if "plain" in median else f"plain {args.precision[0]}"
     # The ratio of each repeat's two loops, measured a few seconds apart, then their median: steadier than a ratio
     # of medians on a machine whose speed drifts over minutes.
-    tuned = baseline.replace("plain", "plain_tuned")
+    # The fit against the port, the tuned loop and, on a GPU, the limit.
+    references = [baseline.replace("plain", other) for other in ("plain", "plain_tuned", "limit")]
     ratios = {
         f"{name} / {reference}": statistics.median(fit / plain for fit, plain in zip(values, runs[reference]))
-        for name, values in runs.items() if name.startswith("lightning") for reference in (baseline, tuned)
+        for name, values in runs.items() if name.startswith("lightning") for reference in references
+        if reference in runs
     }  # fmt: skip
     result = {
         "workflow": args.workflow, "accelerator": args.accelerator, "precision": args.precision,

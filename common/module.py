@@ -96,7 +96,7 @@ class ClassifierModule(L.LightningModule):
             if every and (step + 1) % every == 0:
                 self._stop_if_not_finite()
                 for logger in self.loggers:  # at the optimizer step's own index, however many an execution holds
-                    logger.log_metrics({"train_batch_loss": float(loss)}, step=step)
+                    logger.log_metrics({"train_batch_loss": float(loss.detach())}, step=step)
         if batch_idx + 1 == self.trainer.num_training_batches:
             self._stop_if_not_finite()
             # Logged with the epoch's last batch rather than in on_train_epoch_end, which Lightning calls after
