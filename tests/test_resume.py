@@ -12,6 +12,7 @@ import yaml
 
 from fashion_cnn.data import FashionMNISTDataModule
 from fashion_cnn.train import main
+from sst2_bilstm.train import main as sst2_main
 from tests.conftest import REPO, write_fashion_mnist
 
 
@@ -108,3 +109,21 @@ def test_a_one_cycle_run_cannot_be_resumed_for_longer(fashion_dir, tmp_path, cap
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "one-cycle schedule was fixed at 1 steps" in err and "Traceback" not in err
     assert [e["epoch"] for e in metrics(tmp_path)["history"]] == [1]
+
+
+def test_a_resumed_run_keeps_the_plateau_schedule(sst2_dir, tmp_path):
+    # A rate too small to improve val_loss: the plateau schedule halves it after every epoch from the second on.
+    tiny = ["--model.embedding_dim", "8", "--model.hidden_sizes", "[4, 4]", "--model.dense_size", "4",
+            "--model.lr", "1e-12", "--model.min_lr", "0", "--model.plateau_patience", "1"]  # fmt: skip
+
+    def fit(root, epochs, *extra):
+        sst2_main(["fit", "--data.data_dir", str(sst2_dir), "--trainer.default_root_dir", str(root),
+                   "--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu",
+                   "--trainer.max_epochs", str(epochs), *tiny, *extra])  # fmt: skip
+
+    fit(tmp_path / "straight", 4)
+    fit(tmp_path / "resumed", 2)
+    fit(tmp_path / "resumed", 4, "--ckpt_path", "last")
+    straight, resumed = metrics(tmp_path / "straight"), metrics(tmp_path / "resumed")
+    assert [e["lr"] for e in straight["history"]] == [1e-12, 1e-12, 5e-13, 2.5e-13]
+    assert resumed["history"] == straight["history"] and resumed["test"] == straight["test"]
