@@ -119,7 +119,9 @@ def plain_epoch(
     return time.perf_counter() - start, done - args.warmup
 
 
-def graph_epoch(workflow: str, data: L.LightningDataModule, args: argparse.Namespace, precision: str) -> tuple[float, int]:
+def graph_epoch(
+    workflow: str, data: L.LightningDataModule, args: argparse.Namespace, precision: str
+) -> tuple[float, int]:
     """The limit on a GPU: the training split on the device once, a random permutation per epoch, each step's batch
     gathered on the device by index, and the whole step (forward, backward, Adam's step) captured once in a CUDA
     graph and replayed per batch after the batch's indices are copied into the captured index tensor. Full

@@ -139,8 +139,10 @@ class TensorDataModule(L.LightningDataModule):
             steps=self.steps_per_execution,
             batches=lambda sampler: self.batches("train", sampler, self.batch_size),
         )
-        collate = self.collate
-        return DataLoader(TensorBatches(*tensors), batch_sampler=executions, collate_fn=lambda group: [collate(b) for b in group])
+        return DataLoader(TensorBatches(*tensors), batch_sampler=executions, collate_fn=self._collate_execution)
+
+    def _collate_execution(self, execution: list[tuple[torch.Tensor, ...]]) -> list[tuple[torch.Tensor, ...]]:
+        return [self.collate(batch) for batch in execution]
 
     def _eval_loader(self, name: str) -> DataLoader:
         tensors = self.resident(name)

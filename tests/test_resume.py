@@ -15,7 +15,6 @@ from fashion_cnn.train import main
 from sst2_bilstm.train import main as sst2_main
 from tests.conftest import REPO, write_fashion_mnist
 
-
 REFERENCE_STEPS = yaml.safe_load((REPO / "configs" / "fashion_cnn.yaml").read_text())["data"]["steps_per_execution"]
 
 
