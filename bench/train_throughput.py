@@ -7,8 +7,8 @@ loop over the same model and batches, alternating in one process. Prints a table
     DATA_DIR=~/datasets python bench/train_throughput.py --workflow fashion_cnn --accelerator cuda
 
 The fit is the command line's: the workflow's YAML (callbacks, logger, checkpoints, report) with one epoch of
-``--batches`` batches and one validation batch, at each ``--steps-per-execution``. On a GPU, ``limit`` is the
-same training steps with the data on the device and each step replayed from one CUDA graph: what the hardware
+``--batches`` batches and one validation batch, at each ``--steps-per-execution``; on a GPU also with
+``--model.cuda_graph`` ("graph" rows). On a GPU, ``limit`` is the same training steps with the data on the device and each step replayed from one CUDA graph: what the hardware
 can do at this batch size. The plain loop is the straightforward port the project is measured
 against: the same layers with PyTorch's defaults (NCHW, Adam's multi-tensor step; the CNN's ReLUs after its
 pooling, as the project has them, which only makes this baseline faster), the same DataLoader, no Lightning
@@ -19,6 +19,7 @@ are excluded from all timings.
 
 import argparse
 import contextlib
+import itertools
 import os
 import statistics
 import tempfile
@@ -64,7 +65,9 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def lightning_epoch(workflow: str, args: argparse.Namespace, precision: str, steps: int) -> tuple[float, int]:
+def lightning_epoch(
+    workflow: str, args: argparse.Namespace, precision: str, steps: int, graph: bool = False
+) -> tuple[float, int]:
     model_class, datamodule_class, config, _ = WORKFLOWS[workflow]
     timer = EpochTimer(args.warmup)
     with tempfile.TemporaryDirectory() as root:
@@ -73,7 +76,7 @@ def lightning_epoch(workflow: str, args: argparse.Namespace, precision: str, ste
             f"--trainer.accelerator={args.accelerator}",
             f"--trainer.precision={precision}", "--trainer.num_sanity_val_steps=0",
             f"--trainer.enable_progress_bar={args.progress_bar}", "--trainer.enable_model_summary=false",
-            f"--data.steps_per_execution={steps}",
+            f"--data.steps_per_execution={steps}", f"--model.cuda_graph={graph}",
         ])  # fmt: skip
         # Set here rather than parsed: the parser reads "1" as the float 1.0, which means all batches. A Lightning
         # batch holds `steps` optimizer steps.
@@ -191,6 +194,7 @@ def main() -> None:
     data.setup("fit")
     skip_missing_nvml_probe()  # as the command line does, for the tuned loop and the fit
     runs: dict[str, list[float]] = {}
+    graphs = (False, True) if args.accelerator == "cuda" else (False,)
     for _ in range(args.repeats):
         for precision in args.precision:
             suffix = "" if precision == "32-true" else f" {precision}"
@@ -200,9 +204,11 @@ def main() -> None:
             if args.accelerator == "cuda":
                 seconds, batches = graph_epoch(args.workflow, data, args, precision)
                 runs.setdefault("limit" + suffix, []).append(batches * data.batch_size / seconds)
-            for steps in args.steps_per_execution:
-                seconds, batches = lightning_epoch(args.workflow, args, precision, steps)
-                name = "lightning" + (f" K={steps}" if len(args.steps_per_execution) > 1 else "") + suffix
+            # On a GPU, the fit is measured eager and with its steps replayed from a CUDA graph (model.cuda_graph).
+            for steps, graph in itertools.product(args.steps_per_execution, graphs):
+                seconds, batches = lightning_epoch(args.workflow, args, precision, steps, graph)
+                name = "lightning" + (f" K={steps}" if len(args.steps_per_execution) > 1 else "")
+                name += (" graph" if graph else "") + suffix
                 runs.setdefault(name, []).append(batches * data.batch_size / seconds)
     median = {name: statistics.median(values) for name, values in runs.items()}
     baseline = "plain" if "plain" in median else f"plain {args.precision[0]}"

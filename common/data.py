@@ -113,6 +113,11 @@ class TensorDataModule(L.LightningDataModule):
     def split(self, name: str) -> tuple[torch.Tensor, ...]:
         raise NotImplementedError
 
+    @property
+    def static_shapes(self) -> bool:
+        """Whether every full training batch has the same shape (what a captured CUDA graph replays)."""
+        return True
+
     def batches(self, name: str, sampler: Sampler | Iterable, batch_size: int) -> Iterable[list[int]]:
         """The index batches of a split: plain batches of ``batch_size`` in the sampler's order."""
         return BatchSampler(sampler, batch_size, drop_last=False)

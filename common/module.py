@@ -12,7 +12,8 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from common.errors import NonFiniteLossError
+from common.cuda_graph import CapturedStep, make_capturable
+from common.errors import ConfigError, NonFiniteLossError
 
 STAGES = ("train", "val", "test")
 
@@ -30,12 +31,19 @@ class ClassifierModule(L.LightningModule):
     of batches, an execution of ``steps_per_execution`` steps (``common.data.TensorDataModule``), each stepped
     in turn with its schedulers, exactly as one batch per Lightning step would be. The trainer's global step
     counts optimizer steps, so ``max_steps``, checkpoint names and step logs keep their meaning.
+
+    With ``cuda_graph`` (one CUDA device), each optimizer step of full-size batches is a replay of one CUDA graph
+    (``common.cuda_graph``): forward, loss, backward and the optimizer's update; the metrics are updated from its
+    outputs outside the graph. Dropout masks then come from the graph's own draws of the CUDA generator: the same
+    distribution as eager steps, not the same numbers.
     """
 
     plateau_monitor = "val_loss"  # what a ReduceLROnPlateau schedule watches
 
-    def __init__(self, num_classes: int) -> None:
+    def __init__(self, num_classes: int, cuda_graph: bool = False) -> None:
         super().__init__()
+        self.cuda_graph = cuda_graph
+        self._captured: CapturedStep | None = None
         self.epoch_metrics = nn.ModuleDict()
         for stage in STAGES:
             # Keras's reported loss is the mean over samples, hence the batch-size weights; "disable" and
@@ -64,10 +72,13 @@ class ClassifierModule(L.LightningModule):
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         inputs, target = batch
         loss, predictions = self.loss_and_predictions(self(inputs), target)
+        self._update_metrics(stage, loss, predictions, target)
+        return loss, predictions
+
+    def _update_metrics(self, stage: str, loss: torch.Tensor, predictions: torch.Tensor, target: torch.Tensor) -> None:
         target = target.long()
         self.epoch_metrics[f"{stage}_loss"].update(loss.detach(), len(target))
         self.epoch_metrics[f"{stage}_acc"].update(predictions, target)
-        return loss, predictions
 
     def _log_epoch_metrics(self, stage: str) -> None:
         # One self.log per metric and epoch, not per step: each self.log call costs Lightning about 0.3 ms of
@@ -86,10 +97,18 @@ class ClassifierModule(L.LightningModule):
             if 0 <= max_steps <= self.global_step:  # an execution may hold more steps than are left
                 break
             step = self.global_step
-            loss, _ = self._step((inputs, target), "train")
-            optimizer.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
-            optimizer.step()
+            if self._captured is not None:
+                loss, predictions = self._captured(inputs, target)
+                self._update_metrics("train", loss, predictions, target)
+                # The update ran inside the graph, not through Lightning's optimizer wrapper: count it as the
+                # wrapper would (a private hook of LightningOptimizer; tests/test_cuda_graph.py pins it).
+                optimizer._on_before_step()
+                optimizer._on_after_step()
+            else:
+                loss, _ = self._step((inputs, target), "train")
+                optimizer.zero_grad(set_to_none=True)
+                self.manual_backward(loss)
+                optimizer.step()
             for scheduler in per_step:
                 scheduler.step()
             first.masked_fill_(~loss.detach().isfinite() & (first < 0), step)
@@ -102,6 +121,52 @@ class ClassifierModule(L.LightningModule):
             # Logged with the epoch's last batch rather than in on_train_epoch_end, which Lightning calls after
             # the callbacks' own: so checkpoints, early stopping and the report all see this epoch's figures.
             self._log_epoch_metrics("train")
+
+    def on_train_start(self) -> None:
+        if self.cuda_graph:
+            self._refuse_graph_where_it_cannot_apply()
+            optimizer = self.optimizers().optimizer
+            make_capturable(optimizer)
+            self._captured = CapturedStep(self._graphed_step(optimizer))
+
+    def _graphed_step(self, optimizer: torch.optim.Optimizer):
+        def step(inputs: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            optimizer.zero_grad(set_to_none=True)
+            loss, predictions = self.loss_and_predictions(self(inputs), target)
+            loss.backward()
+            optimizer.step()
+            return loss.detach(), predictions
+
+        return step
+
+    def graph_refusal(self) -> str | None:
+        """Why this model's training step cannot be one CUDA graph (None: it can). A subclass whose step
+        depends on the data in ways a graph cannot replay says so here."""
+        return None
+
+    def _refuse_graph_where_it_cannot_apply(self) -> None:
+        trainer = self.trainer
+        reasons = [self.graph_refusal()]
+        if self.device.type != "cuda":
+            reasons.append(f"it needs a CUDA device, and this run trains on {self.device.type}")
+        if trainer.world_size > 1:
+            reasons.append(f"it runs on one device, and this run has {trainer.world_size} processes")
+        if trainer.precision not in ("32-true", "32", "bf16-mixed", "bf16-true"):
+            reasons.append(f"precision {trainer.precision} scales the loss outside the step; use 32-true or bf16-mixed")
+        if len(trainer.optimizers) != 1:
+            reasons.append("it captures one optimizer's step")
+        for config in trainer.lr_scheduler_configs:
+            if getattr(config.scheduler, "cycle_momentum", False):
+                reasons.append(f"{type(config.scheduler).__name__} cycles the momentum, which a replay cannot follow "
+                               "(pass cycle_momentum=False)")  # fmt: skip
+        if not getattr(trainer.datamodule, "static_shapes", True):
+            reasons.append("the training batches change shape from step to step")
+        reasons = [reason for reason in reasons if reason]
+        if reasons:
+            raise ConfigError(f"cuda_graph cannot apply: {'; '.join(reasons)}. Run without --model.cuda_graph.")
+
+    def on_train_end(self) -> None:
+        self._captured = None  # the graph holds its own memory pool
 
     def on_train_epoch_end(self) -> None:
         # Lightning steps no scheduler under manual optimization: the epoch-interval ones step here, after the

@@ -143,7 +143,7 @@ class ReportCallback(L.Callback):
         entry = {"epoch": trainer.current_epoch + 1, "seconds": time.perf_counter() - self._epoch_start}
         entry |= {key: float(metrics[key]) for key in ("train_loss", "train_acc", "val_loss", "val_acc") if key in metrics}
         if trainer.optimizers:
-            entry["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+            entry["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])  # a device tensor under cuda_graph
         self.history = [e for e in self.history if e["epoch"] < entry["epoch"]] + [entry]
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

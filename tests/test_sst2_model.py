@@ -61,3 +61,39 @@ def test_packed_reads_only_the_real_tokens():
     assert torch.allclose(packed(short), packed(long), atol=1e-6)  # however much padding follows
     assert not torch.allclose(reference(short), reference(long), atol=1e-6)  # the reference reads it
     assert packed(torch.zeros(1, 50, dtype=torch.long)).isfinite().all()  # an empty sentence still works
+
+
+def test_pooling_reads_every_real_token_and_ignores_padding():
+    torch.manual_seed(0)
+    small = {"embedding_dim": 16, "hidden_sizes": (8, 4), "dense_size": 8}
+    tokens = torch.zeros(2, 50, dtype=torch.long)
+    tokens[:, :7] = torch.randint(2, 10_000, (2, 7))
+    for pooling in ("max", "mean_max"):
+        model = SST2BiLSTM(**small, packed=True, pooling=pooling).eval()
+        assert model.head[1].in_features == (16 if pooling == "mean_max" else 8)
+        assert torch.allclose(model(tokens), model(tokens[:, :7]), atol=1e-6)  # padding never pooled
+        changed = tokens.clone()
+        changed[:, 0] = 5  # the first word reaches the pooled features through both directions
+        assert not torch.allclose(model(changed), model(tokens))
+        assert model(torch.zeros(1, 50, dtype=torch.long)).isfinite().all()
+
+
+def test_word_dropout_drops_whole_words_in_training_only():
+    model = SST2BiLSTM(word_dropout=0.5, spatial_dropout=0.0)
+    seen = {}
+    model.lstm1.register_forward_hook(lambda module, args, output: seen.update(inputs=args[0]))
+    tokens = torch.randint(2, 10_000, (4, 50))
+    model.train()(tokens)
+    dropped_words = seen["inputs"].eq(0).all(dim=2)  # (N, L): a word's whole vector is zero
+    assert 0 < dropped_words.float().mean() < 1 and torch.equal(seen["inputs"].eq(0).any(dim=2), dropped_words)
+    model.eval()(tokens)
+    assert not seen["inputs"].eq(0).all(dim=2).any()
+
+
+def test_label_smoothing_moves_training_targets_only():
+    model = SST2BiLSTM(label_smoothing=0.2)
+    logits, target = torch.tensor([3.0, -3.0]), torch.tensor([1.0, 0.0])
+    smoothed = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.tensor([0.9, 0.1]))
+    assert torch.allclose(model.train().loss_and_predictions(logits, target)[0], smoothed)
+    plain = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+    assert torch.allclose(model.eval().loss_and_predictions(logits, target)[0], plain)
