@@ -40,6 +40,7 @@ class CapturedStep:
         self.step = step
         self.warmup = warmup
         self.graph: torch.cuda.CUDAGraph | None = None
+        self.side_stream: torch.cuda.Stream | None = None
         self.shapes: tuple[torch.Size, torch.Size] | None = None
 
     def __call__(self, inputs: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -62,7 +63,7 @@ class CapturedStep:
                 return self.outputs
             if self.warmup > 0:
                 self.warmup -= 1
-                side = torch.cuda.Stream()
+                side = self.side_stream = self.side_stream or torch.cuda.Stream()
                 side.wait_stream(torch.cuda.current_stream())
                 with torch.cuda.stream(side):
                     outputs = self.step(inputs, target)

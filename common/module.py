@@ -151,8 +151,8 @@ class ClassifierModule(L.LightningModule):
             reasons.append(f"it needs a CUDA device, and this run trains on {self.device.type}")
         if trainer.world_size > 1:
             reasons.append(f"it runs on one device, and this run has {trainer.world_size} processes")
-        if trainer.precision not in ("32-true", "32", "bf16-mixed", "bf16-true"):
-            reasons.append(f"precision {trainer.precision} scales the loss outside the step; use 32-true or bf16-mixed")
+        if trainer.precision in ("16-mixed", "16"):
+            reasons.append("16-mixed scales the loss and skips steps outside the graph; use bf16-mixed or 32-true")
         if len(trainer.optimizers) != 1:
             reasons.append("it captures one optimizer's step")
         for config in trainer.lr_scheduler_configs:
