@@ -16,6 +16,7 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCL
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
+from common.ensemble import EnsembleClassifier
 from common.errors import ConfigError, DataError, exit_on_reported_error
 from common.predict import PredictionWriter, read_checkpoint
 from common.report import ReportCallback
@@ -58,6 +59,22 @@ def run_of(checkpoint: Path) -> Path | None:
     if checkpoint.parent.name == "checkpoints" and re.fullmatch(r"version_\d+", run.name):
         return run
     return None
+
+
+def split_ensemble(args: list[str]) -> tuple[list[str], list[str]]:
+    """``--ckpt_path A B C``: the arguments with ``--ckpt_path A`` only, and the paths ``[A, B, C]`` (``[]``
+    without the option). The command lines take no positional arguments: the words after the first path are
+    the other members of an ensemble."""
+    for i, arg in enumerate(args):
+        name, equals, value = arg.partition("=")
+        if name != "--ckpt_path" or (not equals and i + 1 == len(args)):
+            continue
+        first, start = (value, i + 1) if equals else (args[i + 1], i + 2)
+        end = start
+        while end < len(args) and not args[end].startswith("-"):
+            end += 1
+        return args[:start] + args[end:], [first, *args[start:end]]
+    return args, []
 
 
 def _short(value: object, width: int = 60) -> str:
@@ -120,6 +137,7 @@ class WorkflowCLI(LightningCLI):
     def __init__(self, *args, links: tuple[tuple[str, str], ...] = (), **kwargs) -> None:
         self.links = links
         self.resumed_run: Path | None = None
+        self.ensemble: list[str] = []
         try:
             super().__init__(*args, **kwargs)
         except BaseException:
@@ -139,10 +157,19 @@ class WorkflowCLI(LightningCLI):
             parser.link_arguments(source, target)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        if isinstance(args, list):
+            args, paths = split_ensemble(args)
+            self.ensemble = paths if len(paths) > 1 else []
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         if not subcommand:
             return
+        if self.ensemble:
+            if subcommand == "fit":
+                raise ConfigError("fit takes one --ckpt_path, the run to resume; several are an ensemble, for "
+                                  "validate, test and predict.")  # fmt: skip
+            for path in self.ensemble:
+                read_checkpoint(path, self.model_class)
         section = self.config[subcommand]
         ckpt_path = section.get("ckpt_path")
         if ckpt_path == "best":
@@ -195,9 +222,29 @@ class WorkflowCLI(LightningCLI):
         return resumed
 
     def after_instantiate_classes(self) -> None:
+        if self.ensemble:
+            self._use_ensemble()
         if self.subcommand:
             config, config_init = self.config[self.subcommand], self.config_init[self.subcommand]
             config_init.report.seed = config.seed_everything  # the seed actually used, once LightningCLI set it
+
+    def _use_ensemble(self) -> None:
+        """The subcommand evaluates the mean of the checkpoints' probabilities, with the data encoded as they
+        were trained (the DataModule's state, SST-2's tokenizer, which all must share)."""
+        members = [read_checkpoint(path, self.model_class)[1] for path in self.ensemble]
+        states = [
+            self.datamodule_class.load_from_checkpoint(path, map_location="cpu", weights_only=True).state_dict()
+            for path in self.ensemble
+        ]
+        if any(state != states[0] for state in states):
+            raise ConfigError(
+                "the checkpoints of an ensemble must read their data alike, and these were trained with different "
+                f"{self.datamodule_class.__name__} states (an SST-2 vocabulary of other data or num_words)."
+            )
+        self.datamodule.load_state_dict(states[0])
+        self.model = EnsembleClassifier(members)
+        self.config_init[self.subcommand]["ckpt_path"] = None  # the members are loaded already
+        rank_zero_info(f"{self.subcommand}: the ensemble of {len(members)} checkpoints ({', '.join(self.ensemble)}).")
 
     def instantiate_trainer(self, **kwargs) -> L.Trainer:
         config = self.config_init[self.subcommand].trainer if self.subcommand else self.config_init.trainer

@@ -42,6 +42,7 @@ class ClassifierModule(L.LightningModule):
 
     def __init__(self, num_classes: int, cuda_graph: bool = False) -> None:
         super().__init__()
+        self.num_classes = num_classes
         self.cuda_graph = cuda_graph
         self._captured: CapturedStep | None = None
         self.epoch_metrics = nn.ModuleDict()

@@ -3,10 +3,12 @@
     python -m sst2_bilstm.predict --ckpt runs/sst2_bilstm/version_0/checkpoints/last.ckpt "a gorgeous film" "dull"
     python -m sst2_bilstm.predict --ckpt ... --file sentences.txt --output predictions.json
     cat sentences.txt | python -m sst2_bilstm.predict --ckpt ...
+    python -m sst2_bilstm.predict --ckpt run1.ckpt --ckpt run2.ckpt --ckpt run3.ckpt "a gorgeous film"  # ensemble
 
 Sentences are encoded by the tokenizer stored in the checkpoint (or, for checkpoints without one, the run
 folder's tokenizer.json), so prediction always reads text as training did. Empty sentences and sentences with no
-word of the vocabulary are predicted too, and flagged in the ``note`` column.
+word of the vocabulary are predicted too, and flagged in the ``note`` column. Several checkpoints (of one
+vocabulary, e.g. one config trained with several seeds) predict as one: the mean of their probabilities.
 """
 
 import argparse
@@ -16,6 +18,7 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
+from common.ensemble import EnsembleClassifier
 from common.errors import DataError, exit_on_reported_error
 from common.predict import batched_probabilities, load_checkpoint, write_rows
 from sst2_bilstm.data import CLASS_NAMES, SST2DataModule
@@ -51,16 +54,28 @@ class SentimentPredictor:
         return rows
 
 
-def load(ckpt_path: str | Path) -> SentimentPredictor:
-    """The predictor of an SST-2 checkpoint."""
-    model, _ = load_checkpoint(ckpt_path, SST2BiLSTM)
+def load(*ckpt_paths: str | Path) -> SentimentPredictor:
+    """The predictor of an SST-2 checkpoint, or of several as one ensemble (they must share their tokenizer)."""
+    if not ckpt_paths:
+        raise TypeError("load takes one checkpoint path or more.")
+    models = [load_checkpoint(path, SST2BiLSTM)[0] for path in ckpt_paths]
+    tokenizers = [saved_tokenizer(path) for path in ckpt_paths]
+    if any(tokenizer.to_str() != tokenizers[0].to_str() for tokenizer in tokenizers):
+        raise DataError("the checkpoints of an ensemble must share their vocabulary, and these were trained with "
+                        "different tokenizers (other data or num_words).")  # fmt: skip
+    model = models[0] if len(models) == 1 else EnsembleClassifier(models).eval()
+    return SentimentPredictor(model, tokenizers[0])
+
+
+def saved_tokenizer(ckpt_path: str | Path) -> Tokenizer:
+    """The tokenizer a checkpoint was trained with: stored in it, else its run folder's tokenizer.json."""
     saved = SST2DataModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True).tokenizer
     if saved is not None:
-        return SentimentPredictor(model, saved)
+        return saved
     beside = Path(ckpt_path).resolve().parent.parent / "tokenizer.json"  # run folder: version_N/checkpoints/x.ckpt
     if not beside.is_file():
         raise DataError(f"{ckpt_path} holds no tokenizer and there is no {beside}: the text cannot be encoded.")
-    return SentimentPredictor(model, Tokenizer.from_file(str(beside)))
+    return Tokenizer.from_file(str(beside))
 
 
 def read_sentences(options: argparse.Namespace) -> list[str]:
@@ -77,7 +92,8 @@ def read_sentences(options: argparse.Namespace) -> list[str]:
 
 def main(args: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", required=True, help="a checkpoint of python -m sst2_bilstm.train")
+    parser.add_argument("--ckpt", required=True, action="append",
+                        help="a checkpoint of python -m sst2_bilstm.train; repeated, an ensemble")  # fmt: skip
     parser.add_argument("sentences", nargs="*", help="sentences to classify (else --file, else standard input)")
     parser.add_argument("--file", help="a text file, one sentence per line")
     parser.add_argument("--output", type=Path, help="write CSV or JSON (by extension) instead of a table")
@@ -85,7 +101,7 @@ def main(args: list[str] | None = None) -> None:
     if options.sentences and options.file:
         parser.error("give sentences or --file, not both")
     with exit_on_reported_error():
-        predictor = load(options.ckpt)
+        predictor = load(*options.ckpt)
         write_rows(predictor.predict(read_sentences(options)), options.output, COLUMNS)
 
 
