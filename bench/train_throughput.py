@@ -8,8 +8,9 @@ loop over the same model and batches, alternating in one process. Prints a table
 
 The fit is the command line's: the workflow's YAML (callbacks, logger, checkpoints, report) with one epoch of
 ``--batches`` batches and one validation batch, at each ``--steps-per-execution``; on a GPU also with
-``--model.cuda_graph`` ("graph" rows). On a GPU, ``limit`` is the same training steps with the data on the device and each step replayed from one CUDA graph: what the hardware
-can do at this batch size. The plain loop is the straightforward port the project is measured
+``--model.cuda_graph`` ("graph" rows). On a GPU, ``limit`` is the same training steps with the data on the
+device and each step replayed from one CUDA graph: what the hardware can do at this batch size. The plain loop
+is the straightforward port the project is measured
 against: the same layers with PyTorch's defaults (NCHW, Adam's multi-tensor step; the CNN's ReLUs after its
 pooling, as the project has them, which only makes this baseline faster), the same DataLoader, no Lightning
 settings in its way. ``plain_tuned`` is that loop with the project's model settings, so the gap between it and the
@@ -28,8 +29,8 @@ from pathlib import Path
 
 import lightning as L
 import torch
-
 from bench_io import write_result
+
 from common.cli import NVML_CHECK, run_cli, skip_missing_nvml_probe
 from fashion_cnn.data import FashionMNISTDataModule
 from fashion_cnn.model import FashionCNN

@@ -16,6 +16,7 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCL
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
+from common.curves import KerasCurves
 from common.ensemble import EnsembleClassifier
 from common.errors import ConfigError, DataError, exit_on_reported_error
 from common.predict import PredictionWriter, read_checkpoint
@@ -32,8 +33,13 @@ RESUME_OVERRIDES = (
 )  # fmt: skip
 
 
-def config_path(name: str) -> Path:
-    """The file of a config in ``configs/``: the installed package's copy, or a checkout's own folder."""
+def config_path(name: str | Path) -> Path:
+    """The file of a config in ``configs/``: the installed package's copy, or a checkout's own folder. A ``Path``
+    (a workflow of one's own, its config beside its code) is taken as it is."""
+    if isinstance(name, Path):
+        if not name.is_file():
+            raise DataError(f"the config {name} does not exist.")
+        return name
     try:
         path = Path(str(importlib.resources.files(CONFIG_PACKAGE) / name))
     except ModuleNotFoundError:  # run from a checkout that was never installed
@@ -134,7 +140,7 @@ class WorkflowCLI(LightningCLI):
     A run that fails before its first optimizer step leaves no folder behind.
     """
 
-    def __init__(self, *args, links: tuple[tuple[str, str], ...] = (), **kwargs) -> None:
+    def __init__(self, *args, links: tuple[tuple, ...] = (), **kwargs) -> None:
         self.links = links
         self.resumed_run: Path | None = None
         self.ensemble: list[str] = []
@@ -153,8 +159,8 @@ class WorkflowCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ReportCallback, "report")
-        for source, target in self.links:
-            parser.link_arguments(source, target)
+        for link in self.links:
+            parser.link_arguments(*link)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         if isinstance(args, list):
@@ -288,10 +294,11 @@ class WorkflowCLI(LightningCLI):
             print(f"Report: {report.report_path}")
 
 
-def description(workflow: str, config_name: str) -> str:
+def description(workflow: str, config_name: str | Path) -> str:
+    where = "" if isinstance(config_name, Path) else " (the repository's configs/; shipped in the package)"
     return (
         f"The {workflow} workflow. No subcommand means fit: no arguments at all train, test and report the "
-        f"reference config, {config_name} (the repository's configs/; shipped in the package). Options: "
+        f"reference config, {getattr(config_name, 'name', config_name)}{where}. Options: "
         "--model.* (the network and its optimizer) and --data.* (the dataset and its batches) come first, "
         "--report.* next, then Lightning's --trainer.*; --config FILE applies a YAML file on top of the reference."
     )
@@ -300,16 +307,17 @@ def description(workflow: str, config_name: str) -> str:
 def run_cli(
     model_class: type,
     datamodule_class: type,
-    config_name: str,
+    config_name: str | Path,
     args: ArgsType = None,
     run: bool = True,
     command: str | None = None,
-    links: tuple[tuple[str, str], ...] = (),
+    links: tuple[tuple, ...] = (),
 ) -> WorkflowCLI:
     """Runs the CLI. Without a subcommand it fits: no arguments at all run the whole reference workflow. With
     ``run=False`` it only builds the model, data and Trainer of the config (no subcommand then), as benchmarks do.
-    ``command`` is the workflow's console script; ``links`` are (source, target) options that must agree: the
-    target takes the source's value and is no option of its own."""
+    ``config_name`` names a file of ``configs/``, or is the ``Path`` of a workflow's own. ``command`` is the
+    workflow's console script; ``links`` are (source, target[, compute_fn]) options that must agree: the target
+    takes the source's value (or ``compute_fn`` of it) and is no option of its own."""
     args = list(sys.argv[1:] if args is None else args)
     if run and (not args or args[0] not in (*LightningCLI.subcommands(), "-h", "--help")):
         args = ["fit", *args]
@@ -339,7 +347,7 @@ def run_cli(
             parser_kwargs=parser_kwargs,
             run=run,
             save_config_kwargs={"overwrite": True},
-            trainer_defaults={"callbacks": [PredictionWriter()]},
+            trainer_defaults={"callbacks": [PredictionWriter(), KerasCurves()]},
             parser_class=ConciseParser,
             links=links,
         )

@@ -60,6 +60,15 @@ def test_fit_trains_tests_and_writes_the_whole_report(fashion_dir, tmp_path, cap
     assert {"train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "train_batch_loss"} <= scalars
     assert "test_confusion_matrix" in events.Tags()["images"]
     assert [len(events.Scalars(tag)) for tag in ("train_loss", "val_acc", "train_batch_loss")] == [2, 2, 1]
+    # Keras's layout beside them: train/ and validation/ runs sharing the tags epoch_loss and epoch_accuracy, so
+    # TensorBoard overlays the two curves in one chart each.
+    for folder, split in (("train", "train"), ("validation", "val")):
+        curves = EventAccumulator(str(run / folder)).Reload()
+        for tag, name in (("epoch_loss", "loss"), ("epoch_accuracy", "acc")):
+            points = curves.Scalars(tag)
+            assert [point.step for point in points] == [0, 1]
+            expected = [epoch[f"{split}_{name}"] for epoch in metrics["history"]]
+            assert [point.value for point in points] == pytest.approx(expected)
 
 
 def test_test_subcommand_reports_a_checkpoint(fashion_dir, tmp_path, capsys):
