@@ -6,9 +6,12 @@ wall time and peak memory (RSS) are recorded.
     DATA_DIR=../shared/datasets python scripts/results.py --configs fashion_cnn_plus --seeds 42
     python scripts/results.py --reuse                                        # tables from the runs already there
     python scripts/results.py --configs fashion_cnn --seeds 1 -- --trainer.max_epochs 1   # extra CLI arguments
+    python scripts/results.py --configs sst2_bilstm_plus --ensemble --reuse   # + the ensemble of the seeds
 
 Runs land in runs/results/<config>/seed_<seed>/version_N/ with their log beside; --reuse takes the newest run of
 each config and seed when it finished (its wall time and memory from docs/results.json) instead of training again.
+With --ensemble, the checkpoints the seeds tested are also tested together (the command line's ``test`` with
+several ``--ckpt_path``, the mean of their probabilities), beside one of them alone, both timed.
 """
 
 import argparse
@@ -34,14 +37,20 @@ CONFIGS = {
     "fashion_cnn_plus": ("fashion_cnn", "Fashion-MNIST CNN, improved", None),
     "sst2_bilstm": ("sst2_bilstm", "SST-2 BiLSTM, reference", (82.91, 0.436)),
     "sst2_bilstm_packed": ("sst2_bilstm", "SST-2 BiLSTM, packed", None),
+    "sst2_bilstm_plus": ("sst2_bilstm", "SST-2 BiLSTM, improved", None),
 }
 
 
 def train(config: str, seed: int, root: Path, extra: list[str]) -> dict:
     """One fit of the config through the command line; its wall time (start-up and test included) and peak RSS."""
+    return run(config, ["fit", "--seed_everything", str(seed)], root, extra)
+
+
+def run(config: str, arguments: list[str], root: Path, extra: list[str]) -> dict:
+    """A command line of the config's workflow, in a process of its own: its wall time and peak RSS."""
     command = [
-        sys.executable, "-m", f"{CONFIGS[config][0]}.train", "fit", "--config", f"configs/{config}.yaml",
-        "--seed_everything", str(seed), "--trainer.default_root_dir", str(root),
+        sys.executable, "-m", f"{CONFIGS[config][0]}.train", arguments[0], "--config", f"configs/{config}.yaml",
+        *arguments[1:], "--trainer.default_root_dir", str(root),
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", *extra,
     ]  # fmt: skip
     print("python", " ".join(command[1:]), flush=True)
@@ -67,6 +76,41 @@ def epoch_seconds(report: Path) -> list[float]:
     """The per-epoch wall times of report.md's last table (metrics.json leaves times out, to stay repeatable)."""
     table = report.read_text().split("## Per epoch")[-1]
     return [float(line.split("|")[-2]) for line in table.splitlines() if line.startswith("| ") and line[2].isdigit()]
+
+
+def ensemble(config: str, runs: list[Path], root: Path, extra: list[str]) -> dict:
+    """The test of the checkpoints that the runs tested, as one ensemble, beside the first of them alone."""
+    checkpoints = []
+    for metrics in runs:
+        tested = json.loads(metrics.read_text())["checkpoint"]  # relative to its run folder
+        checkpoints.append(str((metrics.parent / tested).resolve()))
+    figures = {}
+    for name, paths in (("ensemble", checkpoints), ("single", checkpoints[:1])):
+        timing = run(config, ["test", "--ckpt_path", *paths], root / name, extra)
+        tested = json.loads(newest_metrics(root / name).read_text())["test"]
+        figures[name] = {"test_acc": tested["accuracy"], "test_loss": tested["loss"], **timing}
+    return {"members": len(checkpoints), **figures}
+
+
+def ensemble_table(results: dict) -> str:
+    rows = [
+        "| ensemble | members | test accuracy | test loss | members' mean accuracy | test wall time | one member's |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for config, entry in results.items():
+        if "ensemble" not in entry:
+            continue
+        together, single = entry["ensemble"]["ensemble"], entry["ensemble"]["single"]
+        members = statistics.mean(100 * seed["test_acc"] for seed in entry["seeds"])
+        rows.append(
+            f"| `configs/{config}.yaml`, its seeds' checkpoints | {entry['ensemble']['members']} "
+            f"| {100 * together['test_acc']:.2f}% | {together['test_loss']:.4f} | {members:.2f}% "
+            f"| {together['wall_seconds']:.0f} s | {single['wall_seconds']:.0f} s |"
+        )
+    if len(rows) == 2:
+        return ""
+    about = "Ensembles (`--ensemble`: the command line's `test` of the seeds' tested checkpoints together; wall time"
+    return f"\n\n{about} of the whole command, start-up included):\n\n" + "\n".join(rows)
 
 
 def summary(values: list[float]) -> tuple[float, float]:
@@ -96,7 +140,8 @@ def table(results: dict) -> str:
             f"| {f'{published[0]:.2f}%, {published[1]}' if published else '(none: not in the reference)'} |"
         )
     devices = sorted({seed.get("device", "?") for entry in results.values() for seed in entry["seeds"]})
-    return f"Measured on {', '.join(devices)} by `python scripts/results.py`.\n\n" + "\n".join(rows)
+    return f"Measured on {', '.join(devices)} by `python scripts/results.py`.\n\n" + "\n".join(rows) + \
+        ensemble_table(results)
 
 
 def plot_curves(results: dict, path: Path) -> None:
@@ -150,6 +195,7 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "results")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs", help="where results.md/.json and curves.png go")
     parser.add_argument("--reuse", action="store_true", help="read finished runs instead of training again")
+    parser.add_argument("--ensemble", action="store_true", help="also test each config's seeds as one ensemble")
     parser.add_argument("extra", nargs="*", help="after --: arguments added to every run's command line")
     args = parser.parse_args()
     docs, args.runs = args.docs.resolve(), args.runs.resolve()  # the runs' processes start in the repository
@@ -174,8 +220,13 @@ def main() -> None:
                 **timing,
             })  # fmt: skip
             print(f"  {config} seed {seed}: test accuracy {100 * seeds[-1]['test_acc']:.2f}%", flush=True)
-            results[config] = {"seeds": seeds}
+            kept = previous.get(config, {}) if args.reuse else {}  # an ensemble of the same runs
+            results[config] = {"seeds": seeds} | ({"ensemble": kept["ensemble"]} if "ensemble" in kept else {})
             docs.mkdir(parents=True, exist_ok=True)  # kept as it goes, so that an interrupted rerun loses no timing
+            (docs / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        if args.ensemble and len(args.seeds) > 1:
+            tested = [newest_metrics(args.runs / config / f"seed_{seed}") for seed in args.seeds]
+            results[config]["ensemble"] = ensemble(config, tested, args.runs / config / "ensemble", args.extra)
             (docs / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     write_docs({config: results[config] for config in CONFIGS if config in results}, docs)
 

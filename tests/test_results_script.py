@@ -15,7 +15,7 @@ def test_results_script_reruns_seeds_and_writes_the_table(fashion_dir, tmp_path)
         "--runs", str(tmp_path / "runs"), "--docs", str(docs),
     ]  # fmt: skip
     tiny = ["--data.data_dir", str(fashion_dir), "--data.download", "false", "--trainer.max_epochs", "2"]
-    command = [*script, "--", *tiny]
+    command = [*script, "--ensemble", "--", *tiny]
     subprocess.run(command, check=True, capture_output=True, cwd=REPO)
     results = json.loads((docs / "results.json").read_text())
     seeds = results["fashion_cnn"]["seeds"]
@@ -32,6 +32,13 @@ def test_results_script_reruns_seeds_and_writes_the_table(fashion_dir, tmp_path)
     row = next(line for line in (docs / "results.md").read_text().splitlines() if "fashion_cnn.yaml" in line)
     assert f"{sum(accuracies) / 2:.2f} ±" in row and "90.64%" in row  # mean, and the published figure beside it
     assert (docs / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The two seeds' tested checkpoints tested together, beside one alone.
+    together = results["fashion_cnn"]["ensemble"]
+    assert together["members"] == 2 and together["ensemble"]["wall_seconds"] > 0
+    tested = json.loads(next((tmp_path / "runs" / "fashion_cnn" / "ensemble" / "single").glob("version_*/metrics.json"))
+                        .read_text())  # fmt: skip
+    assert together["single"]["test_acc"] == tested["test"]["accuracy"] == seeds[0]["test_acc"]
+    assert f"| {100 * together['ensemble']['test_acc']:.2f}% |" in (docs / "results.md").read_text()
 
     # --reuse rebuilds the table from the runs, keeping the recorded wall times, without training again.
     (docs / "results.md").unlink()
