@@ -158,8 +158,8 @@ class ClassifierModule(L.LightningModule):
             reasons.append("it captures one optimizer's step")
         for config in trainer.lr_scheduler_configs:
             if getattr(config.scheduler, "cycle_momentum", False):
-                reasons.append(f"{type(config.scheduler).__name__} cycles the momentum, which a replay cannot follow "
-                               "(pass cycle_momentum=False)")  # fmt: skip
+                reasons.append(f"{type(config.scheduler).__name__} cycles Adam's momentum, which a replay cannot "
+                               "follow")  # fmt: skip
         if not getattr(trainer.datamodule, "static_shapes", True):
             reasons.append("the training batches change shape from step to step")
         reasons = [reason for reason in reasons if reason]
