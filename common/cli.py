@@ -68,19 +68,25 @@ def run_of(checkpoint: Path) -> Path | None:
 
 
 def split_ensemble(args: list[str]) -> tuple[list[str], list[str]]:
-    """``--ckpt_path A B C``: the arguments with ``--ckpt_path A`` only, and the paths ``[A, B, C]`` (``[]``
-    without the option). The command lines take no positional arguments: the words after the first path are
-    the other members of an ensemble."""
-    for i, arg in enumerate(args):
-        name, equals, value = arg.partition("=")
+    """``--ckpt_path A B C`` (or ``--ckpt_path A --ckpt_path B ...``): the arguments with ``--ckpt_path A`` only,
+    and all the paths ``[A, B, C]`` (``[]`` without the option). The command lines take no positional arguments:
+    the words after a path are the other members of an ensemble."""
+    kept, paths, i = [], [], 0
+    while i < len(args):
+        name, equals, value = args[i].partition("=")
         if name != "--ckpt_path" or (not equals and i + 1 == len(args)):
+            kept.append(args[i])
+            i += 1
             continue
-        first, start = (value, i + 1) if equals else (args[i + 1], i + 2)
-        end = start
-        while end < len(args) and not args[end].startswith("-"):
-            end += 1
-        return args[:start] + args[end:], [first, *args[start:end]]
-    return args, []
+        first, i = (value, i + 1) if equals else (args[i + 1], i + 2)
+        words = [first]
+        while i < len(args) and not args[i].startswith("-"):
+            words.append(args[i])
+            i += 1
+        if not paths:
+            kept += ["--ckpt_path", first]
+        paths += words
+    return kept, paths
 
 
 def _short(value: object, width: int = 60) -> str:

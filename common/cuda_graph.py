@@ -31,13 +31,17 @@ class CapturedStep:
     ``step`` does a whole optimizer step (zero_grad, forward, backward, the optimizer's update, on graph-safe
     optimizers: ``make_capturable``) and returns tensors. The first ``warmup`` calls run it eagerly on a side
     stream, as CUDA graphs need (lazy initialisation, cuDNN's choices, the optimizer's state), and are real
-    steps of the training; the next call captures and replays it. Calls with other shapes (an epoch's last,
-    smaller batch) run eagerly. The returned tensors are the graph's own outputs, overwritten by the next replay:
-    read them (or queue kernels that read them) before the next call.
+    steps of the training; the next call captures and replays it. Only batches of ``batch_size`` samples are
+    captured and replayed; others (an epoch's last, smaller batch) run eagerly. The returned tensors are the
+    graph's own outputs, overwritten by the next replay: read them (or queue kernels that read them) before the
+    next call.
     """
 
-    def __init__(self, step: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]], warmup: int = 3):
+    def __init__(
+        self, step: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]], batch_size: int, warmup: int = 3
+    ) -> None:
         self.step = step
+        self.batch_size = batch_size
         self.warmup = warmup
         self.graph: torch.cuda.CUDAGraph | None = None
         self.side_stream: torch.cuda.Stream | None = None
@@ -45,7 +49,7 @@ class CapturedStep:
 
     def __call__(self, inputs: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, ...]:
         shapes = (inputs.shape, target.shape)
-        if self.shapes is None:
+        if self.shapes is None and len(inputs) == self.batch_size:  # a resumed epoch may start on its last batch
             self.shapes = shapes
         if shapes != self.shapes:
             return self.step(inputs, target)

@@ -35,7 +35,8 @@ class ClassifierModule(L.LightningModule):
     With ``cuda_graph`` (one CUDA device), each optimizer step of full-size batches is a replay of one CUDA graph
     (``common.cuda_graph``): forward, loss, backward and the optimizer's update; the metrics are updated from its
     outputs outside the graph. Dropout masks then come from the graph's own draws of the CUDA generator: the same
-    distribution as eager steps, not the same numbers.
+    distribution as eager steps, not the same numbers. Graphed steps call no backward or optimizer-step hooks
+    (``on_before_backward``, ``on_after_backward``, ``on_before_optimizer_step``), and ``.grad`` is the graph's.
     """
 
     plateau_monitor = "val_loss"  # what a ReduceLROnPlateau schedule watches
@@ -128,7 +129,7 @@ class ClassifierModule(L.LightningModule):
             self._refuse_graph_where_it_cannot_apply()
             optimizer = self.optimizers().optimizer
             make_capturable(optimizer)
-            self._captured = CapturedStep(self._graphed_step(optimizer))
+            self._captured = CapturedStep(self._graphed_step(optimizer), self.trainer.datamodule.batch_size)
 
     def _graphed_step(self, optimizer: torch.optim.Optimizer):
         def step(inputs: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,7 +161,9 @@ class ClassifierModule(L.LightningModule):
             if getattr(config.scheduler, "cycle_momentum", False):
                 reasons.append(f"{type(config.scheduler).__name__} cycles Adam's momentum, which a replay cannot "
                                "follow")  # fmt: skip
-        if not getattr(trainer.datamodule, "static_shapes", True):
+        if not hasattr(trainer.datamodule, "batch_size"):
+            reasons.append("it needs a DataModule with a batch_size")
+        elif not getattr(trainer.datamodule, "static_shapes", True):
             reasons.append("the training batches change shape from step to step")
         reasons = [reason for reason in reasons if reason]
         if reasons:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from common.cli import split_ensemble
 from common.ensemble import EnsembleClassifier
 from fashion_cnn.model import FashionCNN
 from sst2_bilstm import predict as sst2_predict
@@ -87,3 +88,11 @@ def test_an_ensemble_of_other_vocabularies_or_in_fit_is_refused(three_runs, caps
     with pytest.raises(SystemExit) as exit_info:
         sst2_predict.main(["--ckpt", checkpoints[0], "--ckpt", other, "fine"])
     assert exit_info.value.code == 2 and "share their vocabulary" in capsys.readouterr().err
+
+
+def test_several_checkpoints_may_follow_one_option_or_repeat_it():
+    expected = (["test", "--ckpt_path", "a.ckpt", "--trainer.devices", "1"], ["a.ckpt", "b.ckpt", "c.ckpt"])
+    assert split_ensemble(["test", "--ckpt_path", "a.ckpt", "b.ckpt", "c.ckpt", "--trainer.devices", "1"]) == expected
+    assert split_ensemble(["test", "--ckpt_path=a.ckpt", "b.ckpt", "--trainer.devices", "1", "--ckpt_path",
+                           "c.ckpt"]) == expected  # fmt: skip
+    assert split_ensemble(["fit", "--ckpt_path", "last"]) == (["fit", "--ckpt_path", "last"], ["last"])
