@@ -22,12 +22,19 @@ class KerasCurves(L.Callback):
 
     def __init__(self) -> None:
         self.writers: dict[str, SummaryWriter] = {}
+        self.validated_epoch: int | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:  # an epoch without validation keeps the last one's figures around
+            self.validated_epoch = trainer.current_epoch
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.is_global_zero or not isinstance(trainer.logger, TensorBoardLogger) or trainer.sanity_checking:
+        if not trainer.is_global_zero or not isinstance(trainer.logger, TensorBoardLogger):
             return
         metrics = trainer.callback_metrics
         for folder, split in SPLITS.items():
+            if folder == "validation" and self.validated_epoch != trainer.current_epoch:
+                continue
             for tag, name in TAGS.items():
                 value = metrics.get(f"{split}_{name}")
                 if value is not None:

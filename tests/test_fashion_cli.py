@@ -169,3 +169,12 @@ def test_bf16_mixed_precision_trains_and_tests(fashion_dir, tmp_path):
     main([*fit_args(fashion_dir, tmp_path), "--trainer.precision", "bf16-mixed"])
     metrics = json.loads((tmp_path / "version_0" / "metrics.json").read_text())
     assert sum(map(sum, metrics["confusion_matrix"])) == 32 and metrics["test"]["loss"] > 0
+
+
+def test_keras_curves_skip_epochs_without_validation(fashion_dir, tmp_path):
+    main(fit_args(fashion_dir, tmp_path / "runs", "--trainer.max_epochs", "3",
+                  "--trainer.check_val_every_n_epoch", "2"))  # fmt: skip
+    curves = {folder: EventAccumulator(str(tmp_path / "runs" / "version_0" / folder)).Reload()
+              for folder in ("train", "validation")}  # fmt: skip
+    assert [point.step for point in curves["train"].Scalars("epoch_loss")] == [0, 1, 2]
+    assert [point.step for point in curves["validation"].Scalars("epoch_loss")] == [1]  # the one validated epoch
