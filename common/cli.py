@@ -150,6 +150,7 @@ class WorkflowCLI(LightningCLI):
         self.links = links
         self.resumed_run: Path | None = None
         self.ensemble: list[str] = []
+        self.members: list[L.LightningModule] = []
         try:
             super().__init__(*args, **kwargs)
         except BaseException:
@@ -180,8 +181,9 @@ class WorkflowCLI(LightningCLI):
             if subcommand == "fit":
                 raise ConfigError("fit takes one --ckpt_path, the run to resume; several are an ensemble, for "
                                   "validate, test and predict.")  # fmt: skip
-            for path in self.ensemble:
-                read_checkpoint(path, self.model_class)
+            # Read once, here, before the seed is set: loading a checkpoint restores the RNG state it saved.
+            self.members = [read_checkpoint(path, self.model_class)[1] for path in self.ensemble]
+            return
         section = self.config[subcommand]
         ckpt_path = section.get("ckpt_path")
         if ckpt_path == "best":
@@ -243,7 +245,6 @@ class WorkflowCLI(LightningCLI):
     def _use_ensemble(self) -> None:
         """The subcommand evaluates the mean of the checkpoints' probabilities, with the data encoded as they
         were trained (the DataModule's state, SST-2's tokenizer, which all must share)."""
-        members = [read_checkpoint(path, self.model_class)[1] for path in self.ensemble]
         states = [
             self.datamodule_class.load_from_checkpoint(path, map_location="cpu", weights_only=True).state_dict()
             for path in self.ensemble
@@ -254,9 +255,10 @@ class WorkflowCLI(LightningCLI):
                 f"{self.datamodule_class.__name__} states (an SST-2 vocabulary of other data or num_words)."
             )
         self.datamodule.load_state_dict(states[0])
-        self.model = EnsembleClassifier(members)
+        self.model = EnsembleClassifier(self.members)
         self.config_init[self.subcommand]["ckpt_path"] = None  # the members are loaded already
-        rank_zero_info(f"{self.subcommand}: the ensemble of {len(members)} checkpoints ({', '.join(self.ensemble)}).")
+        listed = ", ".join(self.ensemble)
+        rank_zero_info(f"{self.subcommand}: the ensemble of {len(self.members)} checkpoints ({listed}).")
 
     def instantiate_trainer(self, **kwargs) -> L.Trainer:
         config = self.config_init[self.subcommand].trainer if self.subcommand else self.config_init.trainer

@@ -130,8 +130,10 @@ class SST2BiLSTM(ClassifierModule):
         if self.hparams.word_dropout and self.training:
             kept = F.dropout(embedded.new_ones(embedded.shape[:2] + (1,)), self.hparams.word_dropout)
             embedded = embedded * kept
-        # Padding (id 0) only ever follows the words; an empty sentence still counts one step.
-        lengths = tokens.ne(0).sum(dim=1).clamp(min=1)
+        lengths = None
+        if self.hparams.packed or self.hparams.pooling != "last":  # the reference reads every position
+            # Padding (id 0) only ever follows the words; an empty sentence still counts one step.
+            lengths = tokens.ne(0).sum(dim=1).clamp(min=1)
         with lstm_precision(tokens.device):
             outputs, last_hidden = self._second_lstm(embedded, lengths)
         if self.hparams.pooling == "last":
@@ -144,7 +146,9 @@ class SST2BiLSTM(ClassifierModule):
             features.insert(0, mean.to(features[0].dtype))
         return self.head(torch.cat(features, dim=1)).squeeze(1)
 
-    def _second_lstm(self, embedded: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+    def _second_lstm(
+        self, embedded: torch.Tensor, lengths: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """The second LSTM's outputs (N, L, 2H; None where only its last states are read) and last states."""
         if not self.hparams.packed:
             sequence, _ = self.lstm1(embedded)
