@@ -7,12 +7,10 @@ loop over the same model and batches, alternating in one process. Prints a table
     DATA_DIR=~/datasets python bench/train_throughput.py --workflow fashion_cnn --accelerator cuda
 
 The fit is the command line's: the workflow's YAML (callbacks, logger, checkpoints, report) with one epoch of
-``--batches`` batches and one validation batch, at each ``--steps-per-execution``; on a GPU also with
-``--model.cuda_graph`` ("graph" rows). On a GPU, ``limit`` is the same training steps with the data on the
-device and each step replayed from one CUDA graph: what the hardware can do at this batch size. The plain loop
-is the straightforward port the project is measured
-against: the same layers with PyTorch's defaults (NCHW, Adam's multi-tensor step; the CNN's ReLUs after its
-pooling, as the project has them, which only makes this baseline faster), the same DataLoader, no Lightning
+``--batches`` batches and one validation batch. On a GPU, ``limit`` is the same training steps with the data on
+the device and each step replayed from one CUDA graph: what the hardware can do at this batch size. The plain
+loop is the straightforward port the project is measured against: the same layers with PyTorch's defaults (NCHW,
+Adam's multi-tensor step; the CNN's ReLUs after its pooling, as the project has them, which only makes this baseline faster), the same DataLoader, no Lightning
 settings in its way. ``plain_tuned`` is that loop with the project's model settings, so the gap between it and the
 fit is Lightning's own per-step cost. The fit runs on one device. The first ``--warmup`` batches of every epoch
 are excluded from all timings.
@@ -20,7 +18,6 @@ are excluded from all timings.
 
 import argparse
 import contextlib
-import itertools
 import os
 import statistics
 import tempfile
@@ -45,7 +42,7 @@ WORKFLOWS = {
 
 
 class EpochTimer(L.Callback):
-    """Times the optimizer steps after the first ``warmup`` of an epoch, however many a Lightning batch holds."""
+    """Times the optimizer steps after the first ``warmup`` of an epoch."""
 
     def __init__(self, warmup: int) -> None:
         self.warmup, self.start, self.seconds, self.batches, self.first_step = warmup, 0.0, 0.0, 0, None
@@ -66,9 +63,7 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def lightning_epoch(
-    workflow: str, args: argparse.Namespace, precision: str, steps: int, graph: bool = False
-) -> tuple[float, int]:
+def lightning_epoch(workflow: str, args: argparse.Namespace, precision: str) -> tuple[float, int]:
     model_class, datamodule_class, config, _ = WORKFLOWS[workflow]
     timer = EpochTimer(args.warmup)
     with tempfile.TemporaryDirectory() as root:
@@ -77,12 +72,9 @@ def lightning_epoch(
             f"--trainer.accelerator={args.accelerator}",
             f"--trainer.precision={precision}", "--trainer.num_sanity_val_steps=0",
             f"--trainer.enable_progress_bar={args.progress_bar}", "--trainer.enable_model_summary=false",
-            f"--data.steps_per_execution={steps}", f"--model.cuda_graph={graph}",
         ])  # fmt: skip
-        # Set here rather than parsed: the parser reads "1" as the float 1.0, which means all batches. A Lightning
-        # batch holds `steps` optimizer steps.
-        executions = -(-args.batches // steps) if args.batches else 1.0
-        cli.trainer.limit_train_batches, cli.trainer.limit_val_batches = executions, 1
+        # Set here rather than parsed: the parser reads "1" as the float 1.0, which means all batches.
+        cli.trainer.limit_train_batches, cli.trainer.limit_val_batches = args.batches or 1.0, 1
         cli.trainer.callbacks.append(timer)
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     return timer.seconds, timer.batches
@@ -101,9 +93,8 @@ def plain_epoch(
     # The port runs as in a process that never imported Lightning; the tuned loop as the project's fit does.
     saved = os.environ.get(NVML_CHECK) if tuned else os.environ.pop(NVML_CHECK, None)
     start, done = 0.0, 0
-    batches = (batch for execution in data.train_dataloader() for batch in execution)
     try:
-        for batch_idx, (inputs, target) in enumerate(batches):
+        for batch_idx, (inputs, target) in enumerate(data.train_dataloader()):
             if batch_idx == args.warmup:
                 _synchronize(device)
                 start = time.perf_counter()
@@ -180,8 +171,6 @@ def main() -> None:
     parser.add_argument("--accelerator", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--precision", nargs="+", default=["32-true"], choices=("32-true", "bf16-mixed"),
                         help="one or both, measured alternately in the same run")  # fmt: skip
-    parser.add_argument("--steps-per-execution", type=int, nargs="+", default=[1],
-                        help="the fit's data.steps_per_execution: one or more, each measured")  # fmt: skip
     parser.add_argument("--no-progress-bar", dest="progress_bar", action="store_false")
     parser.add_argument("--output", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
@@ -195,7 +184,6 @@ def main() -> None:
     data.setup("fit")
     skip_missing_nvml_probe()  # as the command line does, for the tuned loop and the fit
     runs: dict[str, list[float]] = {}
-    graphs = (False, True) if args.accelerator == "cuda" else (False,)
     for _ in range(args.repeats):
         for precision in args.precision:
             suffix = "" if precision == "32-true" else f" {precision}"
@@ -205,12 +193,8 @@ def main() -> None:
             if args.accelerator == "cuda":
                 seconds, batches = graph_epoch(args.workflow, data, args, precision)
                 runs.setdefault("limit" + suffix, []).append(batches * data.batch_size / seconds)
-            # On a GPU, the fit is measured eager and with its steps replayed from a CUDA graph (model.cuda_graph).
-            for steps, graph in itertools.product(args.steps_per_execution, graphs):
-                seconds, batches = lightning_epoch(args.workflow, args, precision, steps, graph)
-                name = "lightning" + (f" K={steps}" if len(args.steps_per_execution) > 1 else "")
-                name += (" graph" if graph else "") + suffix
-                runs.setdefault(name, []).append(batches * data.batch_size / seconds)
+            seconds, batches = lightning_epoch(args.workflow, args, precision)
+            runs.setdefault("lightning" + suffix, []).append(batches * data.batch_size / seconds)
     median = {name: statistics.median(values) for name, values in runs.items()}
     baseline = "plain" if "plain" in median else f"plain {args.precision[0]}"
     # The ratio of each repeat's two loops, measured a few seconds apart, then their median: steadier than a ratio
@@ -227,7 +211,6 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if args.accelerator == "cuda" else f"{os.cpu_count()} CPU cores",
         "batch_size": data.batch_size, "timed_batches": batches, "torch_threads": torch.get_num_threads(),
         "samples_per_s": runs, "median_samples_per_s": median, "baseline": baseline, "fit_ratios": ratios,
-        "steps_per_execution": args.steps_per_execution,
     }  # fmt: skip
     print(f"\n{args.workflow} on {result['device']}: batch {data.batch_size}, {batches} batches timed after "
           f"{args.warmup}, {torch.get_num_threads()} threads, median of {args.repeats}")  # fmt: skip

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -89,6 +90,16 @@ def split_ensemble(args: list[str]) -> tuple[list[str], list[str]]:
     return kept, paths
 
 
+def require_writable(folder: Path) -> None:
+    """Refuses a run folder that cannot be created or written, before anything is written anywhere."""
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        why = "is a file" if not existing.is_dir() else "is not writable"
+        raise ConfigError(f"cannot write runs under {folder} (trainer.default_root_dir): {existing} {why}.")
+
+
 def _short(value: object, width: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= width else text[: width - 3] + "..."
@@ -148,6 +159,7 @@ class WorkflowCLI(LightningCLI):
 
     def __init__(self, *args, links: tuple[tuple, ...] = (), **kwargs) -> None:
         self.links = links
+        self.started = time.time()
         self.resumed_run: Path | None = None
         self.ensemble: list[str] = []
         self.members: list[L.LightningModule] = []
@@ -235,6 +247,30 @@ class WorkflowCLI(LightningCLI):
             rank_zero_info(f"Resuming {self.resumed_run}: {key} {before.get(key)!r} -> {after.get(key)!r}.")
         return resumed
 
+    def before_instantiate_classes(self) -> None:
+        if not self.subcommand:
+            return
+        config = self.config[self.subcommand]
+        require_writable(Path(config.trainer.default_root_dir or "."))
+        # The configs' callbacks that these flags leave nothing to do are left out, as the flags ask; Lightning
+        # would refuse them instead (a ModelCheckpoint without checkpointing, a LearningRateMonitor without logger),
+        # or, under fast_dev_run, still save a last.ckpt.
+        trainer = config.trainer
+        fast = "fast_dev_run" if trainer.fast_dev_run else None
+        unusable = {
+            "ModelCheckpoint": "enable_checkpointing false" if trainer.enable_checkpointing is False else fast,
+            "LearningRateMonitor": "logger false" if trainer.logger is False else fast,
+        }
+        kept = []
+        for callback in trainer.callbacks or []:
+            name = str(callback.get("class_path", "")).rsplit(".", 1)[-1] if isinstance(callback, Namespace) else ""
+            if unusable.get(name):
+                rank_zero_info(f"{unusable[name]}: the config's {name} is left out.")
+            else:
+                kept.append(callback)
+        if trainer.callbacks:
+            trainer.callbacks = kept
+
     def after_instantiate_classes(self) -> None:
         if self.ensemble:
             self._use_ensemble()
@@ -281,6 +317,12 @@ class WorkflowCLI(LightningCLI):
             run = Path(trainer.logger.log_dir)  # rank zero's own: no broadcast on the way out of a failure
             if run.is_dir() and not (run / "checkpoints").exists():
                 shutil.rmtree(run)
+        elif trainer.logger is None:  # logger false: the run's files are in default_root_dir itself
+            root = Path(trainer.default_root_dir)
+            for name in ("config.yaml", "tokenizer.json"):
+                written = root / name
+                if written.is_file() and written.stat().st_mtime >= self.started:
+                    written.unlink()
 
     def after_fit(self) -> None:
         # The monitored checkpoint's best, as the reference's early stopping restores it; where nothing is

@@ -6,14 +6,18 @@ import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.tensorboard import SummaryWriter
 
+from common.report import EpochFigures
+
 # Keras's tag for each epoch figure, and the names this project logs it under.
 TAGS = {"epoch_loss": "loss", "epoch_accuracy": "acc"}
 SPLITS = {"train": "train", "validation": "val"}
 
 
-class KerasCurves(L.Callback):
+class KerasCurves(EpochFigures):
     """Writes each epoch's loss and accuracy of training and validation to ``train/`` and ``validation/`` in the
-    run folder, under Keras's tags ``epoch_loss`` and ``epoch_accuracy``, at the epoch's index (from 0).
+    run folder, under Keras's tags ``epoch_loss`` and ``epoch_accuracy``, at the epoch's last optimizer step (the
+    step axis of every other scalar of the run; Keras counts epochs instead). An epoch that did not validate has
+    no validation point.
 
     TensorBoard shows each folder as a run of its own and draws runs that share a tag in one chart: one chart of
     the loss and one of the accuracy, each with the training and validation curves, as Keras users know them.
@@ -22,23 +26,16 @@ class KerasCurves(L.Callback):
 
     def __init__(self) -> None:
         self.writers: dict[str, SummaryWriter] = {}
-        self.validated_epoch: int | None = None
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking:  # an epoch without validation keeps the last one's figures around
-            self.validated_epoch = trainer.current_epoch
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        figures, step = self.epoch_figures(trainer, pl_module), max(trainer.global_step - 1, 0)
         if not trainer.is_global_zero or not isinstance(trainer.logger, TensorBoardLogger):
             return
-        metrics = trainer.callback_metrics
         for folder, split in SPLITS.items():
-            if folder == "validation" and self.validated_epoch != trainer.current_epoch:
-                continue
             for tag, name in TAGS.items():
-                value = metrics.get(f"{split}_{name}")
+                value = figures.get(f"{split}_{name}")
                 if value is not None:
-                    self._writer(trainer, folder).add_scalar(tag, float(value), trainer.current_epoch)
+                    self._writer(trainer, folder).add_scalar(tag, value, step)
         for writer in self.writers.values():
             writer.flush()
 

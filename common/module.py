@@ -12,46 +12,35 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from common.cuda_graph import CapturedStep, make_capturable
-from common.errors import ConfigError, NonFiniteLossError
+from common.errors import NonFiniteLossError
 
-STAGES = ("train", "val", "test")
+EVAL_STAGES = ("val", "test")
 
 
 class ClassifierModule(L.LightningModule):
     """Steps, metrics and logging of a classifier; a subclass builds the network and the optimizer.
 
     The subclass's ``forward`` returns logits and its ``loss_and_predictions`` turns them into a loss and class
-    indices. Metrics are torchmetrics objects updated every batch and computed once per epoch, so no batch waits
-    on a host synchronisation, and they reduce correctly across processes. Logged per epoch: ``train_loss``,
-    ``train_acc``, ``val_loss``, ``val_acc``, ``test_loss``, ``test_acc``; per optimizer step (every
-    ``trainer.log_every_n_steps``): ``train_batch_loss``.
+    indices. Training is Lightning's automatic optimization: ``training_step`` returns the loss, and every Trainer
+    flag (clipping, accumulation, limits, ``max_steps``, ...) and callback means what Lightning's documentation says.
 
-    Training takes its optimizer steps itself (Lightning's manual optimization): a training batch may be a list
-    of batches, an execution of ``steps_per_execution`` steps (``common.data.TensorDataModule``), each stepped
-    in turn with its schedulers, exactly as one batch per Lightning step would be. The trainer's global step
-    counts optimizer steps, so ``max_steps``, checkpoint names and step logs keep their meaning.
+    Logged: ``train_batch_loss`` at each optimizer step (every ``trainer.log_every_n_steps``); per epoch
+    ``train_loss`` and ``train_acc`` (over the batches the epoch trained on, however it ended), ``val_loss``,
+    ``val_acc``, ``test_loss``, ``test_acc``. Losses are means over samples, as Keras reports them.
 
-    With ``cuda_graph`` (one CUDA device), each optimizer step of full-size batches is a replay of one CUDA graph
-    (``common.cuda_graph``): forward, loss, backward and the optimizer's update; the metrics are updated from its
-    outputs outside the graph. Dropout masks then come from the graph's own draws of the CUDA generator: the same
-    distribution as eager steps, not the same numbers. Graphed steps call no backward or optimizer-step hooks
-    (``on_before_backward``, ``on_after_backward``, ``on_before_optimizer_step``), and ``.grad`` is the graph's.
+    A ``ReduceLROnPlateau`` schedule (``interval: epoch``, ``monitor``: what it watches) is stepped here, at the end
+    of each epoch that validated and before the epoch's checkpoints save it: Lightning would step it after them,
+    so a run resumed from such a checkpoint would miss that step.
     """
 
-    plateau_monitor = "val_loss"  # what a ReduceLROnPlateau schedule watches
-
-    def __init__(self, num_classes: int, cuda_graph: bool = False) -> None:
+    def __init__(self, num_classes: int) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.cuda_graph = cuda_graph
-        self._captured: CapturedStep | None = None
-        self.epoch_metrics = nn.ModuleDict()
-        for stage in STAGES:
-            # Keras's reported loss is the mean over samples, hence the batch-size weights; "disable" and
-            # validate_args=False skip value checks that would synchronise with the device every batch.
-            self.epoch_metrics[f"{stage}_loss"] = MeanMetric(nan_strategy="disable")
-            self.epoch_metrics[f"{stage}_acc"] = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+        self.eval_metrics = nn.ModuleDict()
+        for stage in EVAL_STAGES:
+            # validate_args=False skips value checks that would synchronise with the device every batch.
+            self.eval_metrics[f"{stage}_loss"] = MeanMetric(nan_strategy="disable")
+            self.eval_metrics[f"{stage}_acc"] = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.test_scores = MetricCollection(
             {
                 "precision": MulticlassPrecision(num_classes, average=None),
@@ -63,7 +52,13 @@ class ClassifierModule(L.LightningModule):
         self.test_results: dict[str, torch.Tensor] = {}
         # The first step whose training loss was not finite, kept on the device (-1: none yet).
         self.register_buffer("first_nonfinite_step", torch.tensor(-1), persistent=False)
-        self.automatic_optimization = False
+        # The training epoch's sums of losses (weighted by batch size) and of correct predictions, and its sample
+        # count, made on the training device as each epoch starts.
+        self.train_sums = torch.zeros(3, dtype=torch.float64)
+        self._train_figures: dict[str, float] | None = None
+        self._last_logged_step = -1
+        self.batch_loss: torch.Tensor | None = None
+        self.validated_epoch: int | None = None
 
     def loss_and_predictions(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -71,136 +66,60 @@ class ClassifierModule(L.LightningModule):
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         inputs, target = batch
         loss, predictions = self.loss_and_predictions(self(inputs), target)
-        self._update_metrics(stage, loss, predictions, target)
-        return loss, predictions
+        # The epoch's figures are sums kept on the device, a few in-place additions per step: a self.log call per
+        # step and figure would cost Lightning ~0.4 ms of bookkeeping each, a tenth of a small model's step.
+        self.batch_loss = loss.detach()
+        self.train_sums[0].add_(self.batch_loss, alpha=len(target))
+        self.train_sums[1].add_(predictions.eq(target).sum())
+        self.train_sums[2].add_(len(target))
+        first = self.first_nonfinite_step
+        first.masked_fill_(~self.batch_loss.isfinite() & (first < 0), self.global_step)
+        return loss
 
-    def _update_metrics(self, stage: str, loss: torch.Tensor, predictions: torch.Tensor, target: torch.Tensor) -> None:
-        target = target.long()
-        self.epoch_metrics[f"{stage}_loss"].update(loss.detach(), len(target))
-        self.epoch_metrics[f"{stage}_acc"].update(predictions, target)
+    def on_train_epoch_start(self) -> None:
+        dtype = torch.float32 if self.device.type == "mps" else torch.float64  # MPS has no float64
+        self.train_sums = torch.zeros(3, dtype=dtype, device=self.device)
+        self._train_figures = None
 
-    def _log_epoch_metrics(self, stage: str) -> None:
-        # One self.log per metric and epoch, not per step: each self.log call costs Lightning about 0.3 ms of
-        # bookkeeping, which is a large share of a small model's step on a CPU.
-        names = (f"{stage}_loss", f"{stage}_acc")
-        values = {name: self.epoch_metrics[name].compute() for name in names}
-        self.log_dict(values, on_step=False, on_epoch=True, prog_bar=True)
-        for name in names:
-            self.epoch_metrics[name].reset()
-
-    def training_step(self, batch, batch_idx: int) -> None:
-        optimizer = self.optimizers()
-        per_step = [config.scheduler for config in self.trainer.lr_scheduler_configs if config.interval == "step"]
-        first, every, max_steps = self.first_nonfinite_step, self.trainer.log_every_n_steps, self.trainer.max_steps
-        for inputs, target in batch if isinstance(batch, list) else [batch]:
-            if 0 <= max_steps <= self.global_step:  # an execution may hold more steps than are left
-                break
-            step = self.global_step
-            if self._captured is not None:
-                loss, predictions = self._captured(inputs, target)
-                self._update_metrics("train", loss, predictions, target)
-                # The update ran inside the graph, not through Lightning's optimizer wrapper: count it as the
-                # wrapper would (a private hook of LightningOptimizer; tests/test_cuda_graph.py pins it).
-                optimizer._on_before_step()
-                optimizer._on_after_step()
-            else:
-                loss, _ = self._step((inputs, target), "train")
-                optimizer.zero_grad(set_to_none=True)
-                self.manual_backward(loss)
-                optimizer.step()
-            for scheduler in per_step:
-                scheduler.step()
-            first.masked_fill_(~loss.detach().isfinite() & (first < 0), step)
-            if every and (step + 1) % every == 0:
-                self._stop_if_not_finite()
-                for logger in self.loggers:  # at the optimizer step's own index, however many an execution holds
-                    logger.log_metrics({"train_batch_loss": float(loss.detach())}, step=step)
-        if batch_idx + 1 == self.trainer.num_training_batches:
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        # After the optimizer step, at its index, every log_every_n_steps steps as Lightning logs: written to the
+        # loggers directly, as above. Reading the loss waits for the device, so it is read only then.
+        step, every = self.global_step - 1, self.trainer.log_every_n_steps
+        if step >= 0 and step != self._last_logged_step and every and (step + 1) % every == 0:
+            self._last_logged_step = step
             self._stop_if_not_finite()
-            # Logged with the epoch's last batch rather than in on_train_epoch_end, which Lightning calls after
-            # the callbacks' own: so checkpoints, early stopping and the report all see this epoch's figures.
-            self._log_epoch_metrics("train")
+            for logger in self.loggers:
+                logger.log_metrics({"train_batch_loss": float(self.batch_loss)}, step=step)
 
-    def on_train_start(self) -> None:
-        if self.cuda_graph:
-            self._refuse_graph_where_it_cannot_apply()
-            optimizer = self.optimizers().optimizer
-            make_capturable(optimizer)
-            self._captured = CapturedStep(self._graphed_step(optimizer), self.trainer.datamodule.batch_size)
-
-    def _graphed_step(self, optimizer: torch.optim.Optimizer):
-        def step(inputs: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            optimizer.zero_grad(set_to_none=True)
-            loss, predictions = self.loss_and_predictions(self(inputs), target)
-            loss.backward()
-            optimizer.step()
-            return loss.detach(), predictions
-
-        return step
-
-    def graph_refusal(self) -> str | None:
-        """Why this model's training step cannot be one CUDA graph (None: it can). A subclass whose step
-        depends on the data in ways a graph cannot replay says so here."""
-        return None
-
-    def _refuse_graph_where_it_cannot_apply(self) -> None:
-        trainer = self.trainer
-        reasons = [self.graph_refusal()]
-        if self.device.type != "cuda":
-            reasons.append(f"it needs a CUDA device, and this run trains on {self.device.type}")
-        if trainer.world_size > 1:
-            reasons.append(f"it runs on one device, and this run has {trainer.world_size} processes")
-        if trainer.precision in ("16-mixed", "16"):
-            reasons.append("16-mixed scales the loss and skips steps outside the graph; use bf16-mixed or 32-true")
-        if len(trainer.optimizers) != 1:
-            reasons.append("it captures one optimizer's step")
-        for config in trainer.lr_scheduler_configs:
-            if getattr(config.scheduler, "cycle_momentum", False):
-                reasons.append(f"{type(config.scheduler).__name__} cycles Adam's momentum, which a replay cannot "
-                               "follow")  # fmt: skip
-        if not hasattr(trainer.datamodule, "batch_size"):
-            reasons.append("it needs a DataModule with a batch_size")
-        elif not getattr(trainer.datamodule, "static_shapes", True):
-            reasons.append("the training batches change shape from step to step")
-        reasons = [reason for reason in reasons if reason]
-        if reasons:
-            raise ConfigError(f"cuda_graph cannot apply: {'; '.join(reasons)}. Run without --model.cuda_graph.")
-
-    def on_train_end(self) -> None:
-        self._captured = None  # the graph holds its own memory pool
+    def train_figures(self) -> dict[str, float]:
+        """The epoch's ``train_loss`` and ``train_acc`` so far, over all processes (empty before the first step).
+        Every process must ask, the first time in an epoch; the report callback asks before the module's own
+        ``on_train_epoch_end`` logs them."""
+        if self._train_figures is None:
+            loss_sum, correct, count = self.trainer.strategy.reduce(self.train_sums, reduce_op="sum").tolist()
+            self._train_figures = {"train_loss": loss_sum / count, "train_acc": correct / count} if count else {}
+        return dict(self._train_figures)
 
     def on_train_epoch_end(self) -> None:
-        # Lightning steps no scheduler under manual optimization: the epoch-interval ones step here, after the
-        # report has read this epoch's rate and before the checkpoints (monitoring callbacks) save their state.
+        self._stop_if_not_finite()
+        # Logged here, where Lightning's monitoring callbacks (checkpoints, early stopping) read them next.
+        self.log_dict(self.train_figures(), on_step=False, on_epoch=True, prog_bar=True)
+        if self.validated_epoch != self.current_epoch:
+            return  # as Keras does, a plateau schedule skips an epoch that did not validate
         for config in self.trainer.lr_scheduler_configs:
-            if config.interval != "epoch":
-                continue
-            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                if self.plateau_monitor in self.trainer.callback_metrics:
-                    config.scheduler.step(self.trainer.callback_metrics[self.plateau_monitor])
-            else:
-                config.scheduler.step()
+            value = self.trainer.callback_metrics.get(config.monitor) if config.reduce_on_plateau else None
+            if value is not None:
+                config.scheduler.step(value)
 
-    def optimizer_steps(self) -> int | float:
-        """Optimizer steps the whole fit takes, for schedules over the fit: Lightning's estimate counts Lightning
-        batches, which with ``steps_per_execution`` hold several steps each."""
-        estimate = self.trainer.estimated_stepping_batches  # also sets up the train loader
-        sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
-        steps = getattr(sampler, "steps", 1)
-        if steps == 1:
-            return estimate
-        executions = self.trainer.num_training_batches
-        per_epoch = sampler.batches_per_epoch if executions == len(sampler) else executions * steps
-        epochs = self.trainer.max_epochs
-        total = per_epoch * epochs if epochs is not None and epochs >= 0 else float("inf")
-        return min(total, self.trainer.max_steps) if self.trainer.max_steps >= 0 else total
+    def lr_scheduler_step(self, scheduler, metric) -> None:
+        # Lightning calls this after the epoch's checkpoints; a plateau schedule was stepped before them.
+        if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step()
 
     def _stop_if_not_finite(self) -> None:
-        # Read only on logging steps and at the end of each epoch: checking every step would make every step
-        # wait for the device.
         step = int(self.first_nonfinite_step)
         if step >= 0:
             raise NonFiniteLossError(
@@ -209,15 +128,39 @@ class ClassifierModule(L.LightningModule):
                 "before are kept."
             )
 
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        inputs, target = batch
+        loss, predictions = self.loss_and_predictions(self(inputs), target)
+        target = target.long()
+        self.eval_metrics[f"{stage}_loss"].update(loss.detach(), len(target))
+        self.eval_metrics[f"{stage}_acc"].update(predictions, target)
+        return predictions
+
+    def _log_eval_metrics(self, stage: str) -> None:
+        names = (f"{stage}_loss", f"{stage}_acc")
+        values = {name: self.eval_metrics[name].compute() for name in names}
+        self.log_dict(values, on_step=False, on_epoch=True, prog_bar=True)
+        for name in names:
+            self.eval_metrics[name].reset()
+
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "val")
+        self._eval_step(batch, "val")
 
     def on_validation_epoch_end(self) -> None:
-        self._log_epoch_metrics("val")
+        self._log_eval_metrics("val")
+        if not self.trainer.sanity_checking:
+            self.validated_epoch = self.current_epoch
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        _, predictions = self._step(batch, "test")
+        predictions = self._eval_step(batch, "test")
         self.test_scores.update(predictions, batch[1].long())
+
+    def on_test_epoch_end(self) -> None:
+        self._log_eval_metrics("test")
+        # Per-class scores and the confusion matrix are not scalars, so they are kept for the report instead of
+        # being logged; compute() reduces them across processes.
+        self.test_results = {name: value.cpu() for name, value in self.test_scores.compute().items()}
+        self.test_scores.reset()
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -236,10 +179,3 @@ class ClassifierModule(L.LightningModule):
         cuda_states = checkpoint.get("cuda_rng_states")
         if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda_states)
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch_metrics("test")
-        # Per-class scores and the confusion matrix are not scalars, so they are kept for the report instead of
-        # being logged; compute() reduces them across processes.
-        self.test_results = {name: value.cpu() for name, value in self.test_scores.compute().items()}
-        self.test_scores.reset()

@@ -13,6 +13,30 @@ from matplotlib.ticker import MaxNLocator
 from torchmetrics.utilities.plot import plot_confusion_matrix
 
 SPLITS = (("train", "train"), ("val", "validation"), ("test", "test"))
+TRAIN_FIGURES = ("train_loss", "train_acc")
+VAL_FIGURES = ("val_loss", "val_acc")
+
+
+class EpochFigures(L.Callback):
+    """A callback that reads an epoch's figures at its end. Lightning keeps the last validation's figures in
+    ``callback_metrics`` through the epochs that do not validate (``check_val_every_n_epoch``,
+    ``limit_val_batches 0``): they count only for the epoch that computed them, as in Keras's history."""
+
+    validated_epoch: int | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.validated_epoch = trainer.current_epoch
+
+    def epoch_figures(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
+        """This epoch's training figures, and its validation figures if it validated. Every process must ask."""
+        metrics = trainer.callback_metrics
+        # A ClassifierModule logs its training figures after the other callbacks' epoch end: ask it.
+        train = getattr(pl_module, "train_figures", None)
+        figures = train() if train else {key: float(metrics[key]) for key in TRAIN_FIGURES if key in metrics}
+        if self.validated_epoch == trainer.current_epoch:
+            figures |= {key: float(metrics[key]) for key in VAL_FIGURES if key in metrics}
+        return figures
 
 
 def summarize(
@@ -118,7 +142,7 @@ def write_report(
     return report
 
 
-class ReportCallback(L.Callback):
+class ReportCallback(EpochFigures):
     """Records the per-epoch history during fit and writes the report after each test.
 
     The history is part of the callback's state, so it is saved in checkpoints and a resumed run reports all of
@@ -139,14 +163,15 @@ class ReportCallback(L.Callback):
         self._epoch_start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        metrics = trainer.callback_metrics
         entry = {"epoch": trainer.current_epoch + 1, "seconds": time.perf_counter() - self._epoch_start}
-        entry |= {key: float(metrics[key]) for key in ("train_loss", "train_acc", "val_loss", "val_acc") if key in metrics}
+        entry |= self.epoch_figures(trainer, pl_module)
         if trainer.optimizers:
-            entry["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])  # a device tensor under cuda_graph
+            entry["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
         self.history = [e for e in self.history if e["epoch"] < entry["epoch"]] + [entry]
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.fast_dev_run:  # a trial of the code, which by Lightning's definition writes no logs or files
+            return
         run_dir = Path(trainer.log_dir or trainer.default_root_dir)  # a broadcast: every process must ask
         if not trainer.is_global_zero:
             return

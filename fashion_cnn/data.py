@@ -126,7 +126,6 @@ class FashionMNISTDataModule(TensorDataModule):
             pixels each way, on the device, batch by batch (not in the reference).
         max_shift: the largest shift of ``augment``, in pixels.
         eval_batch_size: samples per batch for validation, test and predict.
-        steps_per_execution: training batches per Lightning batch (``common.data.TensorDataModule``).
     """
 
     class_names = CLASS_NAMES
@@ -139,9 +138,8 @@ class FashionMNISTDataModule(TensorDataModule):
         augment: bool = False,
         max_shift: int = 2,
         eval_batch_size: int = 1000,
-        steps_per_execution: int = 1,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, steps_per_execution)
+        super().__init__(batch_size, eval_batch_size)
         self.save_hyperparameters()
         require(max_shift >= 0, f"max_shift must be at least 0, not {max_shift}.")
         self.data_dir = resolve_data_dir(data_dir)
@@ -167,8 +165,6 @@ class FashionMNISTDataModule(TensorDataModule):
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         if not (self.augment and self.trainer is not None and self.trainer.training):
             return batch
-        if isinstance(batch, list):  # an execution: one batch per optimizer step
-            return [(flip_and_shift(images, self.max_shift), labels) for images, labels in batch]
         images, labels = batch
         return flip_and_shift(images, self.max_shift), labels
 

@@ -31,8 +31,6 @@ class FashionCNN(ClassifierModule):
             reference, which keeps the rate constant). Its length is fixed when training starts: a run resumed
             with a larger ``max_epochs`` is refused.
         weight_decay: decoupled weight decay (AdamW's), 0 in the reference.
-        cuda_graph: on one CUDA device, replay each training step of full-size batches as one captured CUDA
-            graph (``common.module.ClassifierModule``); refused elsewhere, with the reason.
     """
 
     def __init__(
@@ -47,9 +45,8 @@ class FashionCNN(ClassifierModule):
         batch_norm: bool = False,
         one_cycle: bool = False,
         weight_decay: float = 0.0,
-        cuda_graph: bool = False,
     ) -> None:
-        super().__init__(NUM_CLASSES, cuda_graph)
+        super().__init__(NUM_CLASSES)
         self.save_hyperparameters()
         first, second = channels
         require(min(first, second, dense_size) >= 1, "channels and dense_size must be at least 1.")
@@ -103,12 +100,11 @@ class FashionCNN(ClassifierModule):
         for config in self.trainer.lr_scheduler_configs:
             schedule = config.scheduler
             if isinstance(schedule, torch.optim.lr_scheduler.OneCycleLR):
-                if schedule.total_steps < self.optimizer_steps():
+                if schedule.total_steps < self.trainer.estimated_stepping_batches:
                     raise ConfigError(
                         f"this run's one-cycle schedule was fixed at {schedule.total_steps} steps when it started; "
-                        f"it cannot be resumed for {self.optimizer_steps()}: keep its max_epochs."
+                        f"it cannot be resumed for {self.trainer.estimated_stepping_batches}: keep its max_epochs."
                     )
-        super().on_train_start()
 
     def loss_and_predictions(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return F.cross_entropy(logits, target), logits.argmax(dim=1)
@@ -124,5 +120,6 @@ class FashionCNN(ClassifierModule):
         )
         if not hparams.one_cycle:
             return optimizer
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hparams.lr, total_steps=self.optimizer_steps())
+        steps = self.trainer.estimated_stepping_batches  # optimizer steps of the whole fit
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hparams.lr, total_steps=steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -133,7 +133,6 @@ class SST2DataModule(TensorDataModule):
             sentence (training batches still come in random order); the reference pads everything to
             ``max_length``.
         eval_batch_size: samples per batch for validation, test and predict.
-        steps_per_execution: training batches per Lightning batch (``common.data.TensorDataModule``).
     """
 
     class_names = CLASS_NAMES
@@ -147,9 +146,8 @@ class SST2DataModule(TensorDataModule):
         val_fraction: float = 0.2,
         length_buckets: bool = False,
         eval_batch_size: int = 1000,
-        steps_per_execution: int = 1,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, steps_per_execution)
+        super().__init__(batch_size, eval_batch_size)
         self.save_hyperparameters()
         require(num_words >= 3, f"num_words must be at least 3 (padding, unknown, one word), not {num_words}.")
         require(max_length >= 1, f"max_length must be at least 1, not {max_length}.")
@@ -186,7 +184,7 @@ class SST2DataModule(TensorDataModule):
         return self._encoded[split]
 
     def _save_tokenizer(self) -> None:
-        if self.trainer is None:
+        if self.trainer is None or self.trainer.fast_dev_run:  # fast_dev_run writes no files
             return
         log_dir = self.trainer.log_dir  # a broadcast: every process must ask
         if self.trainer.is_global_zero and log_dir:

@@ -1,15 +1,16 @@
-"""Callbacks that tests add to real command-line runs (``--trainer.callbacks+=...``)."""
+"""Callbacks that tests add to real runs (``--trainer.callbacks+=...`` on the command line, or a Trainer's list)."""
 
+import json
 import time
 from pathlib import Path
 
 import lightning as L
+import torch
 
 
 class PauseAtStep(L.Callback):
-    """Once optimizer step ``step`` is reached (a Lightning batch may hold several), writes ``marker`` ("epoch
-    batch_idx") and waits, so that a test can kill the process there. Only once: a run resumed with the same
-    callback goes on."""
+    """Once optimizer step ``step`` is reached, writes ``marker`` ("epoch batch_idx") and waits, so that a test can
+    kill the process there. Only once: a run resumed with the same callback goes on."""
 
     def __init__(self, step: int, marker: str) -> None:
         self.step, self.marker = step, Path(marker)
@@ -18,3 +19,42 @@ class PauseAtStep(L.Callback):
         if trainer.global_step >= self.step and not self.marker.exists():
             self.marker.write_text(f"{trainer.current_epoch} {batch_idx}")
             time.sleep(600)
+
+
+class GradientRecorder(L.Callback):
+    """Records, for every optimizer step, the gradients the optimizer applied (after any clipping; Lightning
+    computes them inside ``optimizer.step``, so they are read after it):
+    their total 2-norm and their largest absolute value, and writes them to ``path`` as JSON when training ends."""
+
+    def __init__(self, path: str) -> None:
+        self.path, self.norms, self.largest = Path(path), [], []
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        trainer.optimizers[0].register_step_post_hook(self._record)
+
+    def _record(self, optimizer, args, kwargs) -> None:
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        self.norms.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
+        self.largest.append(max(float(g.abs().max()) for g in grads))
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.path.write_text(json.dumps({"norms": self.norms, "largest": self.largest}))
+
+
+class SlowSteps(L.Callback):
+    """Makes each training step take at least ``seconds`` longer, for time limits to act within an epoch."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        time.sleep(self.seconds)
+
+
+class RefuseAtStart(L.Callback):
+    """Fails as training starts, after the run's config is written and before its first step."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        from common.errors import ConfigError
+
+        raise ConfigError("refused at the start of training, as the test asks.")

@@ -86,6 +86,5 @@ def sst2_dir(tmp_path) -> Path:
 
 
 def training_batches(data) -> list:
-    """A DataModule's training batches, one per optimizer step: its loader hands them to Lightning in groups
-    of ``steps_per_execution``."""
-    return [batch for execution in data.train_dataloader() for batch in execution]
+    """A DataModule's training batches, one per optimizer step."""
+    return list(data.train_dataloader())

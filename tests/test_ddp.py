@@ -15,8 +15,6 @@ CASES = {  # workflow, data writer, test-set size, extra arguments
     "fashion_cnn": ("fashion_cnn", write_fashion_mnist, 32, ["--data.download", "false"]),
     "sst2_bilstm": ("sst2_bilstm", write_sst2, 20, TINY_SST2),
     "sst2_bilstm_packed": ("sst2_bilstm", write_sst2, 20, ["--config", PACKED, *TINY_SST2]),
-    "fashion_cnn_3_steps_per_execution": ("fashion_cnn", write_fashion_mnist, 32, ["--data.download", "false",
-                                          "--data.steps_per_execution", "3", "--data.batch_size", "8"]),
 }
 
 

@@ -61,12 +61,12 @@ def test_fit_trains_tests_and_writes_the_whole_report(fashion_dir, tmp_path, cap
     assert "test_confusion_matrix" in events.Tags()["images"]
     assert [len(events.Scalars(tag)) for tag in ("train_loss", "val_acc", "train_batch_loss")] == [2, 2, 1]
     # Keras's layout beside them: train/ and validation/ runs sharing the tags epoch_loss and epoch_accuracy, so
-    # TensorBoard overlays the two curves in one chart each.
+    # TensorBoard overlays the two curves in one chart each; each point at its epoch's last step (2 an epoch).
     for folder, split in (("train", "train"), ("validation", "val")):
         curves = EventAccumulator(str(run / folder)).Reload()
         for tag, name in (("epoch_loss", "loss"), ("epoch_accuracy", "acc")):
             points = curves.Scalars(tag)
-            assert [point.step for point in points] == [0, 1]
+            assert [point.step for point in points] == [1, 3]
             expected = [epoch[f"{split}_{name}"] for epoch in metrics["history"]]
             assert [point.value for point in points] == pytest.approx(expected)
 
@@ -176,5 +176,5 @@ def test_keras_curves_skip_epochs_without_validation(fashion_dir, tmp_path):
                   "--trainer.check_val_every_n_epoch", "2"))  # fmt: skip
     curves = {folder: EventAccumulator(str(tmp_path / "runs" / "version_0" / folder)).Reload()
               for folder in ("train", "validation")}  # fmt: skip
-    assert [point.step for point in curves["train"].Scalars("epoch_loss")] == [0, 1, 2]
-    assert [point.step for point in curves["validation"].Scalars("epoch_loss")] == [1]  # the one validated epoch
+    assert [point.step for point in curves["train"].Scalars("epoch_loss")] == [1, 3, 5]
+    assert [point.step for point in curves["validation"].Scalars("epoch_loss")] == [3]  # the one validated epoch

@@ -15,7 +15,6 @@ from fashion_cnn.train import main
 from sst2_bilstm.train import main as sst2_main
 from tests.conftest import REPO, write_fashion_mnist
 
-REFERENCE_STEPS = yaml.safe_load((REPO / "configs" / "fashion_cnn.yaml").read_text())["data"]["steps_per_execution"]
 
 
 def fit_args(data_dir, root, *extra):
@@ -26,9 +25,9 @@ def fit_args(data_dir, root, *extra):
     ]  # fmt: skip
 
 
-def executions_per_epoch(data_dir):
-    """Lightning batches an epoch of the reference config takes on ``data_dir``."""
-    data = FashionMNISTDataModule(data_dir=str(data_dir), download=False, steps_per_execution=REFERENCE_STEPS)
+def batches_per_epoch(data_dir):
+    """Training batches an epoch of the reference config takes on ``data_dir``."""
+    data = FashionMNISTDataModule(data_dir=str(data_dir), download=False)
     data.setup("fit")
     return len(data.train_dataloader())
 
@@ -63,7 +62,7 @@ def test_a_killed_run_resumes_in_its_folder_to_the_same_metrics(tmp_path):
     assert process.wait() == -signal.SIGKILL
     # Killed in the middle of the second epoch (94 steps an epoch), after the first epoch's checkpoint.
     epoch, batch_idx = map(int, marker.read_text().split())
-    assert epoch == 1 and 0 < batch_idx < executions_per_epoch(data_dir) - 1
+    assert epoch == 1 and 0 < batch_idx < batches_per_epoch(data_dir) - 1
     checkpoints = sorted(p.name for p in (killed / "version_0" / "checkpoints").iterdir())
     assert checkpoints == ["epoch=0-step=94.ckpt", "last.ckpt"]
     assert not (killed / "version_0" / "metrics.json").exists()

@@ -41,7 +41,7 @@ def test_optimizer_and_plateau_schedule_follow_keras():
     config = model.configure_optimizers()
     optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
     assert optimizer.defaults["eps"] == 1e-7 and optimizer.defaults["lr"] == 1e-3
-    assert model.plateau_monitor == "val_loss" and config["lr_scheduler"]["interval"] == "epoch"
+    assert config["lr_scheduler"]["monitor"] == "val_loss" and config["lr_scheduler"]["interval"] == "epoch"
     scheduler.step(1.0)  # best so far
     for _ in range(3):  # three epochs without improvement
         assert optimizer.param_groups[0]["lr"] == 1e-3

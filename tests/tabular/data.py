@@ -29,7 +29,7 @@ class TableDataModule(TensorDataModule):
         test_path: the test CSV.
         class_names: the name of each class id, in order.
         val_fraction: the share of training rows held out for validation, from the end.
-        batch_size, eval_batch_size, steps_per_execution: ``common.data.TensorDataModule``'s.
+        batch_size, eval_batch_size: ``common.data.TensorDataModule``'s.
     """
 
     def __init__(
@@ -40,9 +40,8 @@ class TableDataModule(TensorDataModule):
         val_fraction: float = 0.2,
         batch_size: int = 32,
         eval_batch_size: int = 1000,
-        steps_per_execution: int = 1,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, steps_per_execution)
+        super().__init__(batch_size, eval_batch_size)
         self.save_hyperparameters()
         require(0 < val_fraction < 1, f"val_fraction must be between 0 and 1, not {val_fraction}.")
         self.class_names = class_names

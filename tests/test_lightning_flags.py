@@ -1,0 +1,279 @@
+"""Every Trainer flag and callback means here what Lightning's documentation says, on both workflows, from the
+command line and from Python (``lightning.Trainer`` with the project's LightningModule and DataModule)."""
+
+import json
+import math
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, StochasticWeightAveraging
+from lightning.pytorch.callbacks.weight_averaging import EMAWeightAveraging
+from lightning.pytorch.tuner import Tuner
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from fashion_cnn.data import FashionMNISTDataModule
+from fashion_cnn.model import FashionCNN
+from fashion_cnn.train import main as fashion_main
+from sst2_bilstm.data import SST2DataModule
+from sst2_bilstm.model import SST2BiLSTM
+from sst2_bilstm.train import main as sst2_main
+from tests.conftest import write_fashion_mnist, write_sst2
+
+WORKFLOWS = ("fashion_cnn", "sst2_bilstm")
+# 64 training images or 80 training sentences, in batches of 8: 8 and 10 batches an epoch.
+BATCHES = {"fashion_cnn": 8, "sst2_bilstm": 10}
+
+
+@pytest.fixture(scope="module")
+def data_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    return {"fashion_cnn": write_fashion_mnist(root / "fashion"), "sst2_bilstm": write_sst2(root / "sst2")}
+
+
+def build(workflow, data_dir, **model_options):
+    """A tiny model and its DataModule, as a Python user builds them."""
+    if workflow == "fashion_cnn":
+        model = FashionCNN(channels=(4, 8), dense_size=8, **model_options)
+        return model, FashionMNISTDataModule(str(data_dir), batch_size=8, download=False)
+    model = SST2BiLSTM(vocab_size=50, embedding_dim=8, hidden_sizes=(4, 4), dense_size=4, **model_options)
+    return model, SST2DataModule(str(data_dir), batch_size=8, num_words=50, max_length=12)
+
+
+def trainer(tmp_path, **flags):
+    settings = dict(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+                    enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    return L.Trainer(**settings | flags)
+
+
+def cli(workflow, data_dir, root, *extra):
+    """A command-line fit of a tiny model; returns the run folder."""
+    main = fashion_main if workflow == "fashion_cnn" else sst2_main
+    tiny = {
+        "fashion_cnn": ["--data.download", "false", "--model.channels", "[4, 8]", "--model.dense_size", "8"],
+        "sst2_bilstm": ["--model.embedding_dim", "8", "--model.hidden_sizes", "[4, 4]", "--model.dense_size", "4",
+                        "--data.num_words", "50", "--data.max_length", "12"],
+    }[workflow]  # fmt: skip
+    main(["fit", "--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(root), "--data.batch_size", "8",
+          "--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu", "--trainer.max_epochs", "1",
+          *tiny, *extra])  # fmt: skip
+    return root / "version_0"
+
+
+def metrics(run):
+    return json.loads((run / "metrics.json").read_text())
+
+
+def callback(class_path, **init_args):
+    return f"--trainer.callbacks+={json.dumps({'class_path': class_path, 'init_args': init_args})}"
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+@pytest.mark.parametrize("algorithm", ["norm", "value"])
+def test_gradient_clipping(workflow, algorithm, data_dirs, tmp_path):
+    # From Python, by norm or by value; the same from the command line, where the recorder is a callback too.
+    recorded = tmp_path / "gradients.json"
+    model, data = build(workflow, data_dirs[workflow])
+    from tests.callbacks import GradientRecorder
+
+    trainer(tmp_path, gradient_clip_val=1e-3, gradient_clip_algorithm=algorithm,
+            callbacks=[GradientRecorder(str(recorded))]).fit(model, data)  # fmt: skip
+    python = json.loads(recorded.read_text())
+    cli(workflow, data_dirs[workflow], tmp_path / "runs", "--trainer.gradient_clip_val", "0.001",
+        "--trainer.gradient_clip_algorithm", algorithm, callback("tests.callbacks.GradientRecorder",
+                                                                 path=str(tmp_path / "cli.json")))  # fmt: skip
+    command_line = json.loads((tmp_path / "cli.json").read_text())
+    for gradients in (python, command_line):
+        assert len(gradients["norms"]) == BATCHES[workflow]
+        measured = gradients["norms"] if algorithm == "norm" else gradients["largest"]
+        assert max(measured) <= 1e-3 * (1 + 1e-4)
+    # Unclipped, the same gradients are far larger: the bound above is the clipping's doing.
+    model, data = build(workflow, data_dirs[workflow])
+    trainer(tmp_path, callbacks=[GradientRecorder(str(recorded))]).fit(model, data)
+    assert min(json.loads(recorded.read_text())["largest"]) > 1e-2
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_accumulate_grad_batches_steps_once_per_n_batches(workflow, data_dirs, tmp_path):
+    model, data = build(workflow, data_dirs[workflow])
+    fit = trainer(tmp_path, accumulate_grad_batches=2, max_epochs=2)
+    fit.fit(model, data)
+    assert fit.global_step == 2 * BATCHES[workflow] // 2
+    run = cli(workflow, data_dirs[workflow], tmp_path / "runs", "--trainer.accumulate_grad_batches", "2")
+    saved = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert saved["global_step"] == BATCHES[workflow] // 2
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+@pytest.mark.parametrize("fast_dev_run", [True, 3])
+def test_fast_dev_run(workflow, fast_dev_run, data_dirs, tmp_path, capsys):
+    model, data = build(workflow, data_dirs[workflow])
+    fit = trainer(tmp_path, fast_dev_run=fast_dev_run, max_epochs=5)
+    fit.fit(model, data)
+    assert fit.global_step == int(fast_dev_run) and fit.current_epoch == 1
+    assert not list(tmp_path.iterdir())  # no tokenizer.json, no checkpoint, no log
+    # The command line runs fit and test for that many batches and, as fast_dev_run means, writes nothing.
+    root = tmp_path / "runs"
+    cli(workflow, data_dirs[workflow], root, "--trainer.fast_dev_run", str(fast_dev_run).lower())
+    assert not root.exists() or not any(path.is_file() for path in root.rglob("*"))
+    assert "Report:" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_limit_train_batches_counts_optimizer_steps_and_val_check_interval_works(workflow, data_dirs, tmp_path):
+    model, data = build(workflow, data_dirs[workflow])
+    fit = trainer(tmp_path, limit_train_batches=3, max_epochs=2)
+    fit.fit(model, data)
+    assert fit.global_step == 6
+    run = cli(workflow, data_dirs[workflow], tmp_path / "runs", "--trainer.limit_train_batches", "4",
+              "--trainer.val_check_interval", "0.5", "--trainer.log_every_n_steps", "1")  # fmt: skip
+    events = EventAccumulator(str(run)).Reload()
+    assert [e.step for e in events.Scalars("train_batch_loss")] == [0, 1, 2, 3]
+    # Validation twice in the epoch of 4 batches: after the second and the fourth.
+    assert [e.step for e in events.Scalars("val_loss")] == [1, 3]
+
+
+def test_check_val_every_n_epoch_leaves_the_other_epochs_without_validation(data_dirs, tmp_path):
+    # A rate too small to move val_loss: a plateau schedule acting on a stale val_loss would halve it at epoch 3.
+    run = cli("sst2_bilstm", data_dirs["sst2_bilstm"], tmp_path / "runs", "--trainer.check_val_every_n_epoch", "2",
+              "--trainer.max_epochs", "4", "--model.lr", "1e-12", "--model.min_lr", "0",
+              "--model.plateau_patience", "1")  # fmt: skip
+    history = metrics(run)["history"]
+    assert [("val_loss" in e, "train_loss" in e) for e in history] == [(False, True), (True, True)] * 2
+    assert [e["lr"] for e in history] == [1e-12] * 4
+    report = (run / "report.md").read_text()
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+            for line in report.splitlines() if line.startswith("| ") and line.split("|")[1].strip().isdigit()}
+    # train acc, train loss, val acc, val loss: epochs 1 and 3 have no validation figures
+    assert [bool(rows[epoch][2]) for epoch in "1234"] == [False, True, False, True]
+    curves = EventAccumulator(str(run / "validation")).Reload()
+    assert len(curves.Scalars("epoch_loss")) == 2
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_early_stopping_acts_only_on_validated_epochs(workflow, data_dirs, tmp_path):
+    # Nothing improves by 1.0: with patience 1 the second validation stops the run, at the end of epoch 4. Acting
+    # on the stale figures of epoch 3 would stop it there.
+    model, data = build(workflow, data_dirs[workflow])
+    stop = EarlyStopping("val_loss", patience=1, min_delta=1.0)
+    fit = trainer(tmp_path, check_val_every_n_epoch=2, max_epochs=8, callbacks=[stop])
+    fit.fit(model, data)
+    assert fit.current_epoch == 4 and stop.stopped_epoch == 3
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_no_validation_at_all_trains_and_says_so_once(workflow, data_dirs, tmp_path, recwarn):
+    run = cli(workflow, data_dirs[workflow], tmp_path / "runs", "--trainer.limit_val_batches", "0",
+              "--trainer.max_epochs", "2")  # fmt: skip
+    summary = metrics(run)
+    assert [e["epoch"] for e in summary["history"]] == [1, 2] and "val" not in summary and "test" in summary
+    assert (run / "checkpoints" / "last.ckpt").exists()
+    if workflow == "sst2_bilstm":  # early stopping and the plateau schedule watch val_loss
+        said = [str(w.message) for w in recwarn if "`val_loss` which is not available" in str(w.message)
+                or "val_loss which is not available" in str(w.message)]  # fmt: skip
+        assert len(said) == 2, said
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+@pytest.mark.parametrize("flag", [("--trainer.max_steps", "3"), ("--trainer.max_time", "00:00:00:01")])
+def test_a_run_stopped_mid_epoch_records_that_epochs_training_figures(workflow, flag, data_dirs, tmp_path):
+    slow = callback("tests.callbacks.SlowSteps", seconds=0.4)  # max_time stops the first epoch after ~3 steps
+    run = cli(workflow, data_dirs[workflow], tmp_path / "runs", *flag, "--trainer.max_epochs", "3", slow)
+    summary = metrics(run)
+    assert len(summary["history"]) == 1 and {"train_loss", "train_acc"} <= summary["history"][0].keys()
+    assert summary["train"]["loss"] == summary["history"][0]["train_loss"]
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_checkpoints_every_n_train_steps(workflow, data_dirs, tmp_path):
+    model, data = build(workflow, data_dirs[workflow])
+    every = ModelCheckpoint(tmp_path / "python", every_n_train_steps=3, save_top_k=-1, filename="{step}")
+    trainer(tmp_path, enable_checkpointing=True, callbacks=[every]).fit(model, data)
+    steps = list(range(3, BATCHES[workflow] + 1, 3))
+    assert sorted(p.name for p in (tmp_path / "python").iterdir()) == [f"step={s}.ckpt" for s in steps]
+    cli(workflow, data_dirs[workflow], tmp_path / "runs", callback(
+        "lightning.pytorch.callbacks.ModelCheckpoint", dirpath=str(tmp_path / "cli"), every_n_train_steps=3,
+        save_top_k=-1, filename="{step}"))  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == [f"step={s}.ckpt" for s in steps]
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_weight_averaging_updates_per_optimizer_step_and_swa_per_epoch(workflow, data_dirs, tmp_path):
+    model, data = build(workflow, data_dirs[workflow])
+    ema = EMAWeightAveraging()
+    fit = trainer(tmp_path, accumulate_grad_batches=2, max_epochs=2, callbacks=[ema])
+    fit.fit(model, data)
+    assert fit.global_step == BATCHES[workflow] and int(ema._average_model.n_averaged) == fit.global_step
+    # Stochastic weight averaging averages once per epoch from swa_epoch_start, with its own rate schedule (it
+    # replaces the SST-2 plateau schedule), and leaves the model with the averaged weights.
+    model, data = build(workflow, data_dirs[workflow])
+    swa = StochasticWeightAveraging(swa_lrs=1e-3, swa_epoch_start=1)
+    trainer(tmp_path, max_epochs=3, callbacks=[swa]).fit(model, data)
+    assert int(swa.n_averaged) == 3  # the weights as epochs 1 and 2 start, and as training ends
+    for averaged, trained in zip(swa._average_model.parameters(), model.parameters(), strict=True):
+        assert torch.equal(averaged, trained)
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_the_learning_rate_finder_suggests_a_rate(workflow, data_dirs, tmp_path):
+    model, data = build(workflow, data_dirs[workflow])
+    finder = Tuner(trainer(tmp_path, max_epochs=3)).lr_find(model, datamodule=data, num_training=20,
+                                                            early_stop_threshold=None)  # fmt: skip
+    suggestion = finder.suggestion()
+    assert suggestion is not None and math.isfinite(suggestion) and suggestion > 0
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_without_logger_or_with_a_csv_logger_the_run_reports(workflow, data_dirs, tmp_path):
+    root = tmp_path / "none"
+    cli(workflow, data_dirs[workflow], root, "--trainer.logger", "false")
+    assert "test" in metrics(root) and (root / "report.md").is_file() and (root / "checkpoints").is_dir()
+    csv = tmp_path / "csv"
+    cli(workflow, data_dirs[workflow], csv, "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
+        "--trainer.logger.save_dir", str(csv))  # fmt: skip
+    run = csv / "lightning_logs" / "version_0"
+    assert "test" in metrics(run) and "train_loss" in (run / "metrics.csv").read_text()
+
+
+def test_a_run_without_logger_that_fails_before_its_first_step_leaves_nothing(data_dirs, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli("sst2_bilstm", data_dirs["sst2_bilstm"], tmp_path / "runs", "--trainer.logger", "false",
+            callback("tests.callbacks.RefuseAtStart"))  # fmt: skip
+    assert exit_info.value.code == 2 and "refused at the start of training" in capsys.readouterr().err
+    assert not any(path.is_file() for path in (tmp_path / "runs").rglob("*"))
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_without_checkpointing_the_run_tests_its_last_weights(workflow, data_dirs, tmp_path, caplog):
+    run = cli(workflow, data_dirs[workflow], tmp_path / "runs", "--trainer.enable_checkpointing", "false")
+    assert not (run / "checkpoints").exists() and "checkpoint" not in metrics(run) and "test" in metrics(run)
+    assert "enable_checkpointing false: the config's ModelCheckpoint is left out." in caplog.text
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_an_unwritable_output_folder_is_refused_before_anything_is_written(workflow, data_dirs, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SystemExit) as exit_info:
+        cli(workflow, data_dirs[workflow], blocker / "runs")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"cannot write runs under {blocker / 'runs'}" in err and blocker.read_text() == "not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_every_scalar_sits_at_its_optimizer_step(workflow, data_dirs, tmp_path):
+    run = cli(workflow, data_dirs[workflow], tmp_path / "runs", "--trainer.max_epochs", "2",
+              "--trainer.log_every_n_steps", "2")  # fmt: skip
+    per_epoch = BATCHES[workflow]
+    last_steps = [per_epoch - 1, 2 * per_epoch - 1]  # the index of each epoch's last optimizer step
+    events = EventAccumulator(str(run)).Reload()
+    steps = {tag: [e.step for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    assert steps["train_batch_loss"] == list(range(1, 2 * per_epoch, 2))
+    for tag in ("train_loss", "train_acc", "val_loss", "val_acc"):
+        assert steps[tag] == last_steps, tag
+    assert steps["lr-Adam"] == [0, per_epoch]  # logged as each epoch starts
+    assert max(max(s) for s in steps.values()) <= 2 * per_epoch
+    for folder in ("train", "validation"):
+        assert [e.step for e in EventAccumulator(str(run / folder)).Reload().Scalars("epoch_loss")] == last_steps
