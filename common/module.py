@@ -85,8 +85,9 @@ class ClassifierModule(L.LightningModule):
         self._train_figures = None
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        # After the optimizer step, at its index, every log_every_n_steps steps as Lightning logs: written to the
-        # loggers directly, as above. Reading the loss waits for the device, so it is read only then.
+        # At the index of the optimizer step just taken, on the steps Lightning would log (every log_every_n_steps):
+        # written to the loggers directly rather than through self.log, for the cost above. Reading the loss
+        # waits for the device, so it is read only then.
         step, every = self.global_step - 1, self.trainer.log_every_n_steps
         if step >= 0 and step != self._last_logged_step and every and (step + 1) % every == 0:
             self._last_logged_step = step
