@@ -6,14 +6,12 @@ import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.tensorboard import SummaryWriter
 
-from common.report import EpochFigures
-
 # Keras's tag for each epoch figure, and the names this project logs it under.
 TAGS = {"epoch_loss": "loss", "epoch_accuracy": "acc"}
 SPLITS = {"train": "train", "validation": "val"}
 
 
-class KerasCurves(EpochFigures):
+class KerasCurves(L.Callback):
     """Writes each epoch's loss and accuracy of training and validation to ``train/`` and ``validation/`` in the
     run folder, under Keras's tags ``epoch_loss`` and ``epoch_accuracy``, at the epoch's last optimizer step (the
     step axis of every other scalar of the run; Keras counts epochs instead). An epoch that did not validate has
@@ -28,7 +26,7 @@ class KerasCurves(EpochFigures):
         self.writers: dict[str, SummaryWriter] = {}
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        figures, step = self.epoch_figures(trainer, pl_module), max(trainer.global_step - 1, 0)
+        figures, step = pl_module.epoch_figures(), max(trainer.global_step - 1, 0)  # every process asks
         if not trainer.is_global_zero or not isinstance(trainer.logger, TensorBoardLogger):
             return
         for folder, split in SPLITS.items():

@@ -97,12 +97,22 @@ class ClassifierModule(L.LightningModule):
 
     def train_figures(self) -> dict[str, float]:
         """The epoch's ``train_loss`` and ``train_acc`` so far, over all processes (empty before the first step).
-        Every process must ask, the first time in an epoch; the report callback asks before the module's own
-        ``on_train_epoch_end`` logs them."""
+        Every process must ask, the first time in an epoch."""
         if self._train_figures is None:
             loss_sum, correct, count = self.trainer.strategy.reduce(self.train_sums, reduce_op="sum").tolist()
             self._train_figures = {"train_loss": loss_sum / count, "train_acc": correct / count} if count else {}
         return dict(self._train_figures)
+
+    def epoch_figures(self) -> dict[str, float]:
+        """The ending epoch's training figures, and its validation figures if it validated: Lightning keeps the
+        last validation's in ``callback_metrics`` through epochs that do not validate (``check_val_every_n_epoch``,
+        ``limit_val_batches 0``), and they count only for the epoch that computed them, as in Keras's history.
+        For the callbacks (report, curves) whose epoch end Lightning calls before this module's."""
+        figures = self.train_figures()
+        if self.validated_epoch == self.current_epoch:
+            metrics = self.trainer.callback_metrics
+            figures |= {key: float(metrics[key]) for key in ("val_loss", "val_acc") if key in metrics}
+        return figures
 
     def on_train_epoch_end(self) -> None:
         self._stop_if_not_finite()

@@ -13,30 +13,6 @@ from matplotlib.ticker import MaxNLocator
 from torchmetrics.utilities.plot import plot_confusion_matrix
 
 SPLITS = (("train", "train"), ("val", "validation"), ("test", "test"))
-TRAIN_FIGURES = ("train_loss", "train_acc")
-VAL_FIGURES = ("val_loss", "val_acc")
-
-
-class EpochFigures(L.Callback):
-    """A callback that reads an epoch's figures at its end. Lightning keeps the last validation's figures in
-    ``callback_metrics`` through the epochs that do not validate (``check_val_every_n_epoch``,
-    ``limit_val_batches 0``): they count only for the epoch that computed them, as in Keras's history."""
-
-    validated_epoch: int | None = None
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking:
-            self.validated_epoch = trainer.current_epoch
-
-    def epoch_figures(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
-        """This epoch's training figures, and its validation figures if it validated. Every process must ask."""
-        metrics = trainer.callback_metrics
-        # A ClassifierModule logs its training figures after the other callbacks' epoch end: ask it.
-        train = getattr(pl_module, "train_figures", None)
-        figures = train() if train else {key: float(metrics[key]) for key in TRAIN_FIGURES if key in metrics}
-        if self.validated_epoch == trainer.current_epoch:
-            figures |= {key: float(metrics[key]) for key in VAL_FIGURES if key in metrics}
-        return figures
 
 
 def summarize(
@@ -142,7 +118,7 @@ def write_report(
     return report
 
 
-class ReportCallback(EpochFigures):
+class ReportCallback(L.Callback):
     """Records the per-epoch history during fit and writes the report after each test.
 
     The history is part of the callback's state, so it is saved in checkpoints and a resumed run reports all of
@@ -164,7 +140,7 @@ class ReportCallback(EpochFigures):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         entry = {"epoch": trainer.current_epoch + 1, "seconds": time.perf_counter() - self._epoch_start}
-        entry |= self.epoch_figures(trainer, pl_module)
+        entry |= pl_module.epoch_figures()  # the module logs them after this hook: ask it
         if trainer.optimizers:
             entry["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
         self.history = [e for e in self.history if e["epoch"] < entry["epoch"]] + [entry]
