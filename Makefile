@@ -1,10 +1,11 @@
-# make train: the reference Fashion-MNIST workflow; make test: the test suite. Both create .venv on first use.
+# make train: the reference Fashion-MNIST workflow; make test: the test suite; make lint: ruff.
+# Each creates .venv on first use.
 # ARGS passes options on, e.g. make train ARGS="--trainer.max_epochs 2".
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: train train-sst2 test data clean
+.PHONY: train train-sst2 test lint format data clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,6 +21,15 @@ train-sst2: $(STAMP)
 
 test: $(STAMP)
 	$(PYTHON) -m pytest $(ARGS)
+
+# ruff, configured in pyproject.toml: lint fails on a finding or on code the formatter would change.
+lint: $(STAMP)
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+format: $(STAMP)
+	$(PYTHON) -m ruff check --fix .
+	$(PYTHON) -m ruff format .
 
 # Offline Debian machines: where no Fashion-MNIST files are found and apt can be used, install Debian's copy.
 data:

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import torch
+from bench_io import write_result
 from PIL import Image
 
-from bench_io import write_result
 from common.data import resolve_data_dir
 from fashion_cnn import predict as fashion_predict
 from fashion_cnn.data import FashionMNISTDataModule
@@ -70,11 +70,16 @@ def main() -> None:
     sst2.model.to(args.accelerator)
     result["sentences_per_s"] = per_second(lambda: sst2.predict(sentences), len(sentences), args.repeats)
 
-    print(f"\nprediction on {args.accelerator}, batches of {args.batch}, {result['torch_threads']} threads, "
-          f"median of {args.repeats}")  # fmt: skip
+    print(
+        f"\nprediction on {args.accelerator}, batches of {args.batch}, {result['torch_threads']} threads, "
+        f"median of {args.repeats}"
+    )
     print("| input | per second |\n|---|---:|")
-    labels = {"images_per_s_from_tensors": "images, from tensors", "images_per_s_from_png": "images, from PNG files",
-              "sentences_per_s": "sentences, from text"}  # fmt: skip
+    labels = {
+        "images_per_s_from_tensors": "images, from tensors",
+        "images_per_s_from_png": "images, from PNG files",
+        "sentences_per_s": "sentences, from text",
+    }
     for key, label in labels.items():
         print(f"| {label} | {result[key]:,.0f} |")
     write_result(result, args.output, f"predict_throughput_{args.accelerator}")

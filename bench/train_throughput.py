@@ -67,12 +67,22 @@ def lightning_epoch(workflow: str, args: argparse.Namespace, precision: str) -> 
     model_class, datamodule_class, config, _ = WORKFLOWS[workflow]
     timer = EpochTimer(args.warmup)
     with tempfile.TemporaryDirectory() as root:
-        cli = run_cli(model_class, datamodule_class, config, run=False, args=[
-            f"--trainer.default_root_dir={root}", "--trainer.max_epochs=1", "--trainer.devices=1",
-            f"--trainer.accelerator={args.accelerator}",
-            f"--trainer.precision={precision}", "--trainer.num_sanity_val_steps=0",
-            f"--trainer.enable_progress_bar={args.progress_bar}", "--trainer.enable_model_summary=false",
-        ])  # fmt: skip
+        cli = run_cli(
+            model_class,
+            datamodule_class,
+            config,
+            run=False,
+            args=[
+                f"--trainer.default_root_dir={root}",
+                "--trainer.max_epochs=1",
+                "--trainer.devices=1",
+                f"--trainer.accelerator={args.accelerator}",
+                f"--trainer.precision={precision}",
+                "--trainer.num_sanity_val_steps=0",
+                f"--trainer.enable_progress_bar={args.progress_bar}",
+                "--trainer.enable_model_summary=false",
+            ],
+        )
         # Set here rather than parsed: the parser reads "1" as the float 1.0, which means all batches.
         cli.trainer.limit_train_batches, cli.trainer.limit_val_batches = args.batches or 1.0, 1
         cli.trainer.callbacks.append(timer)
@@ -169,8 +179,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3, help="epochs of each, alternating")
     parser.add_argument("--accelerator", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--precision", nargs="+", default=["32-true"], choices=("32-true", "bf16-mixed"),
-                        help="one or both, measured alternately in the same run")  # fmt: skip
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        default=["32-true"],
+        choices=("32-true", "bf16-mixed"),
+        help="one or both, measured alternately in the same run",
+    )
     parser.add_argument("--no-progress-bar", dest="progress_bar", action="store_false")
     parser.add_argument("--output", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
@@ -203,17 +218,28 @@ def main() -> None:
     references = [baseline.replace("plain", other) for other in ("plain", "plain_tuned", "limit")]
     ratios = {
         f"{name} / {reference}": statistics.median(fit / plain for fit, plain in zip(values, runs[reference]))
-        for name, values in runs.items() if name.startswith("lightning") for reference in references
+        for name, values in runs.items()
+        if name.startswith("lightning")
+        for reference in references
         if reference in runs
-    }  # fmt: skip
+    }
     result = {
-        "workflow": args.workflow, "accelerator": args.accelerator, "precision": args.precision,
+        "workflow": args.workflow,
+        "accelerator": args.accelerator,
+        "precision": args.precision,
         "device": torch.cuda.get_device_name() if args.accelerator == "cuda" else f"{os.cpu_count()} CPU cores",
-        "batch_size": data.batch_size, "timed_batches": batches, "torch_threads": torch.get_num_threads(),
-        "samples_per_s": runs, "median_samples_per_s": median, "baseline": baseline, "fit_ratios": ratios,
-    }  # fmt: skip
-    print(f"\n{args.workflow} on {result['device']}: batch {data.batch_size}, {batches} batches timed after "
-          f"{args.warmup}, {torch.get_num_threads()} threads, median of {args.repeats}")  # fmt: skip
+        "batch_size": data.batch_size,
+        "timed_batches": batches,
+        "torch_threads": torch.get_num_threads(),
+        "samples_per_s": runs,
+        "median_samples_per_s": median,
+        "baseline": baseline,
+        "fit_ratios": ratios,
+    }
+    print(
+        f"\n{args.workflow} on {result['device']}: batch {data.batch_size}, {batches} batches timed after "
+        f"{args.warmup}, {torch.get_num_threads()} threads, median of {args.repeats}"
+    )
     print("| loop | samples/s | runs (samples/s) |\n|---|---:|---|")
     for name in runs:
         print(f"| {name} | {median[name]:,.0f} | {', '.join(f'{v:,.0f}' for v in runs[name])} |")

@@ -30,8 +30,12 @@ NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
 # What a resumed run may change of the settings it was started with: when to stop, how it looks, where the same
 # data lives. Anything else would make one run out of two different computations.
 RESUME_OVERRIDES = (
-    "trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "trainer.enable_progress_bar", "data.data_dir",
-)  # fmt: skip
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.max_time",
+    "trainer.enable_progress_bar",
+    "data.data_dir",
+)
 
 
 def config_path(name: str | Path) -> Path:
@@ -55,8 +59,11 @@ def config_path(name: str | Path) -> Path:
 
 def newest_checkpoint(root: Path) -> Path | None:
     """``version_N/checkpoints/last.ckpt`` of the highest N under ``root`` (folders not named so are ignored)."""
-    versions = {int(m[1]): p for p in root.glob("version_*/checkpoints/last.ckpt")
-                if (m := re.fullmatch(r"version_(\d+)", p.parts[-3]))}  # fmt: skip
+    versions = {
+        int(m[1]): p
+        for p in root.glob("version_*/checkpoints/last.ckpt")
+        if (m := re.fullmatch(r"version_(\d+)", p.parts[-3]))
+    }
     return versions[max(versions)] if versions else None
 
 
@@ -191,8 +198,10 @@ class WorkflowCLI(LightningCLI):
             return
         if self.ensemble:
             if subcommand == "fit":
-                raise ConfigError("fit takes one --ckpt_path, the run to resume; several are an ensemble, for "
-                                  "validate, test and predict.")  # fmt: skip
+                raise ConfigError(
+                    "fit takes one --ckpt_path, the run to resume; several are an ensemble, for "
+                    "validate, test and predict."
+                )
             # Read once, here, before the seed is set: loading a checkpoint restores the RNG state it saved.
             self.members = [read_checkpoint(path, self.model_class)[1] for path in self.ensemble]
             return
@@ -236,8 +245,9 @@ class WorkflowCLI(LightningCLI):
         changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k) and k != "config")
         refused = [key for key in changed if key not in RESUME_OVERRIDES]
         if refused:
-            listed = "; ".join(f"{key}: {_short(before.get(key))} in the run, {_short(after.get(key))} given"
-                               for key in refused)  # fmt: skip
+            listed = "; ".join(
+                f"{key}: {_short(before.get(key))} in the run, {_short(after.get(key))} given" for key in refused
+            )
             raise ConfigError(
                 f"fit --ckpt_path resumes {self.resumed_run} with the settings it was started with (its "
                 f"config.yaml), and this command changes them ({listed}). Drop those options to resume; only "

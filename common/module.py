@@ -70,7 +70,7 @@ class ClassifierModule(L.LightningModule):
         inputs, target = batch
         loss, predictions = self.loss_and_predictions(self(inputs), target)
         # The epoch's figures are sums kept on the device, a few in-place additions per step: a self.log call per
-        # step and figure would cost Lightning ~0.4 ms of bookkeeping each, a tenth of a small model's step.
+        # step and figure costs Lightning more bookkeeping than a small model's step can hide (docs/speed.md).
         self.batch_loss = loss.detach()
         self.train_sums[0].add_(self.batch_loss, alpha=len(target))
         self.train_sums[1].add_(predictions.eq(target).sum())

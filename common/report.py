@@ -59,7 +59,11 @@ def markdown(summary: dict, class_names: list[str], title: str, history: list[di
         lines += ["", f"Tested checkpoint: `{summary['checkpoint']}` (epoch {summary['checkpoint_epoch']})."]
     lines += ["", "## Classification report (test)", ""]
     lines += ["| class | precision | recall | f1-score | support |", "|---|---:|---:|---:|---:|"]
-    rows = [*summary["per_class"].items(), ("macro avg", summary["macro_avg"]), ("weighted avg", summary["weighted_avg"])]
+    rows = [
+        *summary["per_class"].items(),
+        ("macro avg", summary["macro_avg"]),
+        ("weighted avg", summary["weighted_avg"]),
+    ]
     for name, row in rows:
         lines.append(f"| {name} | {row['precision']:.2f} | {row['recall']:.2f} | {row['f1']:.2f} | {row['support']} |")
     lines += ["", "## Confusion matrix (test; rows: true class, columns: predicted class)", ""]
@@ -67,11 +71,18 @@ def markdown(summary: dict, class_names: list[str], title: str, history: list[di
     for name, row in zip(class_names, summary["confusion_matrix"]):
         lines.append(f"| **{name}** | " + " | ".join(str(n) for n in row) + " |")
     if history:
-        lines += ["", "## Per epoch", "", "| epoch | train acc | train loss | val acc | val loss | learning rate | seconds |"]
+        lines += [
+            "",
+            "## Per epoch",
+            "",
+            "| epoch | train acc | train loss | val acc | val loss | learning rate | seconds |",
+        ]
         lines.append("|---:|---:|---:|---:|---:|---:|---:|")
         for e in history:
             cells = [f"{e[k]:.4f}" if k in e else "" for k in ("train_acc", "train_loss", "val_acc", "val_loss")]
-            lines.append(f"| {e['epoch']} | " + " | ".join(cells) + f" | {e.get('lr', '')} | {e.get('seconds', 0):.1f} |")
+            lines.append(
+                f"| {e['epoch']} | " + " | ".join(cells) + f" | {e.get('lr', '')} | {e.get('seconds', 0):.1f} |"
+            )
     return "\n".join(lines) + "\n"
 
 

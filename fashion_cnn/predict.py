@@ -48,7 +48,7 @@ def checked_images(images: torch.Tensor) -> torch.Tensor:
     if shape != (28, 28) and not (len(shape) == 4 and shape[1:] == (1, 28, 28)):
         found = " x ".join(map(str, shape))
         raise ValueError(f"images must be N x 1 x 28 x 28 (or one 28 x 28), grayscale, not {found}.")
-    if images.numel() and not (0 <= float(images.min()) and float(images.max()) <= 1):
+    if images.numel() and not (float(images.min()) >= 0 and float(images.max()) <= 1):
         raise ValueError(f"pixels must be in [0, 1]; these span [{float(images.min()):g}, {float(images.max()):g}].")
     return images.reshape(-1, 1, 28, 28)
 

@@ -1,8 +1,8 @@
 """Train, test and report the Fashion-MNIST CNN.
 
-    python -m fashion_cnn.train                       # the whole reference workflow (fashion-cnn once installed)
-    python -m fashion_cnn.train fit --config configs/fashion_cnn.yaml --trainer.max_epochs 2
-    python -m fashion_cnn.train test --ckpt_path runs/fashion_cnn/version_0/checkpoints/last.ckpt
+python -m fashion_cnn.train                       # the whole reference workflow (fashion-cnn once installed)
+python -m fashion_cnn.train fit --config configs/fashion_cnn.yaml --trainer.max_epochs 2
+python -m fashion_cnn.train test --ckpt_path runs/fashion_cnn/version_0/checkpoints/last.ckpt
 """
 
 from lightning.pytorch.cli import ArgsType

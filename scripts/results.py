@@ -27,8 +27,8 @@ import matplotlib
 import torch
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 ROOT = Path(__file__).resolve().parents[1]
 # config -> (package, title, the reference's published test accuracy (%) and loss)
@@ -49,10 +49,21 @@ def train(config: str, seed: int, root: Path, extra: list[str]) -> dict:
 def run(config: str, arguments: list[str], root: Path, extra: list[str]) -> dict:
     """A command line of the config's workflow, in a process of its own: its wall time and peak RSS."""
     command = [
-        sys.executable, "-m", f"{CONFIGS[config][0]}.train", arguments[0], "--config", f"configs/{config}.yaml",
-        *arguments[1:], "--trainer.default_root_dir", str(root),
-        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", *extra,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        f"{CONFIGS[config][0]}.train",
+        arguments[0],
+        "--config",
+        f"configs/{config}.yaml",
+        *arguments[1:],
+        "--trainer.default_root_dir",
+        str(root),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+        *extra,
+    ]
     print("python", " ".join(command[1:]), flush=True)
     root.mkdir(parents=True, exist_ok=True)
     log = root / "log.txt"
@@ -140,8 +151,11 @@ def table(results: dict) -> str:
             f"| {f'{published[0]:.2f}%, {published[1]}' if published else '(none: not in the reference)'} |"
         )
     devices = sorted({seed.get("device", "?") for entry in results.values() for seed in entry["seeds"]})
-    return f"Measured on {', '.join(devices)} by `python scripts/results.py`.\n\n" + "\n".join(rows) + \
-        ensemble_table(results)
+    return (
+        f"Measured on {', '.join(devices)} by `python scripts/results.py`.\n\n"
+        + "\n".join(rows)
+        + ensemble_table(results)
+    )
 
 
 def plot_curves(results: dict, path: Path) -> None:
@@ -212,13 +226,18 @@ def main() -> None:
                 timing = train(config, seed, root, args.extra)
             path = newest_metrics(root)
             metrics = json.loads(path.read_text())
-            seeds.append({
-                "seed": seed, "test_acc": metrics["test"]["accuracy"], "test_loss": metrics["test"]["loss"],
-                "epoch_seconds": epoch_seconds(path.parent / "report.md"),
-                "history": [{key: epoch[key] for key in ("epoch", "val_acc", "val_loss")}
-                            for epoch in metrics["history"]],
-                **timing,
-            })  # fmt: skip
+            seeds.append(
+                {
+                    "seed": seed,
+                    "test_acc": metrics["test"]["accuracy"],
+                    "test_loss": metrics["test"]["loss"],
+                    "epoch_seconds": epoch_seconds(path.parent / "report.md"),
+                    "history": [
+                        {key: epoch[key] for key in ("epoch", "val_acc", "val_loss")} for epoch in metrics["history"]
+                    ],
+                    **timing,
+                }
+            )
             print(f"  {config} seed {seed}: test accuracy {100 * seeds[-1]['test_acc']:.2f}%", flush=True)
             kept = previous.get(config, {}) if args.reuse else {}  # an ensemble of the same runs
             results[config] = {"seeds": seeds} | ({"ensemble": kept["ensemble"]} if "ensemble" in kept else {})

@@ -65,8 +65,10 @@ def _checked(rows: datasets.Dataset, path: Path) -> tuple[list[str], torch.Tenso
 
 def load_glue_hub() -> dict[str, tuple[list[str], torch.Tensor]]:
     glue = datasets.load_dataset("nyu-mll/glue", "sst2")
-    return {split: (glue[name]["sentence"], torch.tensor(glue[name]["label"], dtype=torch.float32))
-            for split, name in (("train", "train"), ("test", "validation"))}  # fmt: skip
+    return {
+        split: (glue[name]["sentence"], torch.tensor(glue[name]["label"], dtype=torch.float32))
+        for split, name in (("train", "train"), ("test", "validation"))
+    }
 
 
 def load_sst2(data_dir: Path) -> dict[str, tuple[list[str], torch.Tensor]]:
@@ -92,8 +94,9 @@ class LengthBuckets(BatchSampler):
     pools of ``pool`` batches, sorted by length within each pool, batched, and the batches shuffled; without:
     sorted by length."""
 
-    def __init__(self, sampler, batch_size: int, drop_last: bool = False, *, lengths: torch.Tensor,
-                 shuffle: bool, pool: int = 50) -> None:  # fmt: skip
+    def __init__(
+        self, sampler, batch_size: int, drop_last: bool = False, *, lengths: torch.Tensor, shuffle: bool, pool: int = 50
+    ) -> None:
         super().__init__(sampler, batch_size, drop_last)
         self.lengths, self.shuffle, self.pool = lengths, shuffle, pool
 

@@ -29,11 +29,12 @@ def cpu_runs_bf16_lstm() -> bool:
 
 def lstm_precision(device: torch.device) -> contextlib.AbstractContextManager:
     """Where bf16 autocast is on for a CPU that cannot run LSTMs in bf16, a context that runs them in fp32 (the
-    rest of the model stays in bf16); elsewhere, nothing changes. Measured on a 2-core AVX2 CPU, a reference
-    training step took the same time in bf16-mixed with fp32 LSTMs as in fp32 (~70 ms)."""
-    if device.type == "cpu" and torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16:
-        if not cpu_runs_bf16_lstm():
-            return torch.autocast("cpu", enabled=False)
+    rest of the model stays in bf16); elsewhere, nothing changes."""
+    bf16 = (
+        device.type == "cpu" and torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    )
+    if bf16 and not cpu_runs_bf16_lstm():
+        return torch.autocast("cpu", enabled=False)
     return contextlib.nullcontext()
 
 
@@ -64,9 +65,8 @@ class SST2BiLSTM(ClassifierModule):
             ``spatial_dropout`` drops.
         label_smoothing: the targets become ``label_smoothing / 2`` and ``1 - label_smoothing / 2`` instead of
             0 and 1, so confident logits stop being pushed further.
-        fused: use Adam's fused kernel: the same update in one pass over the parameters, ~9x faster on a CPU
-            for this model's 3.1M parameters (9.4 ms a step down to 1.1 ms on the project's 2-core machine).
-            False gives PyTorch's default (a multi-tensor loop).
+        fused: use Adam's fused kernel: the same update in one pass over the parameters, much faster on a CPU
+            for this model's 3.1M parameters (docs/speed.md). False gives PyTorch's default (a multi-tensor loop).
     """
 
     def __init__(
@@ -94,8 +94,12 @@ class SST2BiLSTM(ClassifierModule):
         first, second = hidden_sizes
         require(vocab_size >= 3, f"vocab_size must be at least 3 (padding, unknown, one word), not {vocab_size}.")
         require(min(embedding_dim, first, second, dense_size) >= 1, "layer sizes must be at least 1.")
-        for name, rate in (("spatial_dropout", spatial_dropout), ("lstm_dropout", lstm_dropout),
-                           ("dense_dropout", dense_dropout), ("word_dropout", word_dropout)):  # fmt: skip
+        for name, rate in (
+            ("spatial_dropout", spatial_dropout),
+            ("lstm_dropout", lstm_dropout),
+            ("dense_dropout", dense_dropout),
+            ("word_dropout", word_dropout),
+        ):
             require(0 <= rate < 1, f"{name} must be in [0, 1), not {rate}.")
         require(lr > 0, f"lr must be positive, not {lr}.")
         require(0 <= label_smoothing < 1, f"label_smoothing must be in [0, 1), not {label_smoothing}.")
@@ -125,7 +129,7 @@ class SST2BiLSTM(ClassifierModule):
         # Dropout1d drops channels of (N, C, L): whole embedding dimensions for the whole sequence.
         embedded = self.spatial_dropout(embedded.transpose(1, 2)).transpose(1, 2)
         if self.hparams.word_dropout and self.training:
-            kept = F.dropout(embedded.new_ones(embedded.shape[:2] + (1,)), self.hparams.word_dropout)
+            kept = F.dropout(embedded.new_ones((*embedded.shape[:2], 1)), self.hparams.word_dropout)
             embedded = embedded * kept
         lengths = None
         if self.hparams.packed or self.hparams.pooling != "last":  # the reference reads every position
@@ -169,7 +173,9 @@ class SST2BiLSTM(ClassifierModule):
         return torch.sigmoid(logits)
 
     def configure_optimizers(self) -> dict:
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, eps=self.hparams.eps, fused=self.hparams.fused)
+        optimizer = torch.optim.Adam(
+            self.parameters(), lr=self.hparams.lr, eps=self.hparams.eps, fused=self.hparams.fused
+        )
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer,
             mode="min",

@@ -50,7 +50,9 @@ class SentimentPredictor:
         rows = []
         for sentence, ids, p in zip(sentences, tokens, self.probabilities(tokens).tolist()):
             note = "empty" if not sentence.strip() else "no known word" if ids.le(1).all() else ""
-            rows.append({"sentence": sentence, "label": CLASS_NAMES[int(p > 0.5)], "probability_positive": p, "note": note})
+            rows.append(
+                {"sentence": sentence, "label": CLASS_NAMES[int(p > 0.5)], "probability_positive": p, "note": note}
+            )
         return rows
 
 
@@ -61,8 +63,10 @@ def load(*ckpt_paths: str | Path) -> SentimentPredictor:
     models = [load_checkpoint(path, SST2BiLSTM)[0] for path in ckpt_paths]
     tokenizers = [saved_tokenizer(path) for path in ckpt_paths]
     if any(tokenizer.to_str() != tokenizers[0].to_str() for tokenizer in tokenizers):
-        raise DataError("the checkpoints of an ensemble must share their vocabulary, and these were trained with "
-                        "different tokenizers (other data or num_words).")  # fmt: skip
+        raise DataError(
+            "the checkpoints of an ensemble must share their vocabulary, and these were trained with "
+            "different tokenizers (other data or num_words)."
+        )
     model = models[0] if len(models) == 1 else EnsembleClassifier(models).eval()
     return SentimentPredictor(model, tokenizers[0])
 
@@ -92,8 +96,12 @@ def read_sentences(options: argparse.Namespace) -> list[str]:
 
 def main(args: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", required=True, action="append",
-                        help="a checkpoint of python -m sst2_bilstm.train; repeated, an ensemble")  # fmt: skip
+    parser.add_argument(
+        "--ckpt",
+        required=True,
+        action="append",
+        help="a checkpoint of python -m sst2_bilstm.train; repeated, an ensemble",
+    )
     parser.add_argument("sentences", nargs="*", help="sentences to classify (else --file, else standard input)")
     parser.add_argument("--file", help="a text file, one sentence per line")
     parser.add_argument("--output", type=Path, help="write CSV or JSON (by extension) instead of a table")

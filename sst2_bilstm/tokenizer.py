@@ -31,7 +31,9 @@ def fit_word_tokenizer(texts: Iterable[str], num_words: int = 10_000, max_length
     splitter = _split_words(Tokenizer(WordLevel({PAD: 0, OOV: 1}, unk_token=OOV)))
     counts: Counter[str] = Counter()
     for text in texts:
-        counts.update(word for word, _ in splitter.pre_tokenizer.pre_tokenize_str(splitter.normalizer.normalize_str(text)))
+        counts.update(
+            word for word, _ in splitter.pre_tokenizer.pre_tokenize_str(splitter.normalizer.normalize_str(text))
+        )
     vocab = {PAD: 0, OOV: 1}
     for word, _ in counts.most_common(num_words - len(vocab)):  # stable sort: ties keep first-seen order, as Keras
         vocab[word] = len(vocab)

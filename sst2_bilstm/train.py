@@ -1,8 +1,8 @@
 """Train, test and report the SST-2 BiLSTM.
 
-    python -m sst2_bilstm.train                       # the whole reference workflow (sst2-bilstm once installed)
-    python -m sst2_bilstm.train fit --config configs/sst2_bilstm.yaml --trainer.max_epochs 2
-    python -m sst2_bilstm.train test --ckpt_path runs/sst2_bilstm/version_0/checkpoints/last.ckpt
+python -m sst2_bilstm.train                       # the whole reference workflow (sst2-bilstm once installed)
+python -m sst2_bilstm.train fit --config configs/sst2_bilstm.yaml --trainer.max_epochs 2
+python -m sst2_bilstm.train test --ckpt_path runs/sst2_bilstm/version_0/checkpoints/last.ckpt
 """
 
 from lightning.pytorch.cli import ArgsType

@@ -19,8 +19,20 @@ def earlier(tmp_path_factory):
     """Good data, and one finished run of each workflow under runs/<workflow>/version_0."""
     root = tmp_path_factory.mktemp("earlier")
     fashion, sst2 = write_fashion_mnist(root / "fashion"), write_sst2(root / "sst2")
-    fashion_main(["fit", "--data.data_dir", str(fashion), "--trainer.default_root_dir", str(root / "runs" / "fashion"), *QUIET])
-    sst2_main(["fit", "--data.data_dir", str(sst2), "--trainer.default_root_dir", str(root / "runs" / "sst2"), *QUIET, *TINY_SST2])
+    fashion_main(
+        ["fit", "--data.data_dir", str(fashion), "--trainer.default_root_dir", str(root / "runs" / "fashion"), *QUIET]
+    )
+    sst2_main(
+        [
+            "fit",
+            "--data.data_dir",
+            str(sst2),
+            "--trainer.default_root_dir",
+            str(root / "runs" / "sst2"),
+            *QUIET,
+            *TINY_SST2,
+        ]
+    )
     return root
 
 
@@ -40,9 +52,23 @@ def gzip_instead(data):  # replace the plain files by gzipped ones, one of which
 
 
 FASHION_CASES = {
-    "truncated IDX": (lambda d: (raw(d) / "t10k-images-idx3-ubyte").write_bytes((raw(d) / "t10k-images-idx3-ubyte").read_bytes()[:5000]), [], "t10k-images-idx3-ubyte is truncated"),
-    "wrongly sized IDX": (lambda d: write_idx(raw(d) / "train-images-idx3-ubyte", torch.zeros(64, 32, 32, dtype=torch.uint8)), [], "holds data of shape (64, 32, 32), expected ('N', 28, 28)"),
-    "header not IDX": (lambda d: (raw(d) / "train-labels-idx1-ubyte").write_bytes(b"PK\x03\x04" + bytes(100)), [], "train-labels-idx1-ubyte is not an IDX file"),
+    "truncated IDX": (
+        lambda d: (raw(d) / "t10k-images-idx3-ubyte").write_bytes(
+            (raw(d) / "t10k-images-idx3-ubyte").read_bytes()[:5000]
+        ),
+        [],
+        "t10k-images-idx3-ubyte is truncated",
+    ),
+    "wrongly sized IDX": (
+        lambda d: write_idx(raw(d) / "train-images-idx3-ubyte", torch.zeros(64, 32, 32, dtype=torch.uint8)),
+        [],
+        "holds data of shape (64, 32, 32), expected ('N', 28, 28)",
+    ),
+    "header not IDX": (
+        lambda d: (raw(d) / "train-labels-idx1-ubyte").write_bytes(b"PK\x03\x04" + bytes(100)),
+        [],
+        "train-labels-idx1-ubyte is not an IDX file",
+    ),
     ".gz not gzip": (gzip_instead, [], "train-labels-idx1-ubyte.gz is not a readable gzip file"),
     "unknown config key": (None, ["--model.learning_rate", "0.1"], "learning_rate"),
     "wrong type": (None, ["--data.batch_size", "abc"], "Expected a <class 'int'>. Got value: abc"),
@@ -51,16 +77,28 @@ FASHION_CASES = {
     "negative epochs": (None, ["--trainer.max_epochs", "-3"], "`max_epochs` must be a non-negative integer or -1"),
     "dropout of 1": (None, ["--model.dropout", "1"], "dropout must be in [0, 1), not 1.0."),
     "best outside fit": (None, ["--ckpt_path", "best"], "give the file instead"),
-}  # fmt: skip
+}
 SST2_CASES = {
-    "no label column": (lambda d: (d / "SST-2" / "train.tsv").write_text("sentence\tscore\nfine\t1\n"), "starts with 'sentence\\tscore'"),
-    "label not 0/1": (lambda d: (d / "SST-2" / "dev.tsv").write_text("sentence\tlabel\nfine\t1\nbad\t-1\n"), "dev.tsv, line 3: label '-1'"),
+    "no label column": (
+        lambda d: (d / "SST-2" / "train.tsv").write_text("sentence\tscore\nfine\t1\n"),
+        "starts with 'sentence\\tscore'",
+    ),
+    "label not 0/1": (
+        lambda d: (d / "SST-2" / "dev.tsv").write_text("sentence\tlabel\nfine\t1\nbad\t-1\n"),
+        "dev.tsv, line 3: label '-1'",
+    ),
     "empty TSV": (lambda d: (d / "SST-2" / "dev.tsv").write_text(""), "dev.tsv is empty"),
-    "non-UTF-8 text": (lambda d: (d / "SST-2" / "train.tsv").write_bytes(b"sentence\tlabel\nd\xe9j\xe0 vu\t1\n"), "train.tsv is not UTF-8 text"),
+    "non-UTF-8 text": (
+        lambda d: (d / "SST-2" / "train.tsv").write_bytes(b"sentence\tlabel\nd\xe9j\xe0 vu\t1\n"),
+        "train.tsv is not UTF-8 text",
+    ),
     "other model's checkpoint": (None, "was not saved by a SST2BiLSTM"),
-    "vocabulary size given": (["--model.vocab_size", "5"], 'Linked "model.vocab_size" must be given via "data.num_words"'),
+    "vocabulary size given": (
+        ["--model.vocab_size", "5"],
+        'Linked "model.vocab_size" must be given via "data.num_words"',
+    ),
     "validation fraction of 1": (["--data.val_fraction", "1"], "val_fraction must be between 0 and 1, not 1.0."),
-}  # fmt: skip
+}
 
 
 def run(main, args, capsys):
@@ -77,7 +115,14 @@ def test_fashion_bad_input(case, earlier, tmp_path, capsys):
         damage(data)
     extra = [str(earlier / "runs/sst2/version_0/checkpoints/last.ckpt") if a == "SST2_CKPT" else a for a in extra]
     before = snapshot(earlier / "runs")
-    args = ["fit", "--data.data_dir", str(data), "--trainer.default_root_dir", str(earlier / "runs" / "fashion"), *QUIET]
+    args = [
+        "fit",
+        "--data.data_dir",
+        str(data),
+        "--trainer.default_root_dir",
+        str(earlier / "runs" / "fashion"),
+        *QUIET,
+    ]
     status, err = run(fashion_main, [*args, *extra], capsys)
     assert status == 2 and message in err and "Traceback" not in err and err.count("error:") == 1
     assert snapshot(earlier / "runs") == before  # nothing earlier changed, no folder left behind

@@ -23,9 +23,23 @@ def test_ddp_on_two_cpu_processes(case, tmp_path):
     workflow, write_data, n_test, extra = CASES[case]
     data_dir, root = write_data(tmp_path / "data"), tmp_path / "ddp"
     common = ["--data.data_dir", str(data_dir), "--trainer.enable_progress_bar", "false", *extra]
-    command = [sys.executable, "-m", f"{workflow}.train", "fit", *common, "--trainer.default_root_dir", str(root),
-               "--trainer.max_epochs", "2", "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp",
-               "--trainer.devices", "2"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        f"{workflow}.train",
+        "fit",
+        *common,
+        "--trainer.default_root_dir",
+        str(root),
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.devices",
+        "2",
+    ]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("Report: ") == 1 and [p.name for p in root.iterdir()] == ["version_0"]
@@ -36,8 +50,18 @@ def test_ddp_on_two_cpu_processes(case, tmp_path):
 
     # One process testing the same checkpoint on the same kind of device finds the same figures.
     main = importlib.import_module(f"{workflow}.train").main
-    main(["test", *common, "--trainer.default_root_dir", str(tmp_path / "single"), "--trainer.accelerator", "cpu",
-          "--ckpt_path", str(root / "version_0" / "checkpoints" / "last.ckpt")])  # fmt: skip
+    main(
+        [
+            "test",
+            *common,
+            "--trainer.default_root_dir",
+            str(tmp_path / "single"),
+            "--trainer.accelerator",
+            "cpu",
+            "--ckpt_path",
+            str(root / "version_0" / "checkpoints" / "last.ckpt"),
+        ]
+    )
     single = json.loads((tmp_path / "single" / "version_0" / "metrics.json").read_text())
     assert single["confusion_matrix"] == confusion
     assert single["test"]["accuracy"] == pytest.approx(ddp["test"]["accuracy"])

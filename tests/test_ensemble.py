@@ -16,8 +16,18 @@ from sst2_bilstm.data import SST2DataModule
 from sst2_bilstm.train import main as sst2_train
 from tests.conftest import write_sst2
 
-SMALL = ["--model.embedding_dim", "16", "--model.hidden_sizes", "[8, 4]", "--model.dense_size", "8",
-         "--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false"]  # fmt: skip
+SMALL = [
+    "--model.embedding_dim",
+    "16",
+    "--model.hidden_sizes",
+    "[8, 4]",
+    "--model.dense_size",
+    "8",
+    "--trainer.max_epochs",
+    "2",
+    "--trainer.enable_progress_bar",
+    "false",
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +36,30 @@ def three_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("ensemble")
     data_dir = write_sst2(root / "data")
     for seed in (1, 2, 3):
-        sst2_train(["fit", "--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(root / "runs"),
-                    "--seed_everything", str(seed), *SMALL])  # fmt: skip
-    sst2_train(["fit", "--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(root / "other"),
-                "--data.num_words", "5", *SMALL])  # fmt: skip
+        sst2_train(
+            [
+                "fit",
+                "--data.data_dir",
+                str(data_dir),
+                "--trainer.default_root_dir",
+                str(root / "runs"),
+                "--seed_everything",
+                str(seed),
+                *SMALL,
+            ]
+        )
+    sst2_train(
+        [
+            "fit",
+            "--data.data_dir",
+            str(data_dir),
+            "--trainer.default_root_dir",
+            str(root / "other"),
+            "--data.num_words",
+            "5",
+            *SMALL,
+        ]
+    )
     checkpoints = [str(root / "runs" / f"version_{i}" / "checkpoints" / "last.ckpt") for i in range(3)]
     return data_dir, root, checkpoints, str(root / "other" / "version_0" / "checkpoints" / "last.ckpt")
 
@@ -50,8 +80,19 @@ def test_an_ensemble_averages_its_members_probabilities():
 def test_the_test_subcommand_scores_the_ensemble(three_runs, caplog):
     data_dir, root, checkpoints, _ = three_runs
     with caplog.at_level(logging.INFO):
-        sst2_train(["test", "--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(root / "runs"),
-                    "--trainer.enable_progress_bar", "false", "--ckpt_path", *checkpoints])  # fmt: skip
+        sst2_train(
+            [
+                "test",
+                "--data.data_dir",
+                str(data_dir),
+                "--trainer.default_root_dir",
+                str(root / "runs"),
+                "--trainer.enable_progress_bar",
+                "false",
+                "--ckpt_path",
+                *checkpoints,
+            ]
+        )
     assert "test: the ensemble of 3 checkpoints" in caplog.text
     metrics = json.loads(sorted((root / "runs").glob("version_*/metrics.json"))[-1].read_text())
     # The same figure by hand: each member's probabilities on the test split, averaged.
@@ -79,8 +120,14 @@ def test_predict_takes_several_checkpoints(three_runs, capsys):
 
 def test_an_ensemble_of_other_vocabularies_or_in_fit_is_refused(three_runs, capsys):
     data_dir, root, checkpoints, other = three_runs
-    common = ["--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(root / "runs"),
-              "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    common = [
+        "--data.data_dir",
+        str(data_dir),
+        "--trainer.default_root_dir",
+        str(root / "runs"),
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
     for command, expected in (("test", "trained with different"), ("fit", "fit takes one --ckpt_path")):
         with pytest.raises(SystemExit) as exit_info:
             sst2_train([command, *common, "--ckpt_path", checkpoints[0], other])
@@ -93,6 +140,8 @@ def test_an_ensemble_of_other_vocabularies_or_in_fit_is_refused(three_runs, caps
 def test_several_checkpoints_may_follow_one_option_or_repeat_it():
     expected = (["test", "--ckpt_path", "a.ckpt", "--trainer.devices", "1"], ["a.ckpt", "b.ckpt", "c.ckpt"])
     assert split_ensemble(["test", "--ckpt_path", "a.ckpt", "b.ckpt", "c.ckpt", "--trainer.devices", "1"]) == expected
-    assert split_ensemble(["test", "--ckpt_path=a.ckpt", "b.ckpt", "--trainer.devices", "1", "--ckpt_path",
-                           "c.ckpt"]) == expected  # fmt: skip
+    assert (
+        split_ensemble(["test", "--ckpt_path=a.ckpt", "b.ckpt", "--trainer.devices", "1", "--ckpt_path", "c.ckpt"])
+        == expected
+    )
     assert split_ensemble(["fit", "--ckpt_path", "last"]) == (["fit", "--ckpt_path", "last"], ["last"])

@@ -15,11 +15,21 @@ SCORE_KEYS = {"precision", "recall", "f1", "support"}
 
 def fit_args(data_dir, root, *extra):
     return [
-        "fit", "--data.data_dir", str(data_dir), "--data.download", "false",
-        "--trainer.default_root_dir", str(root), "--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false",
-        "--trainer.log_every_n_steps", "3",  # 2 batches an epoch: epochs end off the logging steps
+        "fit",
+        "--data.data_dir",
+        str(data_dir),
+        "--data.download",
+        "false",
+        "--trainer.default_root_dir",
+        str(root),
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.log_every_n_steps",
+        "3",  # 2 batches an epoch: epochs end off the logging steps
         *extra,
-    ]  # fmt: skip
+    ]
 
 
 def test_fit_trains_tests_and_writes_the_whole_report(fashion_dir, tmp_path, capsys):
@@ -74,8 +84,17 @@ def test_fit_trains_tests_and_writes_the_whole_report(fashion_dir, tmp_path, cap
 def test_test_subcommand_reports_a_checkpoint(fashion_dir, tmp_path, capsys):
     main(fit_args(fashion_dir, tmp_path / "runs", "--trainer.max_epochs", "1"))
     checkpoint = tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt"
-    main(["test", "--data.data_dir", str(fashion_dir), "--trainer.default_root_dir", str(tmp_path / "runs"),
-          "--ckpt_path", str(checkpoint)])  # fmt: skip
+    main(
+        [
+            "test",
+            "--data.data_dir",
+            str(fashion_dir),
+            "--trainer.default_root_dir",
+            str(tmp_path / "runs"),
+            "--ckpt_path",
+            str(checkpoint),
+        ]
+    )
     run = tmp_path / "runs" / "version_1"
     assert capsys.readouterr().out.strip().splitlines()[-1] == f"Report: {run / 'report.md'}"
     tested, trained = (json.loads((runs / "metrics.json").read_text()) for runs in (run, run.parent / "version_0"))
@@ -134,7 +153,7 @@ def test_help_says_what_no_subcommand_means_and_where_the_options_are(capsys):
     # The project's own options come before Lightning's Trainer's.
     positions = [help_text.index(option) for option in ("--model.lr", "--data.batch_size", "--trainer.accelerator")]
     assert positions == sorted(positions)
-    ckpt_help = " ".join(help_text[help_text.index("--ckpt_path CKPT_PATH"):].split()[:40])
+    ckpt_help = " ".join(help_text[help_text.index("--ckpt_path CKPT_PATH") :].split()[:40])
     assert "'last': the newest run's checkpoints/last.ckpt" in ckpt_help and "settings it was started with" in ckpt_help
 
 
@@ -172,9 +191,12 @@ def test_bf16_mixed_precision_trains_and_tests(fashion_dir, tmp_path):
 
 
 def test_keras_curves_skip_epochs_without_validation(fashion_dir, tmp_path):
-    main(fit_args(fashion_dir, tmp_path / "runs", "--trainer.max_epochs", "3",
-                  "--trainer.check_val_every_n_epoch", "2"))  # fmt: skip
-    curves = {folder: EventAccumulator(str(tmp_path / "runs" / "version_0" / folder)).Reload()
-              for folder in ("train", "validation")}  # fmt: skip
+    main(
+        fit_args(fashion_dir, tmp_path / "runs", "--trainer.max_epochs", "3", "--trainer.check_val_every_n_epoch", "2")
+    )
+    curves = {
+        folder: EventAccumulator(str(tmp_path / "runs" / "version_0" / folder)).Reload()
+        for folder in ("train", "validation")
+    }
     assert [point.step for point in curves["train"].Scalars("epoch_loss")] == [1, 3, 5]
     assert [point.step for point in curves["validation"].Scalars("epoch_loss")] == [3]  # the one validated epoch

@@ -14,7 +14,7 @@ def test_splits_shapes_and_ranges(fashion_dir):
     data.setup("fit")
     images, labels = data.train_set
     assert images.shape == (64, 1, 28, 28) and images.dtype == torch.float32
-    assert 0.0 <= images.min() and images.max() <= 1.0 and images.max() > 0.5
+    assert images.min() >= 0.0 and images.max() <= 1.0 and images.max() > 0.5
     assert labels.dtype == torch.int64 and labels.tolist() == [i % 10 for i in range(64)]
     # As the reference: validation and test are both the test split.
     assert len(data.val_dataloader().dataset) == len(data.test_dataloader().dataset) == 32
@@ -112,7 +112,7 @@ def test_labels_out_of_range_are_refused(fashion_dir):
 def test_a_gz_that_is_not_gzip_is_refused(tmp_path):
     source = write_fashion_mnist(tmp_path / "data", compress=True)
     (source / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not gzip at all")
-    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz is not a readable gzip file"):
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz is not a readable gzip file"):
         locate(source, download=False)
 
 
@@ -133,8 +133,12 @@ def test_flip_and_shift_moves_whole_images_within_the_frame():
     shifted = flip_and_shift(images, max_shift=2)
     assert shifted.shape == images.shape
     for out, image in zip(shifted, images):  # some flip and shift of the image, zeros where it moved in
-        candidates = [torch.roll(torch.nn.functional.pad(view, (2, 2, 2, 2)), (dy, dx), (-2, -1))[..., 2:30, 2:30]
-                      for view in (image, image.flip(-1)) for dy in range(-2, 3) for dx in range(-2, 3)]  # fmt: skip
+        candidates = [
+            torch.roll(torch.nn.functional.pad(view, (2, 2, 2, 2)), (dy, dx), (-2, -1))[..., 2:30, 2:30]
+            for view in (image, image.flip(-1))
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+        ]
         assert any(torch.equal(out, candidate) for candidate in candidates)
 
 

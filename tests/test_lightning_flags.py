@@ -41,8 +41,16 @@ def build(workflow, data_dir, **model_options):
 
 
 def trainer(tmp_path, **flags):
-    settings = dict(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
-                    enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    settings = {
+        "accelerator": "cpu",
+        "devices": 1,
+        "max_epochs": 1,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "default_root_dir": tmp_path,
+    }
     return L.Trainer(**settings | flags)
 
 
@@ -51,12 +59,38 @@ def cli(workflow, data_dir, root, *extra):
     main = fashion_main if workflow == "fashion_cnn" else sst2_main
     tiny = {
         "fashion_cnn": ["--data.download", "false", "--model.channels", "[4, 8]", "--model.dense_size", "8"],
-        "sst2_bilstm": ["--model.embedding_dim", "8", "--model.hidden_sizes", "[4, 4]", "--model.dense_size", "4",
-                        "--data.num_words", "50", "--data.max_length", "12"],
-    }[workflow]  # fmt: skip
-    main(["fit", "--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(root), "--data.batch_size", "8",
-          "--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu", "--trainer.max_epochs", "1",
-          *tiny, *extra])  # fmt: skip
+        "sst2_bilstm": [
+            "--model.embedding_dim",
+            "8",
+            "--model.hidden_sizes",
+            "[4, 4]",
+            "--model.dense_size",
+            "4",
+            "--data.num_words",
+            "50",
+            "--data.max_length",
+            "12",
+        ],
+    }[workflow]
+    main(
+        [
+            "fit",
+            "--data.data_dir",
+            str(data_dir),
+            "--trainer.default_root_dir",
+            str(root),
+            "--data.batch_size",
+            "8",
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.accelerator",
+            "cpu",
+            "--trainer.max_epochs",
+            "1",
+            *tiny,
+            *extra,
+        ]
+    )
     return root / "version_0"
 
 
@@ -76,12 +110,20 @@ def test_gradient_clipping(workflow, algorithm, data_dirs, tmp_path):
     model, data = build(workflow, data_dirs[workflow])
     from tests.callbacks import GradientRecorder
 
-    trainer(tmp_path, gradient_clip_val=1e-3, gradient_clip_algorithm=algorithm,
-            callbacks=[GradientRecorder(str(recorded))]).fit(model, data)  # fmt: skip
+    trainer(
+        tmp_path, gradient_clip_val=1e-3, gradient_clip_algorithm=algorithm, callbacks=[GradientRecorder(str(recorded))]
+    ).fit(model, data)
     python = json.loads(recorded.read_text())
-    cli(workflow, data_dirs[workflow], tmp_path / "runs", "--trainer.gradient_clip_val", "0.001",
-        "--trainer.gradient_clip_algorithm", algorithm, callback("tests.callbacks.GradientRecorder",
-                                                                 path=str(tmp_path / "cli.json")))  # fmt: skip
+    cli(
+        workflow,
+        data_dirs[workflow],
+        tmp_path / "runs",
+        "--trainer.gradient_clip_val",
+        "0.001",
+        "--trainer.gradient_clip_algorithm",
+        algorithm,
+        callback("tests.callbacks.GradientRecorder", path=str(tmp_path / "cli.json")),
+    )
     command_line = json.loads((tmp_path / "cli.json").read_text())
     for gradients in (python, command_line):
         assert len(gradients["norms"]) == BATCHES[workflow]
@@ -125,8 +167,17 @@ def test_limit_train_batches_counts_optimizer_steps_and_val_check_interval_works
     fit = trainer(tmp_path, limit_train_batches=3, max_epochs=2)
     fit.fit(model, data)
     assert fit.global_step == 6
-    run = cli(workflow, data_dirs[workflow], tmp_path / "runs", "--trainer.limit_train_batches", "4",
-              "--trainer.val_check_interval", "0.5", "--trainer.log_every_n_steps", "1")  # fmt: skip
+    run = cli(
+        workflow,
+        data_dirs[workflow],
+        tmp_path / "runs",
+        "--trainer.limit_train_batches",
+        "4",
+        "--trainer.val_check_interval",
+        "0.5",
+        "--trainer.log_every_n_steps",
+        "1",
+    )
     events = EventAccumulator(str(run)).Reload()
     assert [e.step for e in events.Scalars("train_batch_loss")] == [0, 1, 2, 3]
     # Validation twice in the epoch of 4 batches: after the second and the fourth.
@@ -135,15 +186,30 @@ def test_limit_train_batches_counts_optimizer_steps_and_val_check_interval_works
 
 def test_check_val_every_n_epoch_leaves_the_other_epochs_without_validation(data_dirs, tmp_path):
     # A rate too small to move val_loss: a plateau schedule acting on a stale val_loss would halve it at epoch 3.
-    run = cli("sst2_bilstm", data_dirs["sst2_bilstm"], tmp_path / "runs", "--trainer.check_val_every_n_epoch", "2",
-              "--trainer.max_epochs", "4", "--model.lr", "1e-12", "--model.min_lr", "0",
-              "--model.plateau_patience", "1")  # fmt: skip
+    run = cli(
+        "sst2_bilstm",
+        data_dirs["sst2_bilstm"],
+        tmp_path / "runs",
+        "--trainer.check_val_every_n_epoch",
+        "2",
+        "--trainer.max_epochs",
+        "4",
+        "--model.lr",
+        "1e-12",
+        "--model.min_lr",
+        "0",
+        "--model.plateau_patience",
+        "1",
+    )
     history = metrics(run)["history"]
     assert [("val_loss" in e, "train_loss" in e) for e in history] == [(False, True), (True, True)] * 2
     assert [e["lr"] for e in history] == [1e-12] * 4
     report = (run / "report.md").read_text()
-    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
-            for line in report.splitlines() if line.startswith("| ") and line.split("|")[1].strip().isdigit()}
+    rows = {
+        line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+        for line in report.splitlines()
+        if line.startswith("| ") and line.split("|")[1].strip().isdigit()
+    }
     # train acc, train loss, val acc, val loss: epochs 1 and 3 have no validation figures
     assert [bool(rows[epoch][2]) for epoch in "1234"] == [False, True, False, True]
     curves = EventAccumulator(str(run / "validation")).Reload()
@@ -163,14 +229,25 @@ def test_early_stopping_acts_only_on_validated_epochs(workflow, data_dirs, tmp_p
 
 @pytest.mark.parametrize("workflow", WORKFLOWS)
 def test_no_validation_at_all_trains_and_says_so_once(workflow, data_dirs, tmp_path, recwarn):
-    run = cli(workflow, data_dirs[workflow], tmp_path / "runs", "--trainer.limit_val_batches", "0",
-              "--trainer.max_epochs", "2")  # fmt: skip
+    run = cli(
+        workflow,
+        data_dirs[workflow],
+        tmp_path / "runs",
+        "--trainer.limit_val_batches",
+        "0",
+        "--trainer.max_epochs",
+        "2",
+    )
     summary = metrics(run)
     assert [e["epoch"] for e in summary["history"]] == [1, 2] and "val" not in summary and "test" in summary
     assert (run / "checkpoints" / "last.ckpt").exists()
     if workflow == "sst2_bilstm":  # early stopping and the plateau schedule watch val_loss
-        said = [str(w.message) for w in recwarn if "`val_loss` which is not available" in str(w.message)
-                or "val_loss which is not available" in str(w.message)]  # fmt: skip
+        said = [
+            str(w.message)
+            for w in recwarn
+            if "`val_loss` which is not available" in str(w.message)
+            or "val_loss which is not available" in str(w.message)
+        ]
         assert len(said) == 2, said
 
 
@@ -191,9 +268,18 @@ def test_checkpoints_every_n_train_steps(workflow, data_dirs, tmp_path):
     trainer(tmp_path, enable_checkpointing=True, callbacks=[every]).fit(model, data)
     steps = list(range(3, BATCHES[workflow] + 1, 3))
     assert sorted(p.name for p in (tmp_path / "python").iterdir()) == [f"step={s}.ckpt" for s in steps]
-    cli(workflow, data_dirs[workflow], tmp_path / "runs", callback(
-        "lightning.pytorch.callbacks.ModelCheckpoint", dirpath=str(tmp_path / "cli"), every_n_train_steps=3,
-        save_top_k=-1, filename="{step}"))  # fmt: skip
+    cli(
+        workflow,
+        data_dirs[workflow],
+        tmp_path / "runs",
+        callback(
+            "lightning.pytorch.callbacks.ModelCheckpoint",
+            dirpath=str(tmp_path / "cli"),
+            every_n_train_steps=3,
+            save_top_k=-1,
+            filename="{step}",
+        ),
+    )
     assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == [f"step={s}.ckpt" for s in steps]
 
 
@@ -217,8 +303,9 @@ def test_weight_averaging_updates_per_optimizer_step_and_swa_per_epoch(workflow,
 @pytest.mark.parametrize("workflow", WORKFLOWS)
 def test_the_learning_rate_finder_suggests_a_rate(workflow, data_dirs, tmp_path):
     model, data = build(workflow, data_dirs[workflow])
-    finder = Tuner(trainer(tmp_path, max_epochs=3)).lr_find(model, datamodule=data, num_training=20,
-                                                            early_stop_threshold=None)  # fmt: skip
+    finder = Tuner(trainer(tmp_path, max_epochs=3)).lr_find(
+        model, datamodule=data, num_training=20, early_stop_threshold=None
+    )
     suggestion = finder.suggestion()
     assert suggestion is not None and math.isfinite(suggestion) and suggestion > 0
 
@@ -229,16 +316,29 @@ def test_without_logger_or_with_a_csv_logger_the_run_reports(workflow, data_dirs
     cli(workflow, data_dirs[workflow], root, "--trainer.logger", "false")
     assert "test" in metrics(root) and (root / "report.md").is_file() and (root / "checkpoints").is_dir()
     csv = tmp_path / "csv"
-    cli(workflow, data_dirs[workflow], csv, "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
-        "--trainer.logger.save_dir", str(csv))  # fmt: skip
+    cli(
+        workflow,
+        data_dirs[workflow],
+        csv,
+        "--trainer.logger",
+        "lightning.pytorch.loggers.CSVLogger",
+        "--trainer.logger.save_dir",
+        str(csv),
+    )
     run = csv / "lightning_logs" / "version_0"
     assert "test" in metrics(run) and "train_loss" in (run / "metrics.csv").read_text()
 
 
 def test_a_run_without_logger_that_fails_before_its_first_step_leaves_nothing(data_dirs, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        cli("sst2_bilstm", data_dirs["sst2_bilstm"], tmp_path / "runs", "--trainer.logger", "false",
-            callback("tests.callbacks.RefuseAtStart"))  # fmt: skip
+        cli(
+            "sst2_bilstm",
+            data_dirs["sst2_bilstm"],
+            tmp_path / "runs",
+            "--trainer.logger",
+            "false",
+            callback("tests.callbacks.RefuseAtStart"),
+        )
     assert exit_info.value.code == 2 and "refused at the start of training" in capsys.readouterr().err
     assert not any(path.is_file() for path in (tmp_path / "runs").rglob("*"))
 
@@ -264,8 +364,15 @@ def test_an_unwritable_output_folder_is_refused_before_anything_is_written(workf
 
 @pytest.mark.parametrize("workflow", WORKFLOWS)
 def test_every_scalar_sits_at_its_optimizer_step(workflow, data_dirs, tmp_path):
-    run = cli(workflow, data_dirs[workflow], tmp_path / "runs", "--trainer.max_epochs", "2",
-              "--trainer.log_every_n_steps", "2")  # fmt: skip
+    run = cli(
+        workflow,
+        data_dirs[workflow],
+        tmp_path / "runs",
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.log_every_n_steps",
+        "2",
+    )
     per_epoch = BATCHES[workflow]
     last_steps = [per_epoch - 1, 2 * per_epoch - 1]  # the index of each epoch's last optimizer step
     events = EventAccumulator(str(run)).Reload()

@@ -43,8 +43,9 @@ def installed(tmp_path_factory):
 
 def run_installed(installed, *command):
     site, elsewhere = installed
-    return subprocess.run(command, cwd=elsewhere, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True)  # fmt: skip
+    return subprocess.run(
+        command, cwd=elsewhere, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True
+    )
 
 
 def test_the_wheel_ships_the_configs_and_runs_from_its_own_files(installed):

@@ -31,7 +31,9 @@ def sst2_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("sst2")
     data_dir = write_sst2(root / "data")
     small = ["--model.embedding_dim", "16", "--model.hidden_sizes", "[8, 4]", "--model.dense_size", "8"]
-    sst2_train(["fit", "--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(root / "runs"), *QUIET, *small])
+    sst2_train(
+        ["fit", "--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(root / "runs"), *QUIET, *small]
+    )
     return data_dir, root / "runs" / "version_0"
 
 
@@ -50,7 +52,7 @@ def export_test_images(data_dir, folder, count=10):
     data = FashionMNISTDataModule(data_dir=str(data_dir), download=False)
     data.setup("test")
     folder.mkdir()
-    images, labels = data.test_set
+    images, _labels = data.test_set
     for i in range(count):
         Image.fromarray((images[i, 0] * 255).round().byte().numpy()).save(folder / f"{i:02d}.png")
     return images[:count]
@@ -67,17 +69,22 @@ def test_fashion_command_line_and_api_agree(fashion_run, tmp_path, capsys):
     expected = fashion_predict.load(ckpt).predict(images)  # the same pixels, never written to PNG
     for suffix in ("csv", "json"):
         output = tmp_path / f"predictions.{suffix}"
-        assert run_main(fashion_predict.main, ["--ckpt", ckpt, str(tmp_path / "png"), "--output", str(output)], capsys)[0] == 0
+        assert (
+            run_main(fashion_predict.main, ["--ckpt", ckpt, str(tmp_path / "png"), "--output", str(output)], capsys)[0]
+            == 0
+        )
         rows = json.loads(output.read_text()) if suffix == "json" else list(csv.DictReader(output.open()))
         assert [row["label"] for row in rows] == [p["label"] for p in expected]
-        assert [float(row["probability"]) for row in rows] == pytest.approx([p["probability"] for p in expected], abs=1e-4)
+        assert [float(row["probability"]) for row in rows] == pytest.approx(
+            [p["probability"] for p in expected], abs=1e-4
+        )
         assert all(row["label"] in CLASS_NAMES for row in rows)
     top3 = expected[0]["top3"]
     assert len(top3) == 3 and top3[0][0] == expected[0]["label"] and top3[0][1] >= top3[1][1] >= top3[2][1]
 
 
 def test_fashion_refusals(fashion_run, tmp_path, capsys):
-    data_dir, run = fashion_run
+    _data_dir, run = fashion_run
     ckpt = str(run / "checkpoints" / "last.ckpt")
     Image.new("L", (32, 30)).save(tmp_path / "big.png")
     (tmp_path / "notes.png").write_text("not an image")
@@ -142,7 +149,14 @@ def test_sst2_sentences_from_arguments_file_and_stdin(sst2_run, tmp_path, capsys
 
     (tmp_path / "sentences.txt").write_text("\n".join(sentences) + "\n")
     output = tmp_path / "out.json"
-    assert run_main(sst2_predict.main, ["--ckpt", ckpt, "--file", str(tmp_path / "sentences.txt"), "--output", str(output)], capsys)[0] == 0
+    assert (
+        run_main(
+            sst2_predict.main,
+            ["--ckpt", ckpt, "--file", str(tmp_path / "sentences.txt"), "--output", str(output)],
+            capsys,
+        )[0]
+        == 0
+    )
     assert json.loads(output.read_text()) == expected
     monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(sentences)))
     output = tmp_path / "out.csv"
@@ -172,7 +186,9 @@ def test_sst2_tokenizer_from_the_run_folder_when_the_checkpoint_has_none(sst2_ru
     stripped = run / "checkpoints" / "no-tokenizer.ckpt"
     torch.save(checkpoint, stripped)
     sentences = ["good the film", "bad the film"]
-    assert sst2_predict.load(stripped).predict(sentences) == sst2_predict.load(run / "checkpoints" / "last.ckpt").predict(sentences)
+    assert sst2_predict.load(stripped).predict(sentences) == sst2_predict.load(
+        run / "checkpoints" / "last.ckpt"
+    ).predict(sentences)
     elsewhere = tmp_path / "a" / "b.ckpt"
     elsewhere.parent.mkdir()
     torch.save(checkpoint, elsewhere)
@@ -182,8 +198,19 @@ def test_sst2_tokenizer_from_the_run_folder_when_the_checkpoint_has_none(sst2_ru
 
 def test_predict_subcommand_writes_predictions(fashion_run, tmp_path, capsys):
     data_dir, run = fashion_run
-    fashion_train(["predict", "--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(tmp_path),
-                   "--ckpt_path", str(run / "checkpoints" / "last.ckpt"), "--trainer.enable_progress_bar", "false"])  # fmt: skip
+    fashion_train(
+        [
+            "predict",
+            "--data.data_dir",
+            str(data_dir),
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--ckpt_path",
+            str(run / "checkpoints" / "last.ckpt"),
+            "--trainer.enable_progress_bar",
+            "false",
+        ]
+    )
     path = tmp_path / "version_0" / "predictions.csv"
     assert capsys.readouterr().out.strip().splitlines()[-1] == f"Predictions: {path}"
     rows = list(csv.DictReader(path.open()))
@@ -194,9 +221,21 @@ def test_predict_subcommand_writes_predictions(fashion_run, tmp_path, capsys):
 def test_sst2_predict_subcommand_writes_both_class_probabilities(sst2_run, tmp_path):
     data_dir, run = sst2_run
     # On the CPU, as the Python API it is compared with (a GPU's LSTM kernels round differently).
-    sst2_train(["predict", "--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(tmp_path),
-                "--ckpt_path", str(run / "checkpoints" / "last.ckpt"), "--trainer.enable_progress_bar", "false",
-                "--trainer.accelerator", "cpu"])  # fmt: skip
+    sst2_train(
+        [
+            "predict",
+            "--data.data_dir",
+            str(data_dir),
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--ckpt_path",
+            str(run / "checkpoints" / "last.ckpt"),
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.accelerator",
+            "cpu",
+        ]
+    )
     rows = list(csv.DictReader((tmp_path / "version_0" / "predictions.csv").open()))
     assert len(rows) == 20 and rows[0].keys() == {"index", "predicted", "p_negative", "p_positive"}
     for row in rows:

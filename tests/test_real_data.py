@@ -15,10 +15,20 @@ SST2 = REAL_DATA_DIR / "SST-2"
 
 def short_epoch(data_dir, root):
     return [
-        "fit", "--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(root), "--trainer.max_epochs", "1",
-        "--trainer.limit_train_batches", "150", "--trainer.limit_val_batches", "10", "--trainer.enable_progress_bar",
+        "fit",
+        "--data.data_dir",
+        str(data_dir),
+        "--trainer.default_root_dir",
+        str(root),
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.limit_train_batches",
+        "150",
+        "--trainer.limit_val_batches",
+        "10",
+        "--trainer.enable_progress_bar",
         "false",
-    ]  # fmt: skip
+    ]
 
 
 @pytest.mark.skipif(not (FASHION / "train-images-idx3-ubyte.gz").exists(), reason=f"no Fashion-MNIST in {FASHION}")

@@ -8,8 +8,12 @@ def scores_of(confusion):
     confusion = torch.tensor(confusion, dtype=torch.float64)
     diagonal = confusion.diag()
     precision, recall = diagonal / confusion.sum(0), diagonal / confusion.sum(1)
-    return {"precision": precision, "recall": recall, "f1": 2 * precision * recall / (precision + recall),
-            "confusion_matrix": confusion.long()}  # fmt: skip
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall),
+        "confusion_matrix": confusion.long(),
+    }
 
 
 HISTORY = [
@@ -20,8 +24,9 @@ HISTORY = [
 
 def test_binary_summary_matches_the_reference_figures():
     # The reference's SST-2 confusion matrix: precision 0.81, recall 0.86, F1 0.84 for the positive class.
-    summary = summarize(HISTORY, {"test_loss": 0.436, "test_acc": 0.8291}, scores_of([[340, 88], [61, 383]]),
-                        ["negative", "positive"])  # fmt: skip
+    summary = summarize(
+        HISTORY, {"test_loss": 0.436, "test_acc": 0.8291}, scores_of([[340, 88], [61, 383]]), ["negative", "positive"]
+    )
     assert summary["train"] == {"accuracy": 0.9, "loss": 0.3} and summary["val"] == {"accuracy": 0.84, "loss": 0.45}
     assert summary["test"] == {"accuracy": 0.8291, "loss": 0.436}
     assert (round(summary["precision"], 2), round(summary["recall"], 2), round(summary["f1"], 2)) == (0.81, 0.86, 0.84)

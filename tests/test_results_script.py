@@ -11,9 +11,18 @@ from tests.conftest import REPO
 def test_results_script_reruns_seeds_and_writes_the_table(fashion_dir, tmp_path):
     docs = tmp_path / "docs"
     script = [
-        sys.executable, str(REPO / "scripts" / "results.py"), "--configs", "fashion_cnn", "--seeds", "1", "2",
-        "--runs", str(tmp_path / "runs"), "--docs", str(docs),
-    ]  # fmt: skip
+        sys.executable,
+        str(REPO / "scripts" / "results.py"),
+        "--configs",
+        "fashion_cnn",
+        "--seeds",
+        "1",
+        "2",
+        "--runs",
+        str(tmp_path / "runs"),
+        "--docs",
+        str(docs),
+    ]
     tiny = ["--data.data_dir", str(fashion_dir), "--data.download", "false", "--trainer.max_epochs", "2"]
     command = [*script, "--ensemble", "--", *tiny]
     subprocess.run(command, check=True, capture_output=True, cwd=REPO)
@@ -35,8 +44,9 @@ def test_results_script_reruns_seeds_and_writes_the_table(fashion_dir, tmp_path)
     # The two seeds' tested checkpoints tested together, beside one alone.
     together = results["fashion_cnn"]["ensemble"]
     assert together["members"] == 2 and together["ensemble"]["wall_seconds"] > 0
-    tested = json.loads(next((tmp_path / "runs" / "fashion_cnn" / "ensemble" / "single").glob("version_*/metrics.json"))
-                        .read_text())  # fmt: skip
+    tested = json.loads(
+        next((tmp_path / "runs" / "fashion_cnn" / "ensemble" / "single").glob("version_*/metrics.json")).read_text()
+    )
     assert together["single"]["test_acc"] == tested["test"]["accuracy"] == seeds[0]["test_acc"]
     assert f"| {100 * together['ensemble']['test_acc']:.2f}% |" in (docs / "results.md").read_text()
 

@@ -16,13 +16,22 @@ from sst2_bilstm.train import main as sst2_main
 from tests.conftest import REPO, write_fashion_mnist
 
 
-
 def fit_args(data_dir, root, *extra):
     # On the CPU, where the same seed gives the same figures; a GPU needs deterministic kernels for that.
     return [
-        "fit", "--data.data_dir", str(data_dir), "--data.download", "false", "--trainer.default_root_dir", str(root),
-        "--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu", *extra,
-    ]  # fmt: skip
+        "fit",
+        "--data.data_dir",
+        str(data_dir),
+        "--data.download",
+        "false",
+        "--trainer.default_root_dir",
+        str(root),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.accelerator",
+        "cpu",
+        *extra,
+    ]
 
 
 def batches_per_epoch(data_dir):
@@ -52,8 +61,12 @@ def test_a_killed_run_resumes_in_its_folder_to_the_same_metrics(tmp_path):
     killed, marker = tmp_path / "killed", tmp_path / "paused"
     pause = {"class_path": "tests.callbacks.PauseAtStep", "init_args": {"step": 130, "marker": str(marker)}}
     args = fit_args(data_dir, killed, "--trainer.max_epochs", "4", f"--trainer.callbacks+={json.dumps(pause)}")
-    process = subprocess.Popen([sys.executable, "-m", "fashion_cnn.train", *args], cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fashion_cnn.train", *args],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     while not marker.exists() or not marker.read_text():
         assert process.poll() is None and time.monotonic() < deadline, "the run ended before step 130"
@@ -111,13 +124,39 @@ def test_a_one_cycle_run_cannot_be_resumed_for_longer(fashion_dir, tmp_path, cap
 
 def test_a_resumed_run_keeps_the_plateau_schedule(sst2_dir, tmp_path):
     # A rate too small to improve val_loss: the plateau schedule halves it after every epoch from the second on.
-    tiny = ["--model.embedding_dim", "8", "--model.hidden_sizes", "[4, 4]", "--model.dense_size", "4",
-            "--model.lr", "1e-12", "--model.min_lr", "0", "--model.plateau_patience", "1"]  # fmt: skip
+    tiny = [
+        "--model.embedding_dim",
+        "8",
+        "--model.hidden_sizes",
+        "[4, 4]",
+        "--model.dense_size",
+        "4",
+        "--model.lr",
+        "1e-12",
+        "--model.min_lr",
+        "0",
+        "--model.plateau_patience",
+        "1",
+    ]
 
     def fit(root, epochs, *extra):
-        sst2_main(["fit", "--data.data_dir", str(sst2_dir), "--trainer.default_root_dir", str(root),
-                   "--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu",
-                   "--trainer.max_epochs", str(epochs), *tiny, *extra])  # fmt: skip
+        sst2_main(
+            [
+                "fit",
+                "--data.data_dir",
+                str(sst2_dir),
+                "--trainer.default_root_dir",
+                str(root),
+                "--trainer.enable_progress_bar",
+                "false",
+                "--trainer.accelerator",
+                "cpu",
+                "--trainer.max_epochs",
+                str(epochs),
+                *tiny,
+                *extra,
+            ]
+        )
 
     fit(tmp_path / "straight", 4)
     fit(tmp_path / "resumed", 2)

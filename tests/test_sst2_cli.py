@@ -13,12 +13,29 @@ from tests.conftest import REPO, write_sst2
 
 def fit_args(data_dir, root, *extra):
     return [
-        "fit", "--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(root),
-        "--trainer.max_epochs", "3", "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "1",
-        "--model.embedding_dim", "16", "--model.hidden_sizes", "[8, 4]", "--model.dense_size", "8",
-        "--data.max_length", "12", "--data.batch_size", "16",
+        "fit",
+        "--data.data_dir",
+        str(data_dir),
+        "--trainer.default_root_dir",
+        str(root),
+        "--trainer.max_epochs",
+        "3",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.log_every_n_steps",
+        "1",
+        "--model.embedding_dim",
+        "16",
+        "--model.hidden_sizes",
+        "[8, 4]",
+        "--model.dense_size",
+        "8",
+        "--data.max_length",
+        "12",
+        "--data.batch_size",
+        "16",
         *extra,
-    ]  # fmt: skip
+    ]
 
 
 @pytest.mark.parametrize("order", ["reference", "reordered"])
@@ -82,8 +99,15 @@ def test_lightning_steps_the_plateau_scheduler_on_val_loss(sst2_dir, tmp_path):
 
 
 def test_the_packed_config_runs_on_top_of_the_reference(sst2_dir, tmp_path):
-    main([*fit_args(sst2_dir, tmp_path), "--config", str(REPO / "configs" / "sst2_bilstm_packed.yaml"),
-          "--trainer.default_root_dir", str(tmp_path)])  # fmt: skip
+    main(
+        [
+            *fit_args(sst2_dir, tmp_path),
+            "--config",
+            str(REPO / "configs" / "sst2_bilstm_packed.yaml"),
+            "--trainer.default_root_dir",
+            str(tmp_path),
+        ]
+    )
     config = (tmp_path / "version_0" / "config.yaml").read_text()
     assert "packed: true" in config and "length_buckets: true" in config and "patience: 5" in config
     metrics = json.loads((tmp_path / "version_0" / "metrics.json").read_text())
@@ -114,7 +138,15 @@ def test_bf16_autocast_runs_the_lstms_in_what_this_cpu_supports():
 
 @pytest.mark.parametrize("config", ["sst2_bilstm.yaml", "sst2_bilstm_packed.yaml"])
 def test_bf16_mixed_precision_trains_and_tests(sst2_dir, tmp_path, config):
-    main(["fit", "--config", str(REPO / "configs" / config), *fit_args(sst2_dir, tmp_path)[1:],
-          "--trainer.precision", "bf16-mixed"])  # fmt: skip
+    main(
+        [
+            "fit",
+            "--config",
+            str(REPO / "configs" / config),
+            *fit_args(sst2_dir, tmp_path)[1:],
+            "--trainer.precision",
+            "bf16-mixed",
+        ]
+    )
     metrics = json.loads((tmp_path / "version_0" / "metrics.json").read_text())
     assert sum(map(sum, metrics["confusion_matrix"])) == 20 and metrics["test"]["loss"] > 0

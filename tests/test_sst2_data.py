@@ -60,8 +60,8 @@ def test_tokenizer_round_trips_through_the_state_dict(sst2_dir):
 def test_malformed_rows_name_the_file_and_line(sst2_dir, row, expected):
     dev = sst2_dir / "SST-2" / "dev.tsv"
     lines = dev.read_text().splitlines()
-    dev.write_text("\n".join(lines[:3] + [row] + lines[3:]) + "\n")
-    with pytest.raises(DataError, match="dev.tsv") as error:
+    dev.write_text("\n".join([*lines[:3], row, *lines[3:]]) + "\n")
+    with pytest.raises(DataError, match=r"dev\.tsv") as error:
         setup_data(sst2_dir)
     assert expected in str(error.value)
 
@@ -74,12 +74,15 @@ def test_malformed_rows_name_the_file_and_line(sst2_dir, row, expected):
         (b"sentence\tlabel\n", "holds no rows after its header"),
         (b"sentence\tlabel\ncaf\xe9\t1\n", "is not UTF-8 text"),
         # Far enough that the header check's read-ahead does not reach it: datasets' own reader does.
-        (b"sentence\tlabel\n" + b"fine film\t1\n" * 2000 + b"caf\xe9\t1\n", "could not be read as GLUE's TSV: 'utf-8' codec can't decode"),
+        (
+            b"sentence\tlabel\n" + b"fine film\t1\n" * 2000 + b"caf\xe9\t1\n",
+            "could not be read as GLUE's TSV: 'utf-8' codec can't decode",
+        ),
     ],
 )
 def test_bad_files_are_refused(sst2_dir, content, expected):
     (sst2_dir / "SST-2" / "train.tsv").write_bytes(content)
-    with pytest.raises(DataError, match="train.tsv") as error:
+    with pytest.raises(DataError, match=r"train\.tsv") as error:
         setup_data(sst2_dir)
     assert expected in str(error.value)
 

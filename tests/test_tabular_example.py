@@ -39,14 +39,14 @@ def test_a_workflow_of_ones_own_trains_tests_and_reports(tables, capsys):
     assert list(metrics["per_class"]) == CLASSES
     assert (run / "report.md").is_file() and (run / "train").is_dir() and (run / "validation").is_dir()
 
-    main(["predict", *data, "--trainer.default_root_dir", str(root / "runs"), "--trainer.enable_progress_bar",
-          "false"])  # fmt: skip: the newest run's last.ckpt
+    # No --ckpt_path: the newest run's last.ckpt.
+    main(["predict", *data, "--trainer.default_root_dir", str(root / "runs"), "--trainer.enable_progress_bar", "false"])
     rows = list(csv.DictReader((root / "runs" / "version_1" / "predictions.csv").open()))
     assert len(rows) == 60 and {row["predicted"] for row in rows} <= set(CLASSES)
 
 
 def test_the_output_size_follows_the_class_names(tables, capsys):
-    _, train, test = tables
+    _, train, _test = tables
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--data.train_path", str(train), "--model.num_classes", "5"])
     assert exit_info.value.code == 2 and 'must be given via "data.class_names"' in capsys.readouterr().err

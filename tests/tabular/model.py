@@ -1,7 +1,7 @@
 """Dense - ReLU - dropout - dense, trained with Adam: Keras's
 
-    Sequential([Dense(hidden_size, activation="relu"), Dropout(dropout), Dense(num_classes, activation="softmax")])
-    model.compile(optimizer=Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+Sequential([Dense(hidden_size, activation="relu"), Dropout(dropout), Dense(num_classes, activation="softmax")])
+model.compile(optimizer=Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 """
 
 import torch
@@ -16,8 +16,9 @@ class TableMLP(ClassifierModule):
     """Args: num_features (columns before the label), num_classes (linked to the data's class names),
     hidden_size, dropout, lr (Adam's; epsilon 1e-7, as Keras)."""
 
-    def __init__(self, num_features: int = 4, num_classes: int = 2, hidden_size: int = 16, dropout: float = 0.2,
-                 lr: float = 1e-3) -> None:  # fmt: skip
+    def __init__(
+        self, num_features: int = 4, num_classes: int = 2, hidden_size: int = 16, dropout: float = 0.2, lr: float = 1e-3
+    ) -> None:
         super().__init__(num_classes)
         self.save_hyperparameters()
         self.net = nn.Sequential(
