@@ -1,9 +1,13 @@
 """Several trained classifiers of one kind used as one: the mean of their class probabilities."""
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
+from common.errors import ConfigError
 from common.module import ClassifierModule
+from common.predict import read_checkpoint
 
 
 class EnsembleClassifier(ClassifierModule):
@@ -36,3 +40,21 @@ class EnsembleClassifier(ClassifierModule):
 
     def configure_optimizers(self):
         raise TypeError("an ensemble of trained models is evaluated, not trained.")
+
+
+def load_ensemble(
+    paths: list[str | Path], model_class: type, datamodule_class: type
+) -> tuple[EnsembleClassifier, dict]:
+    """The ensemble of the checkpoints' models, and the DataModule state they share: each reads its data as it was
+    trained (SST-2's tokenizer), so all must read it alike."""
+    members = [read_checkpoint(path, model_class)[1] for path in paths]
+    states = [
+        datamodule_class.load_from_checkpoint(path, map_location="cpu", weights_only=True).state_dict()
+        for path in paths
+    ]
+    if any(state != states[0] for state in states):
+        raise ConfigError(
+            "the checkpoints of an ensemble must read their data alike, and these were trained with different "
+            f"{datamodule_class.__name__} states (an SST-2 vocabulary of other data or num_words)."
+        )
+    return EnsembleClassifier(members), states[0]

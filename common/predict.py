@@ -53,13 +53,17 @@ def batched_probabilities(model: torch.nn.Module, inputs: torch.Tensor, batch_si
     return torch.cat([model.probabilities(model(chunk.to(device))).cpu() for chunk in inputs.split(batch_size)])
 
 
+# The table's widest cell: a long input is shown by its start and end; CSV and JSON keep it whole.
+CELL_WIDTH = 60
+
+
 def write_rows(rows: list[dict], output: Path | None, columns: list[str]) -> None:
     """Rows as an aligned table on standard output, or to ``output`` as CSV or JSON (chosen by its extension)."""
     if output is None:
         if not rows:
             print("no input: nothing to predict", file=sys.stderr)
             return
-        cells = [[_cell(row[c]) for c in columns] for row in rows]
+        cells = [[_shortened(_cell(row[c])) for c in columns] for row in rows]
         widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
         for line in (columns, ["-" * w for w in widths], *cells):
             print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
@@ -77,6 +81,14 @@ def write_rows(rows: list[dict], output: Path | None, columns: list[str]) -> Non
     print(f"{len(rows)} predictions written to {output}", file=sys.stderr)
 
 
+def _shortened(text: str) -> str:
+    text = " ".join(text.split())  # a cell is one line
+    if len(text) <= CELL_WIDTH:
+        return text
+    half = (CELL_WIDTH - 5) // 2
+    return f"{text[:half]} ... {text[-half:]}"
+
+
 def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
@@ -86,11 +98,14 @@ def _cell(value) -> str:
 
 
 class PredictionWriter(BasePredictionWriter):
-    """Writes what ``predict`` returns to ``predictions.csv`` in the run folder, one row per input: its index, the
-    predicted class and the probability of each class."""
+    """Writes what ``predict`` returns to ``<folder>/<name>.csv``, one row per input: its index, the predicted class
+    and the probability of each class. ``folder`` defaults to the Trainer's log_dir; under DDP each process writes
+    its own share, ``<name>-rank<N>.csv``."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path | None = None, name: str = "predictions") -> None:
         super().__init__(write_interval="epoch")
+        self.folder, self.name = folder, name
+        self.path: Path | None = None
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
         names = list(trainer.datamodule.class_names)
@@ -98,9 +113,10 @@ class PredictionWriter(BasePredictionWriter):
         if probabilities.dim() == 1:  # one sigmoid output: the probability of the second (positive) class
             probabilities = torch.stack([1 - probabilities, probabilities], dim=1)
         indices = [i for batches in batch_indices for batch in batches for i in batch]
-        path = Path(trainer.log_dir or trainer.default_root_dir) / f"predictions-rank{trainer.global_rank}.csv"
-        if trainer.world_size == 1:
-            path = path.with_name("predictions.csv")
+        folder = self.folder or Path(trainer.log_dir or trainer.default_root_dir)
+        path = folder / (
+            f"{self.name}.csv" if trainer.world_size == 1 else f"{self.name}-rank{trainer.global_rank}.csv"
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="") as file:
             writer = csv.writer(file)

@@ -1,7 +1,9 @@
 """Classify garment images with a trained Fashion-MNIST checkpoint.
 
-    python -m fashion_cnn.predict --ckpt runs/fashion_cnn/version_0/checkpoints/last.ckpt shirt.png photos/
-    python -m fashion_cnn.predict --ckpt ... --resize --invert photo.jpg --output predictions.csv
+    fashion-cnn-predict --ckpt runs/fashion_cnn/version_0/checkpoints/last.ckpt shirt.png photos/
+    fashion-cnn-predict --ckpt ... --resize --invert photo.jpg --output predictions.csv
+
+(``python -m fashion_cnn.predict`` is the same command without installing.)
 
 Fashion-MNIST images are 28x28 grayscale, a light garment on a black background. Other sizes are refused unless
 ``--resize`` is given; photographs of dark garments on a light background need ``--invert``.
@@ -14,28 +16,36 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from common.errors import DataError, exit_on_reported_error
+from common.parser import program
 from common.predict import batched_probabilities, load_checkpoint, write_rows
 from fashion_cnn.data import CLASS_NAMES
 from fashion_cnn.model import FashionCNN
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
-COLUMNS = ["file", "label", "probability", "top3"]
+COLUMNS = ["file", "label", "probability", "top3", "note"]
 
 
 def read_image(path: Path, resize: bool = False, invert: bool = False) -> torch.Tensor:
     """A (1, 28, 28) float tensor in [0, 1] from an image file, converted to grayscale."""
+    return load_image(path, resize, invert)[0]
+
+
+def load_image(path: Path, resize: bool = False, invert: bool = False) -> tuple[torch.Tensor, str]:
+    """``read_image``'s tensor, and a note of what was done to the image to get it (a resize), or ""."""
+    note = ""
     try:
         with Image.open(path) as image:
             image = image.convert("L")
             if image.size != (28, 28):
                 if not resize:
                     raise DataError(f"{path} is {image.size[0]}x{image.size[1]}, not 28x28; pass --resize to scale it.")
+                note = f"resized from {image.size[0]}x{image.size[1]}"
                 image = image.resize((28, 28), Image.Resampling.LANCZOS)
             pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(1, 28, 28)
     except (UnidentifiedImageError, OSError) as error:
         raise DataError(f"{path} is not a readable image ({error}).") from None
     pixels = pixels.float().div_(255)
-    return 1 - pixels if invert else pixels
+    return (1 - pixels if invert else pixels), note
 
 
 def checked_images(images: torch.Tensor) -> torch.Tensor:
@@ -95,8 +105,12 @@ def image_files(inputs: list[str]) -> list[Path]:
 
 
 def main(args: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", required=True, help="a checkpoint of python -m fashion_cnn.train")
+    parser = argparse.ArgumentParser(
+        prog=program("fashion-cnn-predict", "fashion_cnn.predict"),
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--ckpt", required=True, help="a checkpoint of fashion-cnn (python -m fashion_cnn.train)")
     parser.add_argument("inputs", nargs="+", help="PNG or JPEG files, or folders of them")
     parser.add_argument("--resize", action="store_true", help="scale images that are not 28x28")
     parser.add_argument("--invert", action="store_true", help="for dark garments on a light background")
@@ -105,8 +119,9 @@ def main(args: list[str] | None = None) -> None:
     with exit_on_reported_error():
         predictor = load(options.ckpt)
         files = image_files(options.inputs)
-        images = torch.stack([read_image(f, options.resize, options.invert) for f in files])
-        rows = [{"file": str(f), **p} for f, p in zip(files, predictor.predict(images))]
+        images, notes = zip(*(load_image(f, options.resize, options.invert) for f in files))
+        predictions = predictor.predict(torch.stack(images))
+        rows = [{"file": str(f), **p, "note": note} for f, p, note in zip(files, predictions, notes)]
         write_rows(rows, options.output, COLUMNS)
 
 

@@ -11,7 +11,7 @@ wall time and peak memory (RSS) are recorded.
 Runs land in runs/results/<config>/seed_<seed>/version_N/ with their log beside; --reuse takes the newest run of
 each config and seed when it finished (its wall time and memory from docs/results.json) instead of training again.
 With --ensemble, the checkpoints the seeds tested are also tested together (the command line's ``test`` with
-several ``--ckpt_path``, the mean of their probabilities), beside one of them alone, both timed.
+a list of checkpoints as ``--ckpt_path``, the mean of their probabilities), beside one of them alone, both timed.
 """
 
 import argparse
@@ -97,7 +97,8 @@ def ensemble(config: str, runs: list[Path], root: Path, extra: list[str]) -> dic
         checkpoints.append(str((metrics.parent / tested).resolve()))
     figures = {}
     for name, paths in (("ensemble", checkpoints), ("single", checkpoints[:1])):
-        timing = run(config, ["test", "--ckpt_path", *paths], root / name, extra)
+        listed = [arg for path in paths for arg in ("--ckpt_path+", path)]  # a list of one or several
+        timing = run(config, ["test", *listed], root / name, extra)
         tested = json.loads(newest_metrics(root / name).read_text())["test"]
         figures[name] = {"test_acc": tested["accuracy"], "test_loss": tested["loss"], **timing}
     return {"members": len(checkpoints), **figures}

@@ -2,6 +2,9 @@
 
 import csv
 import math
+import os
+import socket
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +20,8 @@ from sst2_bilstm.tokenizer import encode, fit_word_tokenizer
 
 CLASS_NAMES = ("negative", "positive")
 FILES = {"train": "train.tsv", "test": "dev.tsv"}  # GLUE's validation split is the reference's test set
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 COLUMNS = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.Value("string")})
 
 
@@ -27,7 +32,8 @@ def load_glue_files(folder: Path) -> dict[str, tuple[list[str], torch.Tensor]]:
 
 def load_tsv(path: Path) -> tuple[list[str], torch.Tensor]:
     try:
-        with path.open(encoding="utf-8") as file:
+        # -sig: a byte-order mark is no part of the header (pandas drops it from the rows itself).
+        with path.open(encoding="utf-8-sig") as file:
             header, first_row = file.readline(), file.readline()
     except UnicodeDecodeError as error:
         raise DataError(f"{path} is not UTF-8 text ({error}).") from None
@@ -76,16 +82,38 @@ def load_sst2(data_dir: Path) -> dict[str, tuple[list[str], torch.Tensor]]:
     missing = [name for name in FILES.values() if not (folder / name).is_file()]
     if not missing:
         return load_glue_files(folder)
+    if all((data_dir / name).is_file() for name in FILES.values()):
+        raise DataError(
+            f"{data_dir} holds GLUE's SST-2 files itself; DATA_DIR (or --data.data_dir) names the folder that holds "
+            f"SST-2/: {data_dir.parent}."
+        )
+    not_found = f"SST-2 not found: {', '.join(missing)} missing from {folder}"
+    advice = (
+        "Provide GLUE's SST-2/train.tsv and SST-2/dev.tsv (header sentence<TAB>label) in that folder, point "
+        "DATA_DIR (or --data.data_dir) at a folder holding SST-2/, or run where the network reaches the hub."
+    )
+    if (unreachable := hub_unreachable()) is not None:
+        raise DataError(f"{not_found}, and the Hugging Face hub cannot be reached ({unreachable}). {advice}")
     rank_zero_info(f"SST-2 files not found in {folder}: trying the Hugging Face hub (nyu-mll/glue, sst2).")
     try:
         return load_glue_hub()
     except Exception as error:  # the hub's failures come in many types; all end here
-        raise DataError(
-            f"SST-2 not found: {', '.join(missing)} missing from {folder}, and the Hugging Face hub could not be "
-            f"reached ({error}). Provide GLUE's SST-2/train.tsv and SST-2/dev.tsv (header sentence<TAB>label) in "
-            "that folder, point DATA_DIR (or --data.data_dir) at a folder holding SST-2/, or run where the "
-            "network reaches huggingface.co."
-        ) from None
+        raise DataError(f"{not_found}, and the Hugging Face hub failed ({error}). {advice}") from None
+
+
+def hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the hub's host cannot be reached, or None. Asked once, before ``datasets`` would retry for half a
+    minute on a machine without network. Behind a proxy, or in the hub's offline mode (its cache), there is
+    nothing to ask: ``datasets`` is left to answer."""
+    if any(os.environ.get(name) for name in PROXY_VARIABLES + OFFLINE_VARIABLES):
+        return None
+    url = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+    except OSError as error:
+        return f"{url.hostname}:{port}: {error.strerror or error}"
+    return None
 
 
 class LengthBuckets(BatchSampler):
@@ -187,7 +215,8 @@ class SST2DataModule(TensorDataModule):
         return self._encoded[split]
 
     def _save_tokenizer(self) -> None:
-        if self.trainer is None or self.trainer.fast_dev_run:  # fast_dev_run writes no files
+        # fast_dev_run writes no files; predict reads a run's tokenizer, never makes a run of its own
+        if self.trainer is None or self.trainer.fast_dev_run or self.trainer.predicting:
             return
         log_dir = self.trainer.log_dir  # a broadcast: every process must ask
         if self.trainer.is_global_zero and log_dir:

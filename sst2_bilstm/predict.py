@@ -1,13 +1,16 @@
 """Classify the sentiment of sentences with a trained SST-2 checkpoint.
 
-    python -m sst2_bilstm.predict --ckpt runs/sst2_bilstm/version_0/checkpoints/last.ckpt "a gorgeous film" "dull"
-    python -m sst2_bilstm.predict --ckpt ... --file sentences.txt --output predictions.json
-    cat sentences.txt | python -m sst2_bilstm.predict --ckpt ...
-    python -m sst2_bilstm.predict --ckpt run1.ckpt --ckpt run2.ckpt --ckpt run3.ckpt "a gorgeous film"  # ensemble
+    sst2-bilstm-predict --ckpt runs/sst2_bilstm/version_0/checkpoints/last.ckpt "a gorgeous film" "dull"
+    sst2-bilstm-predict --ckpt ... --file sentences.txt --output predictions.json
+    cat sentences.txt | sst2-bilstm-predict --ckpt ...
+    sst2-bilstm-predict --ckpt run1.ckpt --ckpt run2.ckpt --ckpt run3.ckpt "a gorgeous film"  # an ensemble
+
+(``python -m sst2_bilstm.predict`` is the same command without installing.)
 
 Sentences are encoded by the tokenizer stored in the checkpoint (or, for checkpoints without one, the run
-folder's tokenizer.json), so prediction always reads text as training did. Empty sentences and sentences with no
-word of the vocabulary are predicted too, and flagged in the ``note`` column. Several checkpoints (of one
+folder's tokenizer.json), so prediction always reads text as training did. Empty sentences, sentences with no
+word of the vocabulary and sentences longer than the model reads (its first max_length words) are predicted too,
+and flagged in the ``note`` column. Several checkpoints (of one
 vocabulary, e.g. one config trained with several seeds) predict as one: the mean of their probabilities.
 """
 
@@ -20,10 +23,11 @@ from tokenizers import Tokenizer
 
 from common.ensemble import EnsembleClassifier
 from common.errors import DataError, exit_on_reported_error
+from common.parser import program
 from common.predict import batched_probabilities, load_checkpoint, write_rows
 from sst2_bilstm.data import CLASS_NAMES, SST2DataModule
 from sst2_bilstm.model import SST2BiLSTM
-from sst2_bilstm.tokenizer import encode
+from sst2_bilstm.tokenizer import encode, word_count
 
 COLUMNS = ["sentence", "label", "probability_positive", "note"]
 
@@ -41,7 +45,7 @@ class SentimentPredictor:
 
     def predict(self, sentences: list[str]) -> list[dict]:
         """One dict per sentence: ``label`` (negative / positive), ``probability_positive`` and a ``note`` that
-        flags empty sentences and sentences without a known word."""
+        flags empty sentences, sentences without a known word, and sentences longer than the model reads."""
         if isinstance(sentences, str):
             raise TypeError("predict takes a list of sentences; wrap a single one: predict([sentence]).")
         if not sentences:
@@ -49,11 +53,17 @@ class SentimentPredictor:
         tokens = encode(self.tokenizer, sentences)
         rows = []
         for sentence, ids, p in zip(sentences, tokens, self.probabilities(tokens).tolist()):
-            note = "empty" if not sentence.strip() else "no known word" if ids.le(1).all() else ""
-            rows.append(
-                {"sentence": sentence, "label": CLASS_NAMES[int(p > 0.5)], "probability_positive": p, "note": note}
-            )
+            row = {"sentence": sentence, "label": CLASS_NAMES[int(p > 0.5)], "probability_positive": p}
+            rows.append(row | {"note": self.note(sentence, ids)})
         return rows
+
+    def note(self, sentence: str, ids: torch.Tensor) -> str:
+        if not sentence.strip():
+            return "empty"
+        notes = ["no known word"] if ids.le(1).all() else []
+        if (words := word_count(self.tokenizer, sentence)) > len(ids):
+            notes.append(f"read the first {len(ids)} of {words} words")
+        return "; ".join(notes)
 
 
 def load(*ckpt_paths: str | Path) -> SentimentPredictor:
@@ -86,21 +96,26 @@ def read_sentences(options: argparse.Namespace) -> list[str]:
     if options.sentences:
         return options.sentences
     try:
-        text = Path(options.file).read_text(encoding="utf-8") if options.file else sys.stdin.read()
+        # utf-8-sig: a byte-order mark (Notepad writes one) is no part of the first sentence.
+        text = Path(options.file).read_text(encoding="utf-8-sig") if options.file else sys.stdin.read()
     except FileNotFoundError:
         raise DataError(f"{options.file} does not exist.") from None
     except UnicodeDecodeError as error:
         raise DataError(f"{options.file or 'standard input'} is not UTF-8 text ({error}).") from None
-    return text.splitlines()
+    return text.removeprefix("\ufeff").splitlines()
 
 
 def main(args: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=program("sst2-bilstm-predict", "sst2_bilstm.predict"),
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--ckpt",
         required=True,
         action="append",
-        help="a checkpoint of python -m sst2_bilstm.train; repeated, an ensemble",
+        help="a checkpoint of sst2-bilstm (python -m sst2_bilstm.train); repeated, an ensemble",
     )
     parser.add_argument("sentences", nargs="*", help="sentences to classify (else --file, else standard input)")
     parser.add_argument("--file", help="a text file, one sentence per line")

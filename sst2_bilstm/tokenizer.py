@@ -43,6 +43,11 @@ def fit_word_tokenizer(texts: Iterable[str], num_words: int = 10_000, max_length
     return tokenizer
 
 
+def word_count(tokenizer: Tokenizer, text: str) -> int:
+    """The words of ``text`` as the tokenizer splits them, before truncation."""
+    return len(tokenizer.pre_tokenizer.pre_tokenize_str(tokenizer.normalizer.normalize_str(text)))
+
+
 def encode(tokenizer: Tokenizer, texts: list[str]) -> torch.Tensor:
     """Token ids, int64 of shape (len(texts), max_length)."""
     return torch.tensor([encoding.ids for encoding in tokenizer.encode_batch(texts)], dtype=torch.long)

@@ -144,6 +144,24 @@ def test_sst2_bad_input(case, earlier, tmp_path, capsys):
     assert snapshot(earlier / "runs") == before
 
 
+def test_missing_data_leaves_no_folder_behind(tmp_path, capsys, monkeypatch):
+    sst2 = write_sst2(tmp_path / "data")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # no hub either, wherever the suite runs
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    cases = [
+        (sst2_main, sst2 / "SST-2", f"names the folder that holds SST-2/: {sst2}"),  # one level too deep
+        (sst2_main, tmp_path / "nowhere", "the Hugging Face hub cannot be reached"),
+    ]
+    for main, data_dir, message in cases:
+        root = tmp_path / "new" / "runs"
+        status, err = run(
+            main, ["fit", "--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(root)], capsys
+        )
+        assert status == 2 and message in err and "Traceback" not in err
+        assert not (tmp_path / "new").exists()
+
+
 def test_a_non_finite_loss_stops_training_naming_the_step(tmp_path, capsys):
     data = write_fashion_mnist(tmp_path / "data")
     args = ["fit", "--data.data_dir", str(data), "--trainer.default_root_dir", str(tmp_path / "runs"), *QUIET]

@@ -103,7 +103,7 @@ def test_test_subcommand_reports_a_checkpoint(fashion_dir, tmp_path, capsys):
     assert tested["train"] == trained["train"] and tested["checkpoint_epoch"] == 1
 
 
-def test_validate_and_predict_without_ckpt_path_use_the_newest_run_and_say_so(fashion_dir, tmp_path, caplog):
+def test_validate_and_predict_without_ckpt_path_use_the_newest_run_and_say_so(fashion_dir, tmp_path, caplog, capsys):
     root = tmp_path / "runs"
     main(fit_args(fashion_dir, root))
     trained = json.loads((root / "version_0" / "metrics.json").read_text())
@@ -111,13 +111,20 @@ def test_validate_and_predict_without_ckpt_path_use_the_newest_run_and_say_so(fa
     with caplog.at_level(logging.INFO):
         main(["validate", *common])
     assert f"validate uses the newest run's {root / 'version_0' / 'checkpoints' / 'last.ckpt'}" in caplog.text
+    assert "litlogger" not in caplog.text  # Lightning's advertisement, printed by every Trainer, is filtered out
     events = EventAccumulator(str(root / "version_1")).Reload()
     # The last epoch's weights on the same (test) split: the fit's own figures for that epoch.
     assert events.Scalars("val_acc")[0].value == pytest.approx(trained["history"][-1]["val_acc"])
     assert events.Scalars("val_loss")[0].value == pytest.approx(trained["history"][-1]["val_loss"], rel=1e-5)
+    config = (root / "version_0" / "config.yaml").read_text()
     main(["predict", *common])
-    rows = (root / "version_2" / "predictions.csv").read_text().splitlines()
+    # Into the checkpoint's own run, named after the checkpoint; no new run folder, the run's config kept.
+    written = root / "version_0" / "predictions-last.csv"
+    assert f"Predictions: {written}\n" in capsys.readouterr().out
+    rows = written.read_text().splitlines()
     assert len(rows) == 1 + 32 and rows[0].startswith("index,predicted,p_T-shirt/top")
+    assert sorted(p.name for p in root.iterdir()) == ["version_0", "version_1"]
+    assert (root / "version_0" / "config.yaml").read_text() == config
 
 
 @pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
@@ -141,7 +148,7 @@ def test_print_config_shows_the_reference_settings(capsys):
     assert config["trainer"]["max_epochs"] == 10 and config["data"]["batch_size"] == 32
     assert config["model"]["lr"] == 0.001 and config["seed_everything"] == 42
     callbacks = [c["class_path"].rsplit(".", 1)[1] for c in config["trainer"]["callbacks"]]
-    assert callbacks == ["ModelCheckpoint", "LearningRateMonitor"]
+    assert callbacks == ["ModelCheckpoint", "LearningRateMonitor", "TQDMProgressBar"]
 
 
 def test_help_says_what_no_subcommand_means_and_where_the_options_are(capsys):

@@ -57,7 +57,7 @@ def test_the_wheel_ships_the_configs_and_runs_from_its_own_files(installed):
     assert config == str(site / "common" / "configs" / "sst2_bilstm.yaml") and module.startswith(str(site))
 
 
-@pytest.mark.parametrize("command, epochs, callbacks", [("fashion-cnn", 10, 2), ("sst2-bilstm", 5, 4)])
+@pytest.mark.parametrize("command, epochs, callbacks", [("fashion-cnn", 10, 3), ("sst2-bilstm", 5, 5)])
 def test_console_commands_print_the_reference_config(installed, command, epochs, callbacks):
     site, _ = installed
     result = run_installed(installed, str(site / "bin" / command), "fit", "--print_config")
@@ -67,6 +67,8 @@ def test_console_commands_print_the_reference_config(installed, command, epochs,
     assert config["seed_everything"] == 42
     result = run_installed(installed, str(site / "bin" / command), "test", "--help")
     assert result.stdout.startswith(f"usage: {command} test ")
+    result = run_installed(installed, str(site / "bin" / f"{command}-predict"), "--help")
+    assert result.returncode == 0 and result.stdout.startswith(f"usage: {command}-predict [-h] --ckpt CKPT")
 
 
 def test_a_missing_reference_config_is_an_error(installed):

@@ -2,6 +2,7 @@ import csv
 import io
 import json
 import re
+import shutil
 
 import pytest
 import torch
@@ -63,7 +64,7 @@ def test_fashion_command_line_and_api_agree(fashion_run, tmp_path, capsys):
     images = export_test_images(data_dir, tmp_path / "png")
     ckpt = str(run / "checkpoints" / "last.ckpt")
     status, out, _ = run_main(fashion_predict.main, ["--ckpt", ckpt, str(tmp_path / "png")], capsys)
-    assert status == 0 and out.splitlines()[0].split() == ["file", "label", "probability", "top3"]
+    assert status == 0 and out.splitlines()[0].split() == ["file", "label", "probability", "top3", "note"]
     assert len(out.splitlines()) == 2 + 10
 
     expected = fashion_predict.load(ckpt).predict(images)  # the same pixels, never written to PNG
@@ -100,7 +101,7 @@ def test_fashion_refusals(fashion_run, tmp_path, capsys):
         status, _, err = run_main(fashion_predict.main, args, capsys)
         assert status == 2 and message in err and "Traceback" not in err
     status, out, _ = run_main(fashion_predict.main, ["--ckpt", ckpt, "--resize", str(tmp_path / "big.png")], capsys)
-    assert status == 0 and "big.png" in out
+    assert status == 0 and "big.png" in out and out.rstrip().endswith("resized from 32x30")
 
 
 def test_the_python_api_refuses_what_the_model_never_saw(fashion_run):
@@ -196,26 +197,23 @@ def test_sst2_tokenizer_from_the_run_folder_when_the_checkpoint_has_none(sst2_ru
         sst2_predict.load(elsewhere)
 
 
-def test_predict_subcommand_writes_predictions(fashion_run, tmp_path, capsys):
+def test_predict_subcommand_writes_into_the_checkpoints_run_or_says_why_not(fashion_run, tmp_path, capsys):
     data_dir, run = fashion_run
-    fashion_train(
-        [
-            "predict",
-            "--data.data_dir",
-            str(data_dir),
-            "--trainer.default_root_dir",
-            str(tmp_path),
-            "--ckpt_path",
-            str(run / "checkpoints" / "last.ckpt"),
-            "--trainer.enable_progress_bar",
-            "false",
-        ]
-    )
-    path = tmp_path / "version_0" / "predictions.csv"
-    assert capsys.readouterr().out.strip().splitlines()[-1] == f"Predictions: {path}"
-    rows = list(csv.DictReader(path.open()))
-    assert [int(r["index"]) for r in rows] == list(range(32)) and all(r["predicted"] in CLASS_NAMES for r in rows)
-    assert sum(float(rows[0][f"p_{name}"]) for name in CLASS_NAMES) == pytest.approx(1, abs=1e-4)
+    outside = tmp_path / "elsewhere.ckpt"
+    shutil.copy(run / "checkpoints" / "last.ckpt", outside)
+    for ckpt in (run / "checkpoints" / "last.ckpt", outside):
+        args = ["--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(tmp_path / "runs")]
+        fashion_train(["predict", *args, "--ckpt_path", str(ckpt), "--trainer.enable_progress_bar", "false"])
+    new_run = tmp_path / "runs" / "version_0"
+    assert capsys.readouterr().out.strip().splitlines()[-2:] == [
+        f"Predictions: {run / 'predictions-last.csv'}",
+        f"Predictions: {new_run / 'predictions.csv'} (a checkpoint in no run)",
+    ]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["version_0"]  # the first made none
+    for path in (run / "predictions-last.csv", new_run / "predictions.csv"):
+        rows = list(csv.DictReader(path.open()))
+        assert [int(r["index"]) for r in rows] == list(range(32)) and all(r["predicted"] in CLASS_NAMES for r in rows)
+        assert sum(float(rows[0][f"p_{name}"]) for name in CLASS_NAMES) == pytest.approx(1, abs=1e-4)
 
 
 def test_sst2_predict_subcommand_writes_both_class_probabilities(sst2_run, tmp_path):
@@ -236,7 +234,8 @@ def test_sst2_predict_subcommand_writes_both_class_probabilities(sst2_run, tmp_p
             "cpu",
         ]
     )
-    rows = list(csv.DictReader((tmp_path / "version_0" / "predictions.csv").open()))
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())  # nothing beside the checkpoint's run
+    rows = list(csv.DictReader((run / "predictions-last.csv").open()))
     assert len(rows) == 20 and rows[0].keys() == {"index", "predicted", "p_negative", "p_positive"}
     for row in rows:
         p_negative, p_positive = float(row["p_negative"]), float(row["p_positive"])
@@ -246,3 +245,50 @@ def test_sst2_predict_subcommand_writes_both_class_probabilities(sst2_run, tmp_p
     sentences = (data_dir / "SST-2" / "dev.tsv").read_text().splitlines()[1:]
     api = sst2_predict.load(run / "checkpoints" / "last.ckpt").predict([s.split("\t")[0] for s in sentences])
     assert [float(r["p_positive"]) for r in rows] == pytest.approx([p["probability_positive"] for p in api], abs=1e-5)
+
+
+def test_sst2_a_byte_order_mark_is_no_part_of_the_first_sentence(sst2_run, tmp_path, capsys, monkeypatch):
+    ckpt = str(sst2_run[1] / "checkpoints" / "last.ckpt")
+    sentences = ["good the film is", "bad the film is"]
+    expected = sst2_predict.load(ckpt).predict(sentences)
+    # As Notepad saves UTF-8: the mark glued to the first word would make it unknown.
+    (tmp_path / "bom.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8-sig")
+    output = tmp_path / "bom.json"
+    args = ["--ckpt", ckpt, "--file", str(tmp_path / "bom.txt"), "--output", str(output)]
+    assert run_main(sst2_predict.main, args, capsys)[0] == 0
+    assert json.loads(output.read_text()) == expected
+    monkeypatch.setattr("sys.stdin", io.StringIO("\ufeff" + "\n".join(sentences)))
+    assert run_main(sst2_predict.main, ["--ckpt", ckpt, "--output", str(output)], capsys)[0] == 0
+    assert json.loads(output.read_text()) == expected
+
+
+def test_sst2_a_sentence_longer_than_the_model_reads_is_noted_and_the_table_stays_narrow(sst2_run, tmp_path, capsys):
+    ckpt = str(sst2_run[1] / "checkpoints" / "last.ckpt")
+    long = " ".join(["good the film is"] * 5000)  # 20,000 words
+    rows = sst2_predict.load(ckpt).predict([long, "good the film is"])
+    assert [row["note"] for row in rows] == ["read the first 50 of 20000 words", ""]
+    status, out, _ = run_main(sst2_predict.main, ["--ckpt", ckpt, long, "good the film is"], capsys)
+    assert status == 0 and "read the first 50 of 20000 words" in out
+    assert max(len(line) for line in out.splitlines()) < 150
+    output = tmp_path / "long.csv"
+    assert run_main(sst2_predict.main, ["--ckpt", ckpt, long, "--output", str(output)], capsys)[0] == 0
+    assert next(csv.DictReader(output.open()))["sentence"] == long  # files keep the whole input
+
+
+@pytest.mark.parametrize(
+    "module, command", [(fashion_predict, "fashion-cnn-predict"), (sst2_predict, "sst2-bilstm-predict")]
+)
+def test_predict_usage_names_the_command_the_user_typed(module, command, capsys, monkeypatch):
+    workflow = module.__name__.rsplit(".", 1)[0]
+    for argv0, shown in ((f"/venv/bin/{command}", command), ("predict.py", f"python -m {workflow}.predict")):
+        monkeypatch.setattr("sys.argv", [argv0])
+        status, out, _ = run_main(module.main, ["--help"], capsys)
+        assert status == 0 and out.startswith(f"usage: {shown} ")
+
+
+def test_the_train_commands_predict_points_at_the_file_predictor(fashion_run, capsys):
+    data_dir, run = fashion_run
+    args = ["predict", "--data.data_dir", str(data_dir), "--ckpt_path", str(run / "checkpoints" / "last.ckpt")]
+    status, _, err = run_main(fashion_train, [*args, "shirt.png"], capsys)
+    assert status == 2 and "unrecognized arguments: shirt.png" in err
+    assert "to classify files or sentences, run python -m fashion_cnn.predict --ckpt CKPT INPUT" in err

@@ -1,8 +1,10 @@
+import time
+
 import pytest
 import torch
 
 from common.errors import DataError
-from sst2_bilstm.data import SST2DataModule
+from sst2_bilstm.data import OFFLINE_VARIABLES, PROXY_VARIABLES, SST2DataModule
 from tests.conftest import training_batches
 
 
@@ -92,11 +94,40 @@ def test_missing_files_and_no_network_name_the_files(tmp_path, monkeypatch):
         raise ConnectionError("Couldn't reach 'nyu-mll/glue' on the Hub (LocalEntryNotFoundError)")
 
     monkeypatch.setattr("sst2_bilstm.data.load_glue_hub", offline)
+    monkeypatch.setattr("sst2_bilstm.data.hub_unreachable", lambda: None)  # as where the network reaches the hub
     with pytest.raises(DataError) as error:
         setup_data(tmp_path / "empty")
     message = str(error.value)
     for needle in ("train.tsv", "dev.tsv", "DATA_DIR", "Couldn't reach"):
         assert needle in message
+
+
+def test_an_unreachable_hub_is_refused_at_once_without_retries(tmp_path, monkeypatch):
+    def hub():
+        raise AssertionError("datasets would retry for half a minute")
+
+    monkeypatch.setattr("sst2_bilstm.data.load_glue_hub", hub)
+    for name in PROXY_VARIABLES + OFFLINE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
+    started = time.monotonic()
+    with pytest.raises(DataError, match=r"missing from .*empty/SST-2, and the Hugging Face hub cannot be reached"):
+        setup_data(tmp_path / "empty")
+    assert time.monotonic() - started < 3
+
+
+def test_a_data_dir_one_level_too_deep_names_the_right_one(sst2_dir):
+    with pytest.raises(DataError, match=f"names the folder that holds SST-2/: {sst2_dir}"):
+        setup_data(sst2_dir / "SST-2")
+
+
+def test_a_byte_order_mark_is_no_part_of_the_data(sst2_dir, tmp_path):
+    plain = setup_data(sst2_dir)
+    for name in ("train.tsv", "dev.tsv"):
+        path = sst2_dir / "SST-2" / name
+        path.write_text(path.read_text(), encoding="utf-8-sig")
+    marked = setup_data(sst2_dir)
+    assert marked.texts["train"][0] == plain.texts["train"][0] and marked.texts["test"][0] == plain.texts["test"][0]
 
 
 def test_length_buckets_group_similar_lengths_and_cut_padding(sst2_dir):

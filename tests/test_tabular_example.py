@@ -41,7 +41,7 @@ def test_a_workflow_of_ones_own_trains_tests_and_reports(tables, capsys):
 
     # No --ckpt_path: the newest run's last.ckpt.
     main(["predict", *data, "--trainer.default_root_dir", str(root / "runs"), "--trainer.enable_progress_bar", "false"])
-    rows = list(csv.DictReader((root / "runs" / "version_1" / "predictions.csv").open()))
+    rows = list(csv.DictReader((run / "predictions-last.csv").open()))
     assert len(rows) == 60 and {row["predicted"] for row in rows} <= set(CLASSES)
 
 

@@ -1,0 +1,64 @@
+"""The command line's parser: LightningCLI's, with short errors, help in the project's order, and checkpoints as
+one path or a list of them (an ensemble)."""
+
+import sys
+from pathlib import Path
+
+from lightning.pytorch.cli import LightningArgumentParser
+
+CKPT_PATH_HELP = (
+    "Weights to start from. 'last': the newest run's checkpoints/last.ckpt under trainer.default_root_dir; fit "
+    "then resumes that run in its own folder with the settings it was started with. A file in some "
+    "version_N/checkpoints/ resumes that run the same way. validate, test and predict without it use 'last' and "
+    "say so; given a list ('[A, B, C]', or --ckpt_path+ A --ckpt_path+ B), they evaluate the ensemble of those "
+    "checkpoints: the mean of their probabilities."
+)
+USAGE = "{} {} [--config FILE] [--model.* ...] [--data.* ...] [--trainer.* ...] [--ckpt_path PATH]"
+
+
+class ConciseParser(LightningArgumentParser):
+    """A parser whose errors are the error, a pointer to --help and, for a mistake users make often, a ``hint``;
+    without the usage of every Trainer option (some 40 lines) that argparse prints before them."""
+
+    def __init__(self, *args, hint: str = "", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.hint = hint
+
+    def print_usage(self, file=None) -> None:
+        pass
+
+    def error(self, message: str, ex: Exception | None = None):
+        parser = getattr(ex, "subcommand_parser", None) or self
+        if getattr(parser, "hint", "") and message.startswith("unrecognized arguments"):
+            message = f"{message}. {parser.hint}"
+        super().error(message, ex)
+
+    def add_method_arguments(self, theclass, themethod, *args, skip=None, **kwargs) -> list[str]:
+        # Lightning's ckpt_path is one path with its in-process meanings; the project's is one path or several,
+        # and gives "last" its own meaning.
+        added = super().add_method_arguments(theclass, themethod, *args, skip={*(skip or ()), "ckpt_path"}, **kwargs)
+        self.add_argument("--ckpt_path", type=str | list[str] | None, default=None, help=CKPT_PATH_HELP)
+        return [*added, "ckpt_path"]
+
+
+def description(workflow: str, config_name: str) -> str:
+    return (
+        f"The {workflow} workflow. No subcommand means fit: no arguments at all train, test and report the "
+        f"reference config, {config_name}. Options: --model.* (the network and its optimizer) and --data.* (the "
+        "dataset and its batches) come first, then Lightning's --trainer.* and --report.* (the report's title); "
+        "--config FILE applies a YAML file on top of the reference."
+    )
+
+
+def hints(predict_prog: str | None) -> dict[str, str]:
+    """What each subcommand's parser adds to an "unrecognized arguments" error; ``predict_prog`` is the command
+    that predicts files, if the workflow has one."""
+    ensemble = "Several checkpoints (an ensemble) are one list: --ckpt_path '[A, B]'."
+    files = "The CLI's predict classifies the test split of the data; "
+    files += f"to classify files or sentences, run {predict_prog} --ckpt CKPT INPUT ..." if predict_prog else ""
+    return {"validate": ensemble, "test": ensemble, "predict": f"{files} {ensemble}".strip()}
+
+
+def program(command: str | None, module: str) -> str:
+    """The name the user typed: the console command where it was run, else ``python -m module``."""
+    return command if command and Path(sys.argv[0]).name == command else f"python -m {module}"
