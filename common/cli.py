@@ -40,6 +40,8 @@ class WorkflowCLI(LightningCLI):
         self.ensemble: list[str] = []
         self.predict_note = ""  # why predict writes into a new run folder
         self.created: Path | None = None  # the outermost folder this run creates
+        self.new_run = False  # whether the logger's run folder is this run's own
+        self.members: tuple = ()  # an ensemble's model and DataModule state
         try:
             super().__init__(*args, **kwargs)
         except BaseException:
@@ -74,6 +76,8 @@ class WorkflowCLI(LightningCLI):
                     "fit takes one --ckpt_path, the run to resume; a list is an ensemble, for validate, test and predict."
                 )
             self.ensemble, section.ckpt_path = paths, None  # no single model's hyper-parameters to read
+            # Loaded here, before the seed is set: loading a checkpoint restores the random state it saved.
+            self.members = load_ensemble(paths, self.model_class, self.datamodule_class)
             return
         root = Path(section.trainer.default_root_dir or ".")
         ckpt_path, chosen = chosen_checkpoint(subcommand, paths[0] if paths else None, root)
@@ -85,9 +89,10 @@ class WorkflowCLI(LightningCLI):
         # Lightning would fail with a parser error on another model's hyper-parameters: say what is wrong instead.
         read_checkpoint(ckpt_path, self.model_class)
         run = run_of(Path(ckpt_path))
-        if subcommand == "fit" and run is not None and (run / "config.yaml").is_file():
+        if subcommand == "fit" and run is not None:
             self.resumed_run = run
-            self.config = resumed_config(parser, run, args, ckpt_path)
+            if (run / "config.yaml").is_file():
+                self.config = resumed_config(parser, run, args, ckpt_path)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -102,7 +107,7 @@ class WorkflowCLI(LightningCLI):
         config, config_init = self.config[self.subcommand], self.config_init[self.subcommand]
         config_init.report.seed = config.seed_everything  # the seed actually used, once LightningCLI set it
         if self.ensemble:
-            self.model, state = load_ensemble(self.ensemble, self.model_class, self.datamodule_class)
+            self.model, state = self.members
             self.datamodule.load_state_dict(state)
             config_init.ckpt_path = None  # the members are loaded already
             rank_zero_info(f"{self.subcommand}: the ensemble of {len(self.ensemble)} checkpoints.")
@@ -110,9 +115,10 @@ class WorkflowCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs) -> L.Trainer:
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
         default_logger = config.trainer.get("logger") in (None, True)
-        predict_run = self._predict_run() if default_logger else None
+        predict_run = self._predict_run()
         if predict_run is not None:
-            # Predictions go beside the checkpoint's own run: no new run folder, and its config.yaml is kept.
+            # Predictions go beside the checkpoint's own run, whatever the logger (predict logs nothing): no new
+            # run folder, and the run's config.yaml is kept.
             kwargs["logger"], self.save_config_callback = False, None
         elif default_logger:
             # The Trainer's own default logger would add a "lightning_logs" level between the root and version_N.
@@ -121,15 +127,19 @@ class WorkflowCLI(LightningCLI):
             version = int(run.name.removeprefix("version_")) if run else None
             kwargs["logger"] = TensorBoardLogger(root, name="", version=version)
         trainer = super().instantiate_trainer(**kwargs)
+        if isinstance(trainer.logger, TensorBoardLogger):
+            self.new_run = not Path(trainer.logger.log_dir).exists()  # only a folder this run makes is removed
         if predict_run is not None:
             writer = next(c for c in trainer.callbacks if isinstance(c, PredictionWriter))
             writer.folder, writer.name = predict_run, f"predictions-{Path(config.ckpt_path).stem}"
-        elif self.subcommand == "predict" and default_logger:
+        elif self.subcommand == "predict":
             self.predict_note = " (an ensemble has no run of its own)" if self.ensemble else " (a checkpoint in no run)"
         return trainer
 
     def _predict_run(self) -> Path | None:
-        ckpt_path = self.config_init[self.subcommand].ckpt_path if self.subcommand == "predict" else None
+        if self.subcommand != "predict" or self.ensemble:
+            return None
+        ckpt_path = self.config_init.predict.ckpt_path
         return run_of(Path(ckpt_path)) if ckpt_path else None
 
     def _discard_unused_run(self) -> None:
@@ -137,7 +147,7 @@ class WorkflowCLI(LightningCLI):
         if trainer is None or self.resumed_run is not None or trainer.global_step > 0 or not trainer.is_global_zero:
             return
         root = Path(trainer.default_root_dir)
-        if isinstance(trainer.logger, TensorBoardLogger):
+        if isinstance(trainer.logger, TensorBoardLogger) and self.new_run:
             discard_unused_run(Path(trainer.logger.log_dir), root, self.started, self.created)
         elif trainer.logger is None and self.save_config_callback is not None:
             discard_unused_run(None, root, self.started, self.created)
@@ -210,7 +220,8 @@ def run_cli(
         parser_kwargs = {"prog": prog, "description": about}
         if run:
             has_predict = importlib.util.find_spec(f"{workflow}.predict") is not None
-            predict_prog = program(command and f"{command}-predict", f"{workflow}.predict") if has_predict else None
+            predict_prog = f"{command}-predict" if command and prog == command else f"python -m {workflow}.predict"
+            predict_prog = predict_prog if has_predict else None
             for subcommand, hint in hints(predict_prog).items():
                 parser_kwargs[subcommand] = {"hint": hint}
             for subcommand in LightningCLI.subcommands():

@@ -29,8 +29,9 @@ class ConciseParser(LightningArgumentParser):
 
     def error(self, message: str, ex: Exception | None = None):
         parser = getattr(ex, "subcommand_parser", None) or self
-        if getattr(parser, "hint", "") and message.startswith("unrecognized arguments"):
-            message = f"{message}. {parser.hint}"
+        words = message.removeprefix("unrecognized arguments:").split() if "unrecognized" in message else []
+        if getattr(parser, "hint", "") and words and not words[0].startswith("-"):
+            message = f"{message}. {parser.hint}"  # a value where an option should be, not an unknown option
         super().error(message, ex)
 
     def add_method_arguments(self, theclass, themethod, *args, skip=None, **kwargs) -> list[str]:

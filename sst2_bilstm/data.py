@@ -90,7 +90,8 @@ def load_sst2(data_dir: Path) -> dict[str, tuple[list[str], torch.Tensor]]:
     not_found = f"SST-2 not found: {', '.join(missing)} missing from {folder}"
     advice = (
         "Provide GLUE's SST-2/train.tsv and SST-2/dev.tsv (header sentence<TAB>label) in that folder, point "
-        "DATA_DIR (or --data.data_dir) at a folder holding SST-2/, or run where the network reaches the hub."
+        "DATA_DIR (or --data.data_dir) at a folder holding SST-2/, run where the network reaches the hub, or set "
+        "HF_HUB_OFFLINE=1 to use a copy the Hugging Face cache holds."
     )
     if (unreachable := hub_unreachable()) is not None:
         raise DataError(f"{not_found}, and the Hugging Face hub cannot be reached ({unreachable}). {advice}")
@@ -105,7 +106,8 @@ def hub_unreachable(timeout: float = 3.0) -> str | None:
     """Why the hub's host cannot be reached, or None. Asked once, before ``datasets`` would retry for half a
     minute on a machine without network. Behind a proxy, or in the hub's offline mode (its cache), there is
     nothing to ask: ``datasets`` is left to answer."""
-    if any(os.environ.get(name) for name in PROXY_VARIABLES + OFFLINE_VARIABLES):
+    offline = any(os.environ.get(name, "").lower() in ("1", "true", "yes", "on") for name in OFFLINE_VARIABLES)
+    if offline or any(os.environ.get(name) for name in PROXY_VARIABLES):
         return None
     url = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
     port = url.port or (443 if url.scheme == "https" else 80)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from fashion_cnn.train import main as fashion_main
+from sst2_bilstm.data import OFFLINE_VARIABLES, PROXY_VARIABLES
 from sst2_bilstm.train import main as sst2_main
 from tests.conftest import write_fashion_mnist, write_idx, write_sst2
 
@@ -147,7 +148,7 @@ def test_sst2_bad_input(case, earlier, tmp_path, capsys):
 def test_missing_data_leaves_no_folder_behind(tmp_path, capsys, monkeypatch):
     sst2 = write_sst2(tmp_path / "data")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # no hub either, wherever the suite runs
-    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+    for name in PROXY_VARIABLES + OFFLINE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     cases = [
         (sst2_main, sst2 / "SST-2", f"names the folder that holds SST-2/: {sst2}"),  # one level too deep

@@ -103,6 +103,22 @@ def test_the_test_subcommand_scores_the_ensemble(three_runs, caplog):
     assert metrics["test"]["loss"] == pytest.approx(bce.item(), rel=1e-4)
 
 
+def test_the_predict_subcommand_writes_an_ensembles_predictions_into_a_new_run(three_runs, tmp_path, capsys):
+    data_dir, _, checkpoints, _ = three_runs
+    args = [
+        "--data.data_dir",
+        str(data_dir),
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
+    sst2_train(["predict", *args, f"--ckpt_path=[{', '.join(checkpoints)}]"])
+    written = tmp_path / "version_0" / "predictions.csv"
+    assert f"Predictions: {written} (an ensemble has no run of its own)" in capsys.readouterr().out
+    assert len(written.read_text().splitlines()) == 1 + 20
+
+
 def test_predict_takes_several_checkpoints(three_runs, capsys):
     _, _, checkpoints, _ = three_runs
     sentences = ["good the film is", "bad the film is", "zzzz"]

@@ -201,13 +201,18 @@ def test_predict_subcommand_writes_into_the_checkpoints_run_or_says_why_not(fash
     data_dir, run = fashion_run
     outside = tmp_path / "elsewhere.ckpt"
     shutil.copy(run / "checkpoints" / "last.ckpt", outside)
-    for ckpt in (run / "checkpoints" / "last.ckpt", outside):
-        args = ["--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(tmp_path / "runs")]
-        fashion_train(["predict", *args, "--ckpt_path", str(ckpt), "--trainer.enable_progress_bar", "false"])
+    args = ["--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(tmp_path / "runs")]
+    for ckpt, extra in (
+        (run / "checkpoints" / "last.ckpt", []),
+        (outside, []),
+        (run / "checkpoints" / "last.ckpt", ["--trainer.logger", "false"]),
+    ):
+        fashion_train(["predict", *args, "--ckpt_path", str(ckpt), "--trainer.enable_progress_bar", "false", *extra])
     new_run = tmp_path / "runs" / "version_0"
-    assert capsys.readouterr().out.strip().splitlines()[-2:] == [
+    assert capsys.readouterr().out.strip().splitlines()[-3:] == [
         f"Predictions: {run / 'predictions-last.csv'}",
         f"Predictions: {new_run / 'predictions.csv'} (a checkpoint in no run)",
+        f"Predictions: {run / 'predictions-last.csv'}",  # whatever the logger: predict logs nothing
     ]
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["version_0"]  # the first made none
     for path in (run / "predictions-last.csv", new_run / "predictions.csv"):
@@ -286,9 +291,17 @@ def test_predict_usage_names_the_command_the_user_typed(module, command, capsys,
         assert status == 0 and out.startswith(f"usage: {shown} ")
 
 
-def test_the_train_commands_predict_points_at_the_file_predictor(fashion_run, capsys):
+def test_the_train_commands_predict_points_at_the_file_predictor(fashion_run, capsys, monkeypatch):
     data_dir, run = fashion_run
     args = ["predict", "--data.data_dir", str(data_dir), "--ckpt_path", str(run / "checkpoints" / "last.ckpt")]
-    status, _, err = run_main(fashion_train, [*args, "shirt.png"], capsys)
-    assert status == 2 and "unrecognized arguments: shirt.png" in err
-    assert "to classify files or sentences, run python -m fashion_cnn.predict --ckpt CKPT INPUT" in err
+    for argv0, predictor in (
+        ("pytest", "python -m fashion_cnn.predict"),
+        ("/venv/bin/fashion-cnn", "fashion-cnn-predict"),
+    ):
+        monkeypatch.setattr("sys.argv", [argv0])
+        status, _, err = run_main(fashion_train, [*args, "shirt.png"], capsys)
+        assert status == 2 and "unrecognized arguments: shirt.png" in err
+        assert f"to classify files or sentences, run {predictor} --ckpt CKPT INPUT" in err
+    # An unknown option is only that.
+    status, _, err = run_main(fashion_train, [*args, "--model.learnin_rate", "0.1"], capsys)
+    assert status == 2 and "learnin_rate" in err and "classify files" not in err

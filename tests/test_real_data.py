@@ -25,7 +25,7 @@ def short_epoch(data_dir, root):
         "--trainer.limit_train_batches",
         "150",
         "--trainer.limit_val_batches",
-        "10",
+        "2",
         "--trainer.enable_progress_bar",
         "false",
     ]

@@ -112,6 +112,15 @@ def test_resuming_keeps_the_runs_own_settings(fashion_dir, tmp_path, capsys, cap
     assert [e["epoch"] for e in metrics(root)["history"]] == [1, 2]
 
 
+def test_a_run_without_its_config_resumes_in_its_own_folder(fashion_dir, tmp_path):
+    root = tmp_path / "runs"
+    main(fit_args(fashion_dir, root, "--trainer.max_epochs", "1"))
+    (root / "version_0" / "config.yaml").unlink()  # e.g. a run copied without it
+    main(fit_args(fashion_dir, root, "--trainer.max_epochs", "2", "--ckpt_path", "last"))
+    assert [p.name for p in root.iterdir()] == ["version_0"]
+    assert [e["epoch"] for e in metrics(root)["history"]] == [1, 2]
+
+
 def test_a_one_cycle_run_cannot_be_resumed_for_longer(fashion_dir, tmp_path, capsys):
     plus = ["fit", "--config", str(REPO / "configs" / "fashion_cnn_plus.yaml")]  # before the test's own root
     main([*plus, *fit_args(fashion_dir, tmp_path, "--trainer.max_epochs", "1")[1:]])
