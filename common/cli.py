@@ -12,12 +12,13 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCL
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
+from common.console import program
 from common.curves import KerasCurves
 from common.ensemble import load_ensemble
 from common.environment import prepare_process
 from common.errors import ConfigError, exit_on_reported_error
 from common.packaged import config_path
-from common.parser import USAGE, ConciseParser, description, hints, program
+from common.parser import USAGE, ConciseParser, description, hints
 from common.predict import PredictionWriter, read_checkpoint
 from common.report import ReportCallback
 from common.resume import resumed_config

@@ -4,8 +4,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from lightning.fabric.utilities.exceptions import MisconfigurationException
-
 
 class DataError(RuntimeError):
     """Input that is missing or malformed: datasets, checkpoints, files to predict."""
@@ -19,8 +17,14 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became nan or infinite."""
 
 
-# Lightning's own refusals of a configuration (``--trainer.max_epochs -3``) are meant for users as they are.
-REPORTED = (DataError, ConfigError, NonFiniteLossError, MisconfigurationException)
+REPORTED = (DataError, ConfigError, NonFiniteLossError)
+
+
+def reported() -> tuple[type[Exception], ...]:
+    """REPORTED, and Lightning's own refusals of a configuration (``--trainer.max_epochs -3``), which are meant for
+    users as they are, where Lightning is loaded: the exported models' commands run without it (and torch)."""
+    lightning = sys.modules.get("lightning.fabric.utilities.exceptions")
+    return (*REPORTED, lightning.MisconfigurationException) if lightning else REPORTED
 
 
 @contextmanager
@@ -28,7 +32,7 @@ def exit_on_reported_error() -> Iterator[None]:
     """Turns these errors into their message on standard error and exit status 2."""
     try:
         yield
-    except REPORTED as error:
+    except reported() as error:
         message = " ".join(str(error).split())  # one line, whatever the message's own layout
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)

@@ -1,9 +1,6 @@
 """The command line's parser: LightningCLI's, with short errors, help in the project's order, and checkpoints as
 one path or a list of them (an ensemble)."""
 
-import sys
-from pathlib import Path
-
 from lightning.pytorch.cli import LightningArgumentParser
 
 CKPT_PATH_HELP = (
@@ -58,8 +55,3 @@ def hints(predict_prog: str | None) -> dict[str, str]:
     files = "The CLI's predict classifies the test split of the data; "
     files += f"to classify files or sentences, run {predict_prog} --ckpt CKPT INPUT ..." if predict_prog else ""
     return {"validate": ensemble, "test": ensemble, "predict": f"{files} {ensemble}".strip()}
-
-
-def program(command: str | None, module: str) -> str:
-    """The name the user typed: the console command where it was run, else ``python -m module``."""
-    return command if command and Path(sys.argv[0]).name == command else f"python -m {module}"

@@ -213,7 +213,7 @@ class SST2DataModule(TensorDataModule):
             self._save_tokenizer()
         if split not in self._encoded:
             sentences, labels = self.texts[split]
-            self._encoded[split] = (encode(self.tokenizer, sentences), labels)
+            self._encoded[split] = (torch.from_numpy(encode(self.tokenizer, sentences)), labels)
         return self._encoded[split]
 
     def _save_tokenizer(self) -> None:

@@ -1,16 +1,17 @@
-"""Classify the sentiment of sentences with a trained SST-2 checkpoint.
+"""Classify the sentiment of sentences with a trained SST-2 checkpoint, or with its ONNX export (without torch).
 
     sst2-bilstm-predict --ckpt runs/sst2_bilstm/version_0/checkpoints/last.ckpt "a gorgeous film" "dull"
     sst2-bilstm-predict --ckpt ... --file sentences.txt --output predictions.json
     cat sentences.txt | sst2-bilstm-predict --ckpt ...
     sst2-bilstm-predict --ckpt run1.ckpt --ckpt run2.ckpt --ckpt run3.ckpt "a gorgeous film"  # an ensemble
+    sst2-bilstm-predict --model exported/ "a gorgeous film"   # an export of sst2-bilstm-export: no torch
 
 (``python -m sst2_bilstm.predict`` is the same command without installing.)
 
 Sentences are encoded by the tokenizer stored in the checkpoint (or, for checkpoints without one, the run
-folder's tokenizer.json), so prediction always reads text as training did. Empty sentences, sentences with no
-word of the vocabulary and sentences longer than the model reads (its first max_length words) are predicted too,
-and flagged in the ``note`` column. Several checkpoints (of one
+folder's tokenizer.json; for an export, the tokenizer.json beside it), so prediction always reads text as
+training did. Empty sentences, sentences with no word of the vocabulary and sentences longer than the model reads
+(its first max_length words) are predicted too, and flagged in the ``note`` column. Several checkpoints (of one
 vocabulary, e.g. one config trained with several seeds) predict as one: the mean of their probabilities.
 """
 
@@ -18,30 +19,33 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
+import numpy as np
 from tokenizers import Tokenizer
 
-from common.ensemble import EnsembleClassifier
+from common.console import program, write_rows
 from common.errors import DataError, exit_on_reported_error
-from common.parser import program
-from common.predict import batched_probabilities, load_checkpoint, write_rows
-from sst2_bilstm.data import CLASS_NAMES, SST2DataModule
-from sst2_bilstm.model import SST2BiLSTM
+from common.exported import ExportedModel
 from sst2_bilstm.tokenizer import encode, word_count
 
 COLUMNS = ["sentence", "label", "probability_positive", "note"]
+TOKENIZER_FILE = "tokenizer.json"
 
 
 class SentimentPredictor:
-    """A trained SST2BiLSTM with its tokenizer; ``predict`` takes a list of sentences."""
+    """A trained model's probabilities with its tokenizer; ``predict`` takes a list of sentences.
+    ``probabilities`` maps token ids (int64, N x max_length) to the probability of the positive class: a
+    checkpoint's network, or an export's."""
 
-    def __init__(self, model: SST2BiLSTM, tokenizer: Tokenizer, batch_size: int = 1000) -> None:
-        self.model = model
+    def __init__(self, probabilities, tokenizer: Tokenizer, class_names: list[str]) -> None:
+        self._probabilities = probabilities
         self.tokenizer = tokenizer
-        self.batch_size = batch_size
+        self.class_names = list(class_names)
 
-    def probabilities(self, tokens: torch.Tensor) -> torch.Tensor:
-        return batched_probabilities(self.model, tokens, self.batch_size)
+    def probabilities(self, tokens) -> np.ndarray:
+        """The probability of the positive class for each row of token ids (numpy, or a torch tensor)."""
+        if type(tokens).__module__.startswith("torch"):
+            tokens = tokens.cpu().numpy()
+        return self._probabilities(np.asarray(tokens, dtype=np.int64))
 
     def predict(self, sentences: list[str]) -> list[dict]:
         """One dict per sentence: ``label`` (negative / positive), ``probability_positive`` and a ``note`` that
@@ -53,40 +57,70 @@ class SentimentPredictor:
         tokens = encode(self.tokenizer, sentences)
         rows = []
         for sentence, ids, p in zip(sentences, tokens, self.probabilities(tokens).tolist()):
-            row = {"sentence": sentence, "label": CLASS_NAMES[int(p > 0.5)], "probability_positive": p}
+            row = {"sentence": sentence, "label": self.class_names[int(p > 0.5)], "probability_positive": p}
             rows.append(row | {"note": self.note(sentence, ids)})
         return rows
 
-    def note(self, sentence: str, ids: torch.Tensor) -> str:
+    def note(self, sentence: str, ids: np.ndarray) -> str:
         if not sentence.strip():
             return "empty"
-        notes = ["no known word"] if ids.le(1).all() else []
+        notes = ["no known word"] if (ids <= 1).all() else []
         if (words := word_count(self.tokenizer, sentence)) > len(ids):
             notes.append(f"read the first {len(ids)} of {words} words")
         return "; ".join(notes)
 
 
-def load(*ckpt_paths: str | Path) -> SentimentPredictor:
-    """The predictor of an SST-2 checkpoint, or of several as one ensemble (they must share their tokenizer)."""
-    if not ckpt_paths:
-        raise TypeError("load takes one checkpoint path or more.")
-    models = [load_checkpoint(path, SST2BiLSTM)[0] for path in ckpt_paths]
-    tokenizers = [saved_tokenizer(path) for path in ckpt_paths]
+def load(*paths: str | Path, batch_size: int = 1000) -> SentimentPredictor:
+    """The predictor of an SST-2 checkpoint, of several as one ensemble (they must share their tokenizer), or of
+    a folder written by the export (onnxruntime, no torch)."""
+    if not paths:
+        raise TypeError("load takes one checkpoint path or more, or one export folder.")
+    if any(Path(path).is_dir() for path in paths):
+        if len(paths) > 1:
+            raise DataError("an export is one model: give one --model folder, or several checkpoints.")
+        return load_export(paths[0], batch_size)
+    import torch
+
+    from common.ensemble import EnsembleClassifier
+    from common.predict import batched_probabilities, load_checkpoint
+    from sst2_bilstm.data import CLASS_NAMES
+    from sst2_bilstm.model import SST2BiLSTM
+
+    models = [load_checkpoint(path, SST2BiLSTM)[0] for path in paths]
+    tokenizers = [saved_tokenizer(path) for path in paths]
     if any(tokenizer.to_str() != tokenizers[0].to_str() for tokenizer in tokenizers):
         raise DataError(
             "the checkpoints of an ensemble must share their vocabulary, and these were trained with "
             "different tokenizers (other data or num_words)."
         )
     model = models[0] if len(models) == 1 else EnsembleClassifier(models).eval()
-    return SentimentPredictor(model, tokenizers[0])
+
+    def probabilities(tokens: np.ndarray) -> np.ndarray:
+        return batched_probabilities(model, torch.from_numpy(tokens), batch_size).float().numpy()
+
+    predictor = SentimentPredictor(probabilities, tokenizers[0], CLASS_NAMES)
+    predictor.model = model
+    return predictor
+
+
+def load_export(folder: str | Path, batch_size: int = 1000) -> SentimentPredictor:
+    exported = ExportedModel(folder, "sst2_bilstm", batch_size)
+    path = Path(folder) / TOKENIZER_FILE
+    if not path.is_file():
+        raise DataError(f"{path} does not exist: an SST-2 export is model.onnx and the tokenizer.json beside it.")
+    return SentimentPredictor(
+        lambda tokens: exported.probabilities(tokens)[:, 1], Tokenizer.from_file(str(path)), exported.class_names
+    )
 
 
 def saved_tokenizer(ckpt_path: str | Path) -> Tokenizer:
     """The tokenizer a checkpoint was trained with: stored in it, else its run folder's tokenizer.json."""
+    from sst2_bilstm.data import SST2DataModule
+
     saved = SST2DataModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True).tokenizer
     if saved is not None:
         return saved
-    beside = Path(ckpt_path).resolve().parent.parent / "tokenizer.json"  # run folder: version_N/checkpoints/x.ckpt
+    beside = Path(ckpt_path).resolve().parent.parent / TOKENIZER_FILE  # run folder: version_N/checkpoints/x.ckpt
     if not beside.is_file():
         raise DataError(f"{ckpt_path} holds no tokenizer and there is no {beside}: the text cannot be encoded.")
     return Tokenizer.from_file(str(beside))
@@ -111,12 +145,13 @@ def main(args: list[str] | None = None) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
+    weights = parser.add_mutually_exclusive_group(required=True)
+    weights.add_argument(
         "--ckpt",
-        required=True,
         action="append",
         help="a checkpoint of sst2-bilstm (python -m sst2_bilstm.train); repeated, an ensemble",
     )
+    weights.add_argument("--model", help="a folder written by sst2-bilstm-export (needs onnxruntime, not torch)")
     parser.add_argument("sentences", nargs="*", help="sentences to classify (else --file, else standard input)")
     parser.add_argument("--file", help="a text file, one sentence per line")
     parser.add_argument("--output", type=Path, help="write CSV or JSON (by extension) instead of a table")
@@ -124,7 +159,7 @@ def main(args: list[str] | None = None) -> None:
     if options.sentences and options.file:
         parser.error("give sentences or --file, not both")
     with exit_on_reported_error():
-        predictor = load(*options.ckpt)
+        predictor = load(*(options.ckpt or [options.model]))
         write_rows(predictor.predict(read_sentences(options)), options.output, COLUMNS)
 
 

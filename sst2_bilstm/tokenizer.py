@@ -10,7 +10,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-import torch
+import numpy as np
 from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import WordLevel
 
@@ -48,6 +48,7 @@ def word_count(tokenizer: Tokenizer, text: str) -> int:
     return len(tokenizer.pre_tokenizer.pre_tokenize_str(tokenizer.normalizer.normalize_str(text)))
 
 
-def encode(tokenizer: Tokenizer, texts: list[str]) -> torch.Tensor:
-    """Token ids, int64 of shape (len(texts), max_length)."""
-    return torch.tensor([encoding.ids for encoding in tokenizer.encode_batch(texts)], dtype=torch.long)
+def encode(tokenizer: Tokenizer, texts: list[str]) -> np.ndarray:
+    """Token ids, int64 of shape (len(texts), max_length). numpy, not torch: an export reads text without torch."""
+    ids = [encoding.ids for encoding in tokenizer.encode_batch(texts)]
+    return np.array(ids, dtype=np.int64).reshape(len(texts), tokenizer.truncation["max_length"])

@@ -11,6 +11,11 @@ import torch
 from fashion_cnn.data import FILES
 
 REPO = Path(__file__).resolve().parents[1]
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each of pytest-xdist's workers shares the CPUs with the others: one thread each, for the processes the
+    # tests start too, instead of every process spinning on every core.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 # Read before the autouse fixture below hides DATA_DIR from the other tests.
 REAL_DATA_DIR = Path(os.environ.get("DATA_DIR") or REPO.parent / "shared" / "datasets")
 

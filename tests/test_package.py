@@ -68,7 +68,9 @@ def test_console_commands_print_the_reference_config(installed, command, epochs,
     result = run_installed(installed, str(site / "bin" / command), "test", "--help")
     assert result.stdout.startswith(f"usage: {command} test ")
     result = run_installed(installed, str(site / "bin" / f"{command}-predict"), "--help")
-    assert result.returncode == 0 and result.stdout.startswith(f"usage: {command}-predict [-h] --ckpt CKPT")
+    assert result.returncode == 0 and result.stdout.startswith(
+        f"usage: {command}-predict [-h] (--ckpt CKPT | --model MODEL)"
+    )
 
 
 def test_a_missing_reference_config_is_an_error(installed):

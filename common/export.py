@@ -1,0 +1,93 @@
+"""A checkpoint to an ONNX model of its class probabilities, with a dynamic batch axis: the network and the last
+activation (softmax, or the sigmoid's two columns), so that the exported model needs nothing of torch to read."""
+
+import argparse
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from common.console import program
+from common.errors import DataError, exit_on_reported_error
+from common.exported import MODEL_FILE
+from common.predict import load_checkpoint
+
+
+class Probabilities(nn.Module):
+    """A classifier's probabilities, one column per class."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        probabilities = self.model.probabilities(self.model(inputs))
+        if probabilities.dim() == 1:  # one sigmoid output: the probability of the second (positive) class
+            probabilities = torch.stack([1 - probabilities, probabilities], dim=1)
+        return probabilities
+
+
+def export_onnx(
+    model: nn.Module, example: torch.Tensor, folder: Path, metadata: dict[str, str], sequence: bool = False
+) -> Path:
+    """Writes ``folder/model.onnx`` from ``model`` (in eval mode, on the CPU) traced on ``example``, any batch size
+    allowed (and, with ``sequence``, any length of the second axis); ``metadata`` is stored in the model."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / MODEL_FILE
+    network = Probabilities(model.eval().cpu())
+    dims = {0: torch.export.Dim("batch", min=1)} | ({1: torch.export.Dim("length", min=2)} if sequence else {})
+    # torch's exporter built on torch.export: the TorchScript one (dynamo=False) traced these models wrongly.
+    program = torch.onnx.export(
+        network,
+        (example,),
+        dynamo=True,
+        input_names=["inputs"],
+        output_names=["probabilities"],
+        dynamic_shapes={"inputs": dims},
+        verbose=False,
+    )
+    proto = program.model_proto
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(path))
+    return path
+
+
+def class_metadata(workflow: str, class_names: list[str], **extra: str) -> dict[str, str]:
+    return {"workflow": workflow, "class_names": json.dumps(list(class_names)), **extra}
+
+
+def export_command(
+    args: list[str] | None,
+    *,
+    workflow: str,
+    model_class: type,
+    example: torch.Tensor,
+    metadata: dict[str, str],
+    sequence: bool = False,
+    beside=None,
+) -> None:
+    """The export command of a workflow: ``--ckpt CKPT --output DIR`` writes ``DIR/model.onnx``; ``beside(ckpt,
+    folder)`` writes what else the export needs (SST-2's tokenizer)."""
+    command = workflow.replace("_", "-")
+    parser = argparse.ArgumentParser(
+        prog=program(f"{command}-export", f"{workflow}.export"),
+        description=f"Export a {workflow} checkpoint to DIR/model.onnx (class probabilities, any batch size), "
+        f"for {command}-predict --model DIR and {command}-serve --model DIR, which then need onnxruntime, not torch.",
+    )
+    parser.add_argument("--ckpt", required=True, help=f"a checkpoint of {command} (python -m {workflow}.train)")
+    parser.add_argument("--output", required=True, type=Path, help="the folder to write model.onnx into")
+    options = parser.parse_args(args)
+    with exit_on_reported_error():
+        model, _ = load_checkpoint(options.ckpt, model_class)
+        if options.output.exists() and not options.output.is_dir():
+            raise DataError(f"--output {options.output} is a file; give a folder.")
+        with contextlib.redirect_stdout(io.StringIO()):  # the exporter's progress lines
+            path = export_onnx(model, example, options.output, metadata, sequence)
+        if beside is not None:
+            beside(options.ckpt, options.output)
+        print(f"Exported: {path}")

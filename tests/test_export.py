@@ -1,0 +1,119 @@
+"""A checkpoint exported to ONNX predicts as the checkpoint does, read by onnxruntime without torch."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fashion_cnn import predict as fashion_predict
+from fashion_cnn.export import main as fashion_export
+from fashion_cnn.train import main as fashion_train
+from sst2_bilstm import predict as sst2_predict
+from sst2_bilstm.export import main as sst2_export
+from sst2_bilstm.train import main as sst2_train
+from tests.conftest import REPO, write_fashion_mnist, write_sst2
+
+QUIET = ["--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"]
+# Run in a process where ``import torch`` fails: what an export needs is onnxruntime, numpy, Pillow, tokenizers.
+WITHOUT_TORCH = "import runpy, sys; sys.modules['torch'] = None; sys.argv[0] = sys.argv[1]; del sys.argv[1]; runpy.run_module(sys.argv[0], run_name='__main__')"
+
+
+def without_torch(module, *args):
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_TORCH, module, *args], cwd=REPO, capture_output=True, text=True
+    )
+
+
+@pytest.fixture(scope="module")
+def fashion(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fashion-export")
+    data = write_fashion_mnist(root / "data")
+    fashion_train(["fit", "--data.data_dir", str(data), "--trainer.default_root_dir", str(root / "runs"), *QUIET])
+    ckpt = root / "runs" / "version_0" / "checkpoints" / "last.ckpt"
+    fashion_export(["--ckpt", str(ckpt), "--output", str(root / "exported")])
+    images = root / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(images / f"{i}.png")
+    Image.fromarray(rng.integers(0, 256, (40, 30), dtype=np.uint8)).save(images / "big.png")
+    return ckpt, root / "exported", images
+
+
+@pytest.fixture(scope="module")
+def sst2(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sst2-export")
+    data = write_sst2(root / "data")
+    small = ["--model.embedding_dim", "16", "--model.hidden_sizes", "[8, 4]", "--model.dense_size", "8"]
+    sst2_train(["fit", "--data.data_dir", str(data), "--trainer.default_root_dir", str(root / "runs"), *QUIET, *small])
+    ckpt = root / "runs" / "version_0" / "checkpoints" / "last.ckpt"
+    sst2_export(["--ckpt", str(ckpt), "--output", str(root / "exported")])
+    return ckpt, root / "exported"
+
+
+def test_the_fashion_export_gives_the_checkpoints_probabilities(fashion):
+    ckpt, exported, _ = fashion
+    images = np.random.default_rng(1).random((257, 1, 28, 28), dtype=np.float32)  # more than one chunk of 100
+    torch_p = fashion_predict.load(ckpt, batch_size=100).probabilities(images)
+    onnx_p = fashion_predict.load(exported, batch_size=100).probabilities(images)
+    assert onnx_p.shape == (257, 10) and np.abs(onnx_p - torch_p).max() <= 1e-5
+    assert (onnx_p.argmax(axis=1) == torch_p.argmax(axis=1)).all()
+
+
+def test_the_fashion_export_predicts_files_without_torch(fashion, tmp_path):
+    ckpt, exported, images = fashion
+    files = [str(images / f"{i}.png") for i in range(6)] + [str(images / "big.png")]
+    result = without_torch(
+        "fashion_cnn.predict", "--model", str(exported), *files, "--resize", "--output", str(tmp_path / "onnx.json")
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    fashion_predict.main(["--ckpt", str(ckpt), *files, "--resize", "--output", str(tmp_path / "torch.json")])
+    onnx_rows, torch_rows = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("onnx", "torch"))
+    assert [(r["file"], r["label"], r["note"]) for r in onnx_rows] == [
+        (r["file"], r["label"], r["note"]) for r in torch_rows
+    ]
+    assert onnx_rows[-1]["note"] == "resized from 30x40"  # width x height
+    for a, b in zip(onnx_rows, torch_rows):
+        assert a["probability"] == pytest.approx(b["probability"], abs=1e-5)
+
+
+def test_the_sst2_export_reads_sentences_as_the_checkpoint_does_without_torch(sst2, tmp_path):
+    ckpt, exported = sst2
+    assert (exported / "tokenizer.json").is_file()
+    sentences = ["good the film is , really", "", "zzzz qqqq", "bad the film is", " ".join(["good film"] * 40)]
+    (tmp_path / "sentences.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8-sig")
+    args = ["--file", str(tmp_path / "sentences.txt"), "--output"]
+    result = without_torch("sst2_bilstm.predict", "--model", str(exported), *args, str(tmp_path / "onnx.json"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    sst2_predict.main(["--ckpt", str(ckpt), *args, str(tmp_path / "torch.json")])
+    onnx_rows, torch_rows = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("onnx", "torch"))
+    keys = ("sentence", "label", "note")
+    assert [[r[k] for k in keys] for r in onnx_rows] == [[r[k] for k in keys] for r in torch_rows]
+    assert [r["note"] for r in onnx_rows] == ["", "empty", "no known word", "", "read the first 50 of 80 words"]
+    for a, b in zip(onnx_rows, torch_rows):
+        assert a["probability_positive"] == pytest.approx(b["probability_positive"], abs=1e-5)
+
+
+def test_exports_refuse_what_they_cannot_use(fashion, sst2, tmp_path, capsys):
+    fashion_ckpt, fashion_exported, images = fashion
+    sst2_ckpt, _ = sst2
+    (tmp_path / "file").write_text("")
+    cases = [
+        (fashion_export, ["--ckpt", str(sst2_ckpt), "--output", str(tmp_path / "x")], "was not saved by a FashionCNN"),
+        (fashion_export, ["--ckpt", str(fashion_ckpt), "--output", str(tmp_path / "file")], "is a file; give a folder"),
+        (
+            sst2_predict.main,
+            ["--model", str(fashion_exported), "fine"],
+            "was exported from fashion_cnn, not sst2_bilstm",
+        ),
+        (fashion_predict.main, ["--model", str(tmp_path), str(images / "0.png")], "model.onnx does not exist"),
+    ]
+    for main, args, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
