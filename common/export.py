@@ -5,6 +5,7 @@ import argparse
 import contextlib
 import io
 import json
+import warnings
 from pathlib import Path
 
 import onnx
@@ -86,7 +87,9 @@ def export_command(
         model, _ = load_checkpoint(options.ckpt, model_class)
         if options.output.exists() and not options.output.is_dir():
             raise DataError(f"--output {options.output} is a file; give a folder.")
-        with contextlib.redirect_stdout(io.StringIO()):  # the exporter's progress lines
+        # The exporter's progress lines and its warnings about torch's own internals are not the user's concern.
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             path = export_onnx(model, example, options.output, metadata, sequence)
         if beside is not None:
             beside(options.ckpt, options.output)
