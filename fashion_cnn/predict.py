@@ -24,21 +24,24 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 COLUMNS = ["file", "label", "probability", "top3", "note"]
 
 
-def load_image(path: Path, resize: bool = False, invert: bool = False) -> tuple[np.ndarray, str]:
-    """A (1, 28, 28) float32 array in [0, 1] from an image file, converted to grayscale, and a note of what was done
-    to the image to get it (a resize), or ""."""
-    note = ""
+def load_image(
+    path, resize: bool = False, invert: bool = False, name: str | None = None, to_resize: str = "pass --resize"
+) -> tuple[np.ndarray, str]:
+    """A (1, 28, 28) float32 array in [0, 1] from an image file (or file object, called ``name`` in messages),
+    converted to grayscale, and a note of what was done to the image to get it (a resize), or ""."""
+    note, name = "", name or path
     try:
         with Image.open(path) as image:
             image = image.convert("L")
             if image.size != (28, 28):
                 if not resize:
-                    raise DataError(f"{path} is {image.size[0]}x{image.size[1]}, not 28x28; pass --resize to scale it.")
+                    raise DataError(f"{name} is {image.size[0]}x{image.size[1]}, not 28x28; {to_resize} to scale it.")
                 note = f"resized from {image.size[0]}x{image.size[1]}"
                 image = image.resize((28, 28), Image.Resampling.LANCZOS)
             pixels = np.asarray(image, dtype=np.float32).reshape(1, 28, 28) / 255
     except (UnidentifiedImageError, OSError) as error:
-        raise DataError(f"{path} is not a readable image ({error}).") from None
+        why = f" ({error})" if isinstance(path, str | Path) else ""
+        raise DataError(f"{name} is not a readable PNG or JPEG image{why}.") from None
     return (1 - pixels if invert else pixels), note
 
 
@@ -79,6 +82,8 @@ class FashionPredictor:
     def probabilities(self, images) -> np.ndarray:
         """(N, 10) class probabilities."""
         return self._probabilities(checked_images(images))
+
+    class_probabilities = probabilities  # what the server asks of both workflows' predictors
 
     def predict(self, images) -> list[dict]:
         """One dict per image: ``label``, its ``probability``, and the ``top3`` (class, probability) pairs."""

@@ -47,6 +47,11 @@ class SentimentPredictor:
             tokens = tokens.cpu().numpy()
         return self._probabilities(np.asarray(tokens, dtype=np.int64))
 
+    def class_probabilities(self, tokens) -> np.ndarray:
+        """(N, 2): the probabilities of negative and positive."""
+        positive = self.probabilities(tokens)
+        return np.stack([1 - positive, positive], axis=1)
+
     def predict(self, sentences: list[str]) -> list[dict]:
         """One dict per sentence: ``label`` (negative / positive), ``probability_positive`` and a ``note`` that
         flags empty sentences, sentences without a known word, and sentences longer than the model reads."""

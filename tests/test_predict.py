@@ -92,7 +92,7 @@ def test_fashion_refusals(fashion_run, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     cases = [
         (["--ckpt", ckpt, str(tmp_path / "big.png")], "big.png is 32x30, not 28x28; pass --resize"),
-        (["--ckpt", ckpt, str(tmp_path / "notes.png")], "notes.png is not a readable image"),
+        (["--ckpt", ckpt, str(tmp_path / "notes.png")], "notes.png is not a readable PNG or JPEG image"),
         (["--ckpt", ckpt, str(tmp_path / "missing.png")], "missing.png does not exist"),
         (["--ckpt", ckpt, str(tmp_path / "empty")], "holds no PNG or JPEG images"),
         (["--ckpt", str(tmp_path / "none.ckpt"), str(tmp_path / "big.png")], "none.ckpt does not exist"),
