@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: train train-sst2 test lint format data clean
+.PHONY: train train-sst2 test lint format data browser clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -39,6 +39,15 @@ data:
 	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then apt="sudo apt-get"; \
 	else echo "No Fashion-MNIST files in $$dir and apt is not usable: the run will try to download them."; exit 0; fi; \
 	$$apt install -y dataset-fashion-mnist || { $$apt update && $$apt install -y dataset-fashion-mnist; }
+
+# The page's browser test drives Debian's chromium; where apt can be used, install it (and say whether it is there).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt=apt-get; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then apt="sudo apt-get"; \
+	else echo "No chromium here and apt is not usable: the browser test will be skipped."; exit 0; fi; \
+	$$apt install -y --no-install-recommends chromium chromium-driver || \
+	{ $$apt update && $$apt install -y --no-install-recommends chromium chromium-driver; }
 
 clean:
 	rm -rf $(VENV) runs

@@ -55,6 +55,10 @@ def test_the_wheel_ships_the_configs_and_runs_from_its_own_files(installed):
     assert result.returncode == 0, result.stderr
     config, module = result.stdout.split()
     assert config == str(site / "common" / "configs" / "sst2_bilstm.yaml") and module.startswith(str(site))
+    assert (site / "common" / "page.html").is_file()  # the served page
+    assert all(
+        (site / "bin" / f"{w}-{c}").is_file() for w in ("fashion-cnn", "sst2-bilstm") for c in ("export", "serve")
+    )
 
 
 @pytest.mark.parametrize("command, epochs, callbacks", [("fashion-cnn", 10, 3), ("sst2-bilstm", 5, 5)])

@@ -1,0 +1,94 @@
+"""The page at / in a real headless browser (Debian's chromium, driven by selenium): an image picked, a sentence
+typed, the class shown. Skipped only where no chromium is installed and CI did not ask for one."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fashion_cnn.train import main as fashion_train
+from sst2_bilstm.train import main as sst2_train
+from tests.conftest import write_fashion_mnist, write_sst2
+from tests.test_serve import QUIET, Server
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+# .ci/run sets it where it could install the browser: there the test must run, not skip.
+if os.environ.get("REQUIRE_BROWSER") != "1" and not (CHROMIUM and CHROMEDRIVER):
+    pytest.skip(
+        "no chromium and chromedriver here (Debian: apt-get install chromium chromium-driver)", allow_module_level=True
+    )
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=800,700"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def shown_label(browser) -> str:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 20).until(
+        lambda b: b.find_element(By.ID, "label").text or b.find_element(By.ID, "error").text
+    )
+    assert browser.find_element(By.ID, "error").text == ""
+    return browser.find_element(By.ID, "label").text
+
+
+def test_the_page_classifies_an_image_and_a_sentence(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    fashion_data, sst2_data = write_fashion_mnist(tmp_path / "fashion"), write_sst2(tmp_path / "sst2")
+    fashion_train(
+        ["fit", "--data.data_dir", str(fashion_data), "--trainer.default_root_dir", str(tmp_path / "f"), *QUIET]
+    )
+    small = ["--model.embedding_dim", "16", "--model.hidden_sizes", "[8, 4]", "--model.dense_size", "8"]
+    sst2_train(
+        ["fit", "--data.data_dir", str(sst2_data), "--trainer.default_root_dir", str(tmp_path / "s"), *QUIET, *small]
+    )
+    image = tmp_path / "garment.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 40), dtype=np.uint8)).save(image)
+
+    servers = [
+        Server("fashion_cnn", "--ckpt", str(tmp_path / "f/version_0/checkpoints/last.ckpt")),
+        Server("sst2_bilstm", "--ckpt", str(tmp_path / "s/version_0/checkpoints/last.ckpt")),
+    ]
+    try:
+        fashion, sst2 = servers
+        browser.get(f"http://127.0.0.1:{fashion.port}/")
+        WebDriverWait(browser, 20).until(lambda b: b.find_element(By.ID, "image-input").is_displayed())
+        browser.find_element(By.ID, "file").send_keys(str(image))
+        label = shown_label(browser)
+        expected = fashion.predict({"inputs": [image_base64(image)], "resize": True})[1]["predictions"][0]
+        assert label == expected["label"] and len(browser.find_elements(By.CSS_SELECTOR, "#bars .bar")) == 10
+        assert browser.find_element(By.ID, "note").text == "resized from 40x40"
+        browser.save_screenshot(str(tmp_path / "fashion.png"))
+
+        browser.get(f"http://127.0.0.1:{sst2.port}/")
+        WebDriverWait(browser, 20).until(lambda b: b.find_element(By.ID, "text-input").is_displayed())
+        browser.find_element(By.ID, "sentence").send_keys("good the film is")
+        browser.find_element(By.ID, "send").click()
+        expected = sst2.predict({"inputs": ["good the film is"]})[1]["predictions"][0]["label"]
+        assert shown_label(browser) == expected and len(browser.find_elements(By.CSS_SELECTOR, "#bars .bar")) == 2
+    finally:
+        for server in servers:
+            server.stop()
+            server.kill()
+
+
+def image_base64(path) -> str:
+    import base64
+
+    return base64.b64encode(path.read_bytes()).decode()
