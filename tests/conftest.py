@@ -93,3 +93,52 @@ def sst2_dir(tmp_path) -> Path:
 def training_batches(data) -> list:
     """A DataModule's training batches, one per optimizer step."""
     return list(data.train_dataloader())
+
+
+# Trained once per test process and shared by the tests of what a trained model does outside training (export,
+# serving, the page): each only reads them.
+TINY_SST2 = ["--model.embedding_dim", "16", "--model.hidden_sizes", "[8, 4]", "--model.dense_size", "8"]
+
+
+@pytest.fixture(scope="session")
+def tiny_fashion(tmp_path_factory) -> tuple[Path, Path]:
+    """Tiny Fashion-MNIST data and the last.ckpt of one epoch on it."""
+    from fashion_cnn.train import main
+
+    root = tmp_path_factory.mktemp("tiny-fashion")
+    data = write_fashion_mnist(root / "data")
+    main(["fit", "--data.data_dir", str(data), "--trainer.default_root_dir", str(root / "runs"), *ONE_QUIET_EPOCH])
+    return data, root / "runs" / "version_0" / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def tiny_sst2(tmp_path_factory) -> tuple[Path, Path]:
+    """Tiny SST-2 data and the last.ckpt of one epoch of a small BiLSTM on it."""
+    from sst2_bilstm.train import main
+
+    root = tmp_path_factory.mktemp("tiny-sst2")
+    data = write_sst2(root / "data")
+    args = ["fit", "--data.data_dir", str(data), "--trainer.default_root_dir", str(root / "runs")]
+    main([*args, *ONE_QUIET_EPOCH, *TINY_SST2])
+    return data, root / "runs" / "version_0" / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def fashion_exported(tiny_fashion, tmp_path_factory) -> Path:
+    from fashion_cnn.export import main
+
+    folder = tmp_path_factory.mktemp("fashion-export")
+    main(["--ckpt", str(tiny_fashion[1]), "--output", str(folder)])
+    return folder
+
+
+@pytest.fixture(scope="session")
+def sst2_exported(tiny_sst2, tmp_path_factory) -> Path:
+    from sst2_bilstm.export import main
+
+    folder = tmp_path_factory.mktemp("sst2-export")
+    main(["--ckpt", str(tiny_sst2[1]), "--output", str(folder)])
+    return folder
+
+
+ONE_QUIET_EPOCH = ["--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"]

@@ -10,13 +10,9 @@ from PIL import Image
 
 from fashion_cnn import predict as fashion_predict
 from fashion_cnn.export import main as fashion_export
-from fashion_cnn.train import main as fashion_train
 from sst2_bilstm import predict as sst2_predict
-from sst2_bilstm.export import main as sst2_export
-from sst2_bilstm.train import main as sst2_train
-from tests.conftest import REPO, write_fashion_mnist, write_sst2
+from tests.conftest import REPO
 
-QUIET = ["--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"]
 # Run in a process where ``import torch`` fails: what an export needs is onnxruntime, numpy, Pillow, tokenizers.
 WITHOUT_TORCH = "import runpy, sys; sys.modules['torch'] = None; sys.argv[0] = sys.argv[1]; del sys.argv[1]; runpy.run_module(sys.argv[0], run_name='__main__')"
 
@@ -28,30 +24,18 @@ def without_torch(module, *args):
 
 
 @pytest.fixture(scope="module")
-def fashion(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fashion-export")
-    data = write_fashion_mnist(root / "data")
-    fashion_train(["fit", "--data.data_dir", str(data), "--trainer.default_root_dir", str(root / "runs"), *QUIET])
-    ckpt = root / "runs" / "version_0" / "checkpoints" / "last.ckpt"
-    fashion_export(["--ckpt", str(ckpt), "--output", str(root / "exported")])
-    images = root / "images"
-    images.mkdir()
+def fashion(tiny_fashion, fashion_exported, tmp_path_factory):
+    images = tmp_path_factory.mktemp("images")
     rng = np.random.default_rng(0)
     for i in range(6):
         Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(images / f"{i}.png")
     Image.fromarray(rng.integers(0, 256, (40, 30), dtype=np.uint8)).save(images / "big.png")
-    return ckpt, root / "exported", images
+    return tiny_fashion[1], fashion_exported, images
 
 
 @pytest.fixture(scope="module")
-def sst2(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sst2-export")
-    data = write_sst2(root / "data")
-    small = ["--model.embedding_dim", "16", "--model.hidden_sizes", "[8, 4]", "--model.dense_size", "8"]
-    sst2_train(["fit", "--data.data_dir", str(data), "--trainer.default_root_dir", str(root / "runs"), *QUIET, *small])
-    ckpt = root / "runs" / "version_0" / "checkpoints" / "last.ckpt"
-    sst2_export(["--ckpt", str(ckpt), "--output", str(root / "exported")])
-    return ckpt, root / "exported"
+def sst2(tiny_sst2, sst2_exported):
+    return tiny_sst2[1], sst2_exported
 
 
 def test_the_fashion_export_gives_the_checkpoints_probabilities(fashion):

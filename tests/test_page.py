@@ -8,10 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fashion_cnn.train import main as fashion_train
-from sst2_bilstm.train import main as sst2_train
-from tests.conftest import write_fashion_mnist, write_sst2
-from tests.test_serve import QUIET, Server
+from tests.test_serve import Server
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 # .ci/run sets it where it could install the browser: there the test must run, not skip.
@@ -46,24 +43,16 @@ def shown_label(browser) -> str:
     return browser.find_element(By.ID, "label").text
 
 
-def test_the_page_classifies_an_image_and_a_sentence(browser, tmp_path):
+def test_the_page_classifies_an_image_and_a_sentence(browser, fashion_exported, tiny_sst2, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    fashion_data, sst2_data = write_fashion_mnist(tmp_path / "fashion"), write_sst2(tmp_path / "sst2")
-    fashion_train(
-        ["fit", "--data.data_dir", str(fashion_data), "--trainer.default_root_dir", str(tmp_path / "f"), *QUIET]
-    )
-    small = ["--model.embedding_dim", "16", "--model.hidden_sizes", "[8, 4]", "--model.dense_size", "8"]
-    sst2_train(
-        ["fit", "--data.data_dir", str(sst2_data), "--trainer.default_root_dir", str(tmp_path / "s"), *QUIET, *small]
-    )
     image = tmp_path / "garment.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 40), dtype=np.uint8)).save(image)
 
     servers = [
-        Server("fashion_cnn", "--ckpt", str(tmp_path / "f/version_0/checkpoints/last.ckpt")),
-        Server("sst2_bilstm", "--ckpt", str(tmp_path / "s/version_0/checkpoints/last.ckpt")),
+        Server("fashion_cnn", "--model", str(fashion_exported)),  # an export and a checkpoint: both kinds
+        Server("sst2_bilstm", "--ckpt", str(tiny_sst2[1])),
     ]
     try:
         fashion, sst2 = servers

@@ -18,12 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fashion_cnn.train import main as fashion_train
-from sst2_bilstm.export import main as sst2_export
-from sst2_bilstm.train import main as sst2_train
-from tests.conftest import REPO, write_fashion_mnist, write_sst2
-
-QUIET = ["--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"]
+from tests.conftest import REPO
 
 
 def free_port() -> int:
@@ -83,11 +78,8 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def fashion(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fashion-serve")
-    data = write_fashion_mnist(root / "data")
-    fashion_train(["fit", "--data.data_dir", str(data), "--trainer.default_root_dir", str(root / "runs"), *QUIET])
-    return root / "runs" / "version_0" / "checkpoints" / "last.ckpt"
+def fashion(tiny_fashion):
+    return tiny_fashion[1]
 
 
 def png(pixels: np.ndarray) -> str:
@@ -148,16 +140,8 @@ def test_fashion_server_answers_refuses_stops_and_restarts_the_same(fashion):
         restarted.kill()
 
 
-def test_sst2_server_of_an_export_reads_sentences(tmp_path):
-    data = write_sst2(tmp_path / "data")
-    small = ["--model.embedding_dim", "16", "--model.hidden_sizes", "[8, 4]", "--model.dense_size", "8"]
-    sst2_train(
-        ["fit", "--data.data_dir", str(data), "--trainer.default_root_dir", str(tmp_path / "runs"), *QUIET, *small]
-    )
-    sst2_export(
-        ["--ckpt", str(tmp_path / "runs/version_0/checkpoints/last.ckpt"), "--output", str(tmp_path / "exported")]
-    )
-    server = Server("sst2_bilstm", "--model", str(tmp_path / "exported"))
+def test_sst2_server_of_an_export_reads_sentences(sst2_exported):
+    server = Server("sst2_bilstm", "--model", str(sst2_exported))
     try:
         status, reply = server.predict({"inputs": ["good the film is", "zzzz"]})
         assert status == 200 and [p["note"] for p in reply["predictions"]] == ["", "no known word"]
