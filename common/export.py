@@ -15,7 +15,7 @@ from torch import nn
 from common.console import program
 from common.errors import DataError, exit_on_reported_error
 from common.exported import MODEL_FILE
-from common.predict import load_checkpoint
+from common.predict import load_checkpoint, per_class
 
 
 class Probabilities(nn.Module):
@@ -26,10 +26,7 @@ class Probabilities(nn.Module):
         self.model = model
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        probabilities = self.model.probabilities(self.model(inputs))
-        if probabilities.dim() == 1:  # one sigmoid output: the probability of the second (positive) class
-            probabilities = torch.stack([1 - probabilities, probabilities], dim=1)
-        return probabilities
+        return per_class(self.model.probabilities(self.model(inputs)))
 
 
 def export_onnx(

@@ -52,6 +52,13 @@ def batched_probabilities(model: torch.nn.Module, inputs: torch.Tensor, batch_si
     return torch.cat([model.probabilities(model(chunk.to(device))).cpu() for chunk in inputs.split(batch_size)])
 
 
+def per_class(probabilities: torch.Tensor) -> torch.Tensor:
+    """A column per class: one sigmoid output, the probability of the second (positive) class, becomes two."""
+    if probabilities.dim() == 1:
+        return torch.stack([1 - probabilities, probabilities], dim=1)
+    return probabilities
+
+
 class PredictionWriter(BasePredictionWriter):
     """Writes what ``predict`` returns to ``<folder>/<name>.csv``, one row per input: its index, the predicted class
     and the probability of each class. ``folder`` defaults to the Trainer's log_dir; under DDP each process writes
@@ -64,9 +71,7 @@ class PredictionWriter(BasePredictionWriter):
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
         names = list(trainer.datamodule.class_names)
-        probabilities = torch.cat(predictions).float()
-        if probabilities.dim() == 1:  # one sigmoid output: the probability of the second (positive) class
-            probabilities = torch.stack([1 - probabilities, probabilities], dim=1)
+        probabilities = per_class(torch.cat(predictions).float())
         indices = [i for batches in batch_indices for batch in batches for i in batch]
         folder = self.folder or Path(trainer.log_dir or trainer.default_root_dir)
         path = folder / (

@@ -111,9 +111,7 @@ def load(path: str | Path, batch_size: int = 1000) -> FashionPredictor:
     def probabilities(images: np.ndarray) -> np.ndarray:
         return batched_probabilities(model, torch.from_numpy(images), batch_size).float().numpy()
 
-    predictor = FashionPredictor(probabilities, CLASS_NAMES)
-    predictor.model = model
-    return predictor
+    return FashionPredictor(probabilities, CLASS_NAMES)
 
 
 def image_files(inputs: list[str]) -> list[Path]:

@@ -103,9 +103,7 @@ def load(*paths: str | Path, batch_size: int = 1000) -> SentimentPredictor:
     def probabilities(tokens: np.ndarray) -> np.ndarray:
         return batched_probabilities(model, torch.from_numpy(tokens), batch_size).float().numpy()
 
-    predictor = SentimentPredictor(probabilities, tokenizers[0], CLASS_NAMES)
-    predictor.model = model
-    return predictor
+    return SentimentPredictor(probabilities, tokenizers[0], CLASS_NAMES)
 
 
 def load_export(folder: str | Path, batch_size: int = 1000) -> SentimentPredictor:
