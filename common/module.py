@@ -12,7 +12,7 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from common.errors import NonFiniteLossError
+from common.errors import ConfigError, NonFiniteLossError
 
 EVAL_STAGES = ("val", "test")
 
@@ -124,6 +124,28 @@ class ClassifierModule(L.LightningModule):
             value = self.trainer.callback_metrics.get(config.monitor) if config.reduce_on_plateau else None
             if value is not None:
                 config.scheduler.step(value)
+
+    def one_cycle(self, optimizer: torch.optim.Optimizer) -> dict:
+        """The optimizer with a one-cycle schedule over the whole fit, peaking at its learning rate, stepped after
+        every optimizer step: the configuration ``configure_optimizers`` returns."""
+        steps = self.trainer.estimated_stepping_batches  # optimizer steps of the whole fit
+        peak = optimizer.param_groups[0]["lr"]
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peak, total_steps=steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_train_start(self) -> None:
+        # A one-cycle schedule's length is fixed when training starts; a resumed run restores it, and stepping
+        # past its end would fail deep in the scheduler.
+        for config in self.trainer.lr_scheduler_configs:
+            schedule = config.scheduler
+            if (
+                isinstance(schedule, torch.optim.lr_scheduler.OneCycleLR)
+                and schedule.total_steps < self.trainer.estimated_stepping_batches
+            ):
+                raise ConfigError(
+                    f"this run's one-cycle schedule was fixed at {schedule.total_steps} steps when it started; "
+                    f"it cannot be resumed for {self.trainer.estimated_stepping_batches}: keep its max_epochs."
+                )
 
     def lr_scheduler_step(self, scheduler, metric) -> None:
         # Lightning calls this after the epoch's checkpoints; a plateau schedule was stepped before them.

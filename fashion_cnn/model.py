@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.errors import ConfigError, require
+from common.errors import require
 from common.init import keras_init_
 from common.module import ClassifierModule
 
@@ -31,6 +31,11 @@ class FashionCNN(ClassifierModule):
             reference, which keeps the rate constant). Its length is fixed when training starts: a run resumed
             with a larger ``max_epochs`` is refused.
         weight_decay: decoupled weight decay (AdamW's), 0 in the reference.
+        label_smoothing: in training, the target puts ``1 - label_smoothing`` on the true class and spreads the
+            rest over all ten, so confident logits stop being pushed further; validation and test losses are the
+            plain cross-entropy.
+        flip_average: outside training (validation, test, prediction, export), average the logits of each image
+            and of its left-right mirror; the training images' flips are ``data.augment``.
     """
 
     def __init__(
@@ -45,6 +50,8 @@ class FashionCNN(ClassifierModule):
         batch_norm: bool = False,
         one_cycle: bool = False,
         weight_decay: float = 0.0,
+        label_smoothing: float = 0.0,
+        flip_average: bool = False,
     ) -> None:
         super().__init__(NUM_CLASSES)
         self.save_hyperparameters()
@@ -52,6 +59,7 @@ class FashionCNN(ClassifierModule):
         require(min(first, second, dense_size) >= 1, "channels and dense_size must be at least 1.")
         require(0 <= dropout < 1, f"dropout must be in [0, 1), not {dropout}.")
         require(lr > 0, f"lr must be positive, not {lr}.")
+        require(0 <= label_smoothing < 1, f"label_smoothing must be in [0, 1), not {label_smoothing}.")
 
         def norm(layer: type[nn.Module], width: int) -> list[nn.Module]:
             return [layer(width)] if batch_norm else []
@@ -83,24 +91,13 @@ class FashionCNN(ClassifierModule):
         """Logits of shape (N, 10) for images of shape (N, 1, 28, 28) with pixels in [0, 1]."""
         if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
+        if self.hparams.flip_average and not self.training:
+            return (self.net(images) + self.net(images.flip(3))) / 2
         return self.net(images)
 
-    def on_train_start(self) -> None:
-        # A one-cycle schedule's length is fixed when training starts; a resumed run restores it, and stepping
-        # past its end would fail deep in the scheduler.
-        for config in self.trainer.lr_scheduler_configs:
-            schedule = config.scheduler
-            if (
-                isinstance(schedule, torch.optim.lr_scheduler.OneCycleLR)
-                and schedule.total_steps < self.trainer.estimated_stepping_batches
-            ):
-                raise ConfigError(
-                    f"this run's one-cycle schedule was fixed at {schedule.total_steps} steps when it started; "
-                    f"it cannot be resumed for {self.trainer.estimated_stepping_batches}: keep its max_epochs."
-                )
-
     def loss_and_predictions(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return F.cross_entropy(logits, target), logits.argmax(dim=1)
+        smoothing = self.hparams.label_smoothing if self.training else 0.0
+        return F.cross_entropy(logits, target, label_smoothing=smoothing), logits.argmax(dim=1)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.softmax(dim=1)
@@ -111,8 +108,4 @@ class FashionCNN(ClassifierModule):
         optimizer = optimizer_class(
             self.parameters(), lr=hparams.lr, eps=hparams.eps, weight_decay=hparams.weight_decay, fused=hparams.fused
         )
-        if not hparams.one_cycle:
-            return optimizer
-        steps = self.trainer.estimated_stepping_batches  # optimizer steps of the whole fit
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hparams.lr, total_steps=steps)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return self.one_cycle(optimizer) if hparams.one_cycle else optimizer

@@ -31,13 +31,16 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
 ROOT = Path(__file__).resolve().parents[1]
-# config -> (package, title, the reference's published test accuracy (%) and loss)
+# config -> (package, title, the reference's published test accuracy (%) and loss). Each package's reference
+# config has the package's name.
 CONFIGS = {
     "fashion_cnn": ("fashion_cnn", "Fashion-MNIST CNN, reference", (90.64, 0.2654)),
     "fashion_cnn_plus": ("fashion_cnn", "Fashion-MNIST CNN, improved", None),
+    "fashion_cnn_fast": ("fashion_cnn", "Fashion-MNIST CNN, speed run", None),
     "sst2_bilstm": ("sst2_bilstm", "SST-2 BiLSTM, reference", (82.91, 0.436)),
     "sst2_bilstm_packed": ("sst2_bilstm", "SST-2 BiLSTM, packed", None),
     "sst2_bilstm_plus": ("sst2_bilstm", "SST-2 BiLSTM, improved", None),
+    "sst2_bilstm_fast": ("sst2_bilstm", "SST-2 BiLSTM, speed run", None),
 }
 
 
@@ -125,6 +128,39 @@ def ensemble_table(results: dict) -> str:
     return f"\n\n{about} of the whole command, start-up included):\n\n" + "\n".join(rows)
 
 
+def speed_table(results: dict) -> str:
+    """Time to accuracy: each config's whole-command wall time beside its workflow's reference config's, as a
+    ratio only where both were measured in the same run of this script (the machine's speed drifts)."""
+    rows = [
+        "| config | test accuracy, mean ± sd | fit + test wall time, mean ± sd | vs the reference config "
+        "| at least the reference's published accuracy |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for config, entry in results.items():
+        walls = [seed.get("wall_seconds") for seed in entry["seeds"]]
+        if not all(walls):
+            continue
+        package = CONFIGS[config][0]
+        accuracy, wall = summary([100 * seed["test_acc"] for seed in entry["seeds"]]), summary(walls)
+        reference = results.get(package, {}).get("seeds", [])
+        same_run = {seed.get("measured") for seed in entry["seeds"] + reference}
+        ratio = "-"
+        if config != package and len(same_run) == 1 and None not in same_run:
+            ratio = f"{wall[0] / statistics.mean(seed['wall_seconds'] for seed in reference):.2f}x"
+        published = CONFIGS[package][2][0]
+        rows.append(
+            f"| `configs/{config}.yaml` | {accuracy[0]:.2f} ± {accuracy[1]:.2f}% | {wall[0]:.1f} ± {wall[1]:.1f} s "
+            f"| {'1 (itself)' if config == package else ratio} "
+            f"| {'yes' if accuracy[0] >= published else 'no'} ({published:.2f}%) |"
+        )
+    about = (
+        "Time to accuracy (the whole `fit` command, start-up, training, test and report, in its own process; the "
+        "ratio is the config's mean wall time over its workflow's reference config's, both from the same run of "
+        "the script, seeds interleaved; `-` where they were measured in different runs):"
+    )
+    return f"\n\n{about}\n\n" + "\n".join(rows)
+
+
 def summary(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
@@ -155,6 +191,7 @@ def table(results: dict) -> str:
     return (
         f"Measured on {', '.join(devices)} by `python scripts/results.py`.\n\n"
         + "\n".join(rows)
+        + speed_table(results)
         + ensemble_table(results)
     )
 
@@ -166,7 +203,9 @@ def plot_curves(results: dict, path: Path) -> None:
     for config, entry in results.items():
         row = axes[packages.index(CONFIGS[config][0])]
         for axis, key in zip(row, ("val_acc", "val_loss")):
-            curves = [[epoch[key] for epoch in seed["history"]] for seed in entry["seeds"]]
+            curves = [[epoch[key] for epoch in seed["history"] if key in epoch] for seed in entry["seeds"]]
+            if not all(curves):
+                continue  # a config that does not validate (a speed run) has no curve
             length = min(map(len, curves))
             mean = [statistics.mean(curve[i] for curve in curves) for i in range(length)]
             axis.plot(range(1, length + 1), mean, marker="o", label=CONFIGS[config][1])
@@ -217,33 +256,39 @@ def main() -> None:
 
     previous = json.loads((docs / "results.json").read_text()) if (docs / "results.json").exists() else {}
     results = {config: entry for config, entry in previous.items() if config in CONFIGS}
-    for config in args.configs:
-        seeds = []
-        for seed in args.seeds:
+    measured = time.strftime("%Y-%m-%d %H:%M:%S")  # which run of this script measured a wall time
+    collected = {config: [] for config in args.configs}
+    # Seed by seed, each config in turn: configs compared side by side meet the same drift of the machine's speed.
+    for seed in args.seeds:
+        for config in args.configs:
             root = args.runs / config / f"seed_{seed}"
             old = next((s for s in previous.get(config, {}).get("seeds", []) if s["seed"] == seed), {})
-            timing = {key: old.get(key) for key in ("wall_seconds", "peak_rss_mib", "device")}
+            timing = {key: old.get(key) for key in ("wall_seconds", "peak_rss_mib", "device", "measured")}
             if not (args.reuse and newest_metrics(root)):
-                timing = train(config, seed, root, args.extra)
+                timing = train(config, seed, root, args.extra) | {"measured": measured}
             path = newest_metrics(root)
             metrics = json.loads(path.read_text())
-            seeds.append(
+            collected[config].append(
                 {
                     "seed": seed,
                     "test_acc": metrics["test"]["accuracy"],
                     "test_loss": metrics["test"]["loss"],
                     "epoch_seconds": epoch_seconds(path.parent / "report.md"),
                     "history": [
-                        {key: epoch[key] for key in ("epoch", "val_acc", "val_loss")} for epoch in metrics["history"]
+                        {key: epoch[key] for key in ("epoch", "val_acc", "val_loss") if key in epoch}
+                        for epoch in metrics["history"]
                     ],
                     **timing,
                 }
             )
-            print(f"  {config} seed {seed}: test accuracy {100 * seeds[-1]['test_acc']:.2f}%", flush=True)
+            print(f"  {config} seed {seed}: test accuracy {100 * metrics['test']['accuracy']:.2f}%", flush=True)
             kept = previous.get(config, {}) if args.reuse else {}  # an ensemble of the same runs
-            results[config] = {"seeds": seeds} | ({"ensemble": kept["ensemble"]} if "ensemble" in kept else {})
+            results[config] = {"seeds": collected[config]} | (
+                {"ensemble": kept["ensemble"]} if "ensemble" in kept else {}
+            )
             docs.mkdir(parents=True, exist_ok=True)  # kept as it goes, so that an interrupted rerun loses no timing
             (docs / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    for config in args.configs:
         if args.ensemble and len(args.seeds) > 1:
             tested = [newest_metrics(args.runs / config / f"seed_{seed}") for seed in args.seeds]
             results[config]["ensemble"] = ensemble(config, tested, args.runs / config / "ensemble", args.extra)

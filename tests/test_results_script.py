@@ -15,6 +15,7 @@ def test_results_script_reruns_seeds_and_writes_the_table(fashion_dir, tmp_path)
         str(REPO / "scripts" / "results.py"),
         "--configs",
         "fashion_cnn",
+        "fashion_cnn_fast",
         "--seeds",
         "1",
         "2",
@@ -24,8 +25,13 @@ def test_results_script_reruns_seeds_and_writes_the_table(fashion_dir, tmp_path)
         str(docs),
     ]
     tiny = ["--data.data_dir", str(fashion_dir), "--data.download", "false", "--trainer.max_epochs", "1"]
-    command = [*script, "--ensemble", "--", *tiny]
-    subprocess.run(command, check=True, capture_output=True, cwd=REPO)
+    done = subprocess.run([*script, "--", *tiny], check=True, capture_output=True, cwd=REPO, text=True)
+    # Seed by seed, the configs in turn: compared configs meet the same drift of the machine's speed.
+    order = [line.split(": ")[0].strip() for line in done.stdout.splitlines() if line.startswith("  ")]
+    assert order == ["fashion_cnn seed 1", "fashion_cnn_fast seed 1", "fashion_cnn seed 2", "fashion_cnn_fast seed 2"]
+    # The ensemble of the reference's two seeds, from the runs already there.
+    ensemble = [*script[:4], "--reuse", "--ensemble", *script[5:], "--", *tiny]
+    subprocess.run(ensemble, check=True, capture_output=True, cwd=REPO)
     results = json.loads((docs / "results.json").read_text())
     seeds = results["fashion_cnn"]["seeds"]
     assert [seed["seed"] for seed in seeds] == [1, 2]
@@ -41,6 +47,14 @@ def test_results_script_reruns_seeds_and_writes_the_table(fashion_dir, tmp_path)
     row = next(line for line in (docs / "results.md").read_text().splitlines() if "fashion_cnn.yaml" in line)
     assert f"{sum(accuracies) / 2:.2f} ±" in row and "90.64%" in row  # mean, and the published figure beside it
     assert (docs / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Time to accuracy: the speed run's mean wall time over the reference's, both measured in this run.
+    fast, reference = ([s["wall_seconds"] for s in results[c]["seeds"]] for c in ("fashion_cnn_fast", "fashion_cnn"))
+    speed = next(
+        line
+        for line in (docs / "results.md").read_text().splitlines()
+        if line.startswith("| `configs/fashion_cnn_fast.yaml` | ") and line.count("|") == 6
+    )
+    assert f"| {sum(fast) / sum(reference):.2f}x |" in speed
     # The two seeds' tested checkpoints tested together, beside one alone.
     together = results["fashion_cnn"]["ensemble"]
     assert together["members"] == 2 and together["ensemble"]["wall_seconds"] > 0
