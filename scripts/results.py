@@ -1,8 +1,11 @@
 """Reruns the configs over three seeds and writes the results table: docs/results.md, docs/results.json and
 docs/curves.png. Each run is the command line's own ``fit`` (train, test, report) in a process of its own, whose
-wall time and peak memory (RSS) are recorded.
+wall time and peak memory (RSS) are recorded. Seed by seed, each config in turn, so that configs compared side by
+side meet the same drift of the machine's speed; the time-to-accuracy table gives a config's wall time as a ratio
+to its workflow's reference config only when both were measured in the same run of this script.
 
-    DATA_DIR=../shared/datasets python scripts/results.py                    # the four configs, seeds 42 1 2
+    DATA_DIR=../shared/datasets python scripts/results.py                    # every config, seeds 42 1 2
+    DATA_DIR=../shared/datasets python scripts/results.py --configs fashion_cnn fashion_cnn_fast   # a speed run
     DATA_DIR=../shared/datasets python scripts/results.py --configs fashion_cnn_plus --seeds 42
     python scripts/results.py --reuse                                        # tables from the runs already there
     python scripts/results.py --configs fashion_cnn --seeds 1 -- --trainer.max_epochs 1   # extra CLI arguments
