@@ -116,7 +116,8 @@ def load_split(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
 class FashionMNISTDataModule(TensorDataModule):
     """Fashion-MNIST's 60,000 training and 10,000 test images, held as tensors on the training device.
 
-    As in the reference, validation during training runs on the test split.
+    As in the reference, validation during training runs on the test split, unless ``val_fraction`` holds out
+    part of the training split instead.
 
     Args:
         data_dir: folder holding ``FashionMNIST/raw/``; defaults to ``$DATA_DIR``, else ``./data``.
@@ -126,6 +127,9 @@ class FashionMNISTDataModule(TensorDataModule):
             pixels each way, on the device, batch by batch (not in the reference).
         max_shift: the largest shift of ``augment``, in pixels.
         eval_batch_size: samples per batch for validation, test and predict.
+        val_fraction: 0 validates on the test split, as the reference does; above 0, that share of the training
+            split, taken from its end (as Keras's ``validation_split`` cuts it), validates instead and is left out
+            of training, so that choices made on validation never see the test split (not in the reference).
     """
 
     class_names = CLASS_NAMES
@@ -138,28 +142,37 @@ class FashionMNISTDataModule(TensorDataModule):
         augment: bool = False,
         max_shift: int = 2,
         eval_batch_size: int = 1000,
+        val_fraction: float = 0.0,
     ) -> None:
         super().__init__(batch_size, eval_batch_size)
         self.save_hyperparameters()
         require(max_shift >= 0, f"max_shift must be at least 0, not {max_shift}.")
+        require(0 <= val_fraction < 1, f"val_fraction must be in [0, 1), not {val_fraction}.")
+        self.val_fraction = val_fraction
         self.data_dir = resolve_data_dir(data_dir)
         self.download = download
         self.augment = augment
         self.max_shift = max_shift
         self.train_set: tuple[torch.Tensor, torch.Tensor] | None = None
         self.test_set: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.val_set: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def prepare_data(self) -> None:
         locate(self.data_dir, self.download)
 
     def setup(self, stage: str) -> None:
         root = locate(self.data_dir, download=False)  # prepare_data ran on one process per node
-        if stage == "fit" and self.train_set is None:
-            self.train_set = load_split(root, train=True)
+        held_out = stage == "validate" and self.val_fraction  # validation is then part of the training split
+        if (stage == "fit" or held_out) and self.train_set is None:
+            images, labels = load_split(root, train=True)
+            kept = round(len(labels) * (1 - self.val_fraction))
+            self.train_set, self.val_set = (images[:kept], labels[:kept]), (images[kept:], labels[kept:])
         if self.test_set is None:
             self.test_set = load_split(root, train=False)
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name == "val" and self.val_fraction:
+            return self.val_set
         return self.train_set if name == "train" else self.test_set
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):

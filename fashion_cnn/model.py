@@ -34,8 +34,6 @@ class FashionCNN(ClassifierModule):
         label_smoothing: in training, the target puts ``1 - label_smoothing`` on the true class and spreads the
             rest over all ten, so confident logits stop being pushed further; validation and test losses are the
             plain cross-entropy.
-        flip_average: outside training (validation, test, prediction, export), average the logits of each image
-            and of its left-right mirror; the training images' flips are ``data.augment``.
     """
 
     def __init__(
@@ -51,7 +49,6 @@ class FashionCNN(ClassifierModule):
         one_cycle: bool = False,
         weight_decay: float = 0.0,
         label_smoothing: float = 0.0,
-        flip_average: bool = False,
     ) -> None:
         super().__init__(NUM_CLASSES)
         self.save_hyperparameters()
@@ -91,8 +88,6 @@ class FashionCNN(ClassifierModule):
         """Logits of shape (N, 10) for images of shape (N, 1, 28, 28) with pixels in [0, 1]."""
         if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        if self.hparams.flip_average and not self.training:
-            return (self.net(images) + self.net(images.flip(3))) / 2
         return self.net(images)
 
     def loss_and_predictions(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

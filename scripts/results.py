@@ -148,7 +148,7 @@ def speed_table(results: dict) -> str:
         reference = results.get(package, {}).get("seeds", [])
         same_run = {seed.get("measured") for seed in entry["seeds"] + reference}
         ratio = "-"
-        if config != package and len(same_run) == 1 and None not in same_run:
+        if config != package and reference and len(same_run) == 1 and None not in same_run:
             ratio = f"{wall[0] / statistics.mean(seed['wall_seconds'] for seed in reference):.2f}x"
         published = CONFIGS[package][2][0]
         rows.append(
@@ -171,7 +171,7 @@ def summary(values: list[float]) -> tuple[float, float]:
 def table(results: dict) -> str:
     rows = [
         "| config | test accuracy, mean ± sd | test loss, mean ± sd | per seed (accuracy) | epoch wall time (median) "
-        "| fit + test wall time | peak RSS | reference's published figures |",
+        "| fit + test wall time (median) | peak RSS | reference's published figures |",
         "|---|---:|---:|---|---:|---:|---:|---|",
     ]
     for config, entry in results.items():

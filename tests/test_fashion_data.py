@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from common.errors import DataError
+from common.errors import ConfigError, DataError
 from fashion_cnn.data import ALL_FILES, CLASS_NAMES, FashionMNISTDataModule, flip_and_shift, locate
 from tests.conftest import training_batches, write_fashion_mnist, write_idx
 
@@ -21,6 +21,19 @@ def test_splits_shapes_and_ranges(fashion_dir):
     batch_images, batch_labels = training_batches(data)[0]
     assert batch_images.shape == (32, 1, 28, 28) and batch_labels.shape == (32,)
     assert len(CLASS_NAMES) == 10 and CLASS_NAMES[0] == "T-shirt/top" and CLASS_NAMES[9] == "Ankle boot"
+
+
+def test_val_fraction_validates_on_the_end_of_the_training_split_instead_of_the_test_split(fashion_dir):
+    data = FashionMNISTDataModule(data_dir=str(fashion_dir), download=False, val_fraction=0.25)
+    data.setup("fit")
+    train_labels, val_labels = data.split("train")[1], data.split("val")[1]
+    assert len(train_labels) == 48 and val_labels.tolist() == [i % 10 for i in range(48, 64)]  # cut, not shuffled
+    assert len(data.test_dataloader().dataset) == 32  # the test split stays whole, for the final figure only
+    alone = FashionMNISTDataModule(data_dir=str(fashion_dir), download=False, val_fraction=0.25)
+    alone.setup("validate")  # the validate subcommand finds the same held-out images
+    assert torch.equal(alone.split("val")[0], data.split("val")[0])
+    with pytest.raises(ConfigError, match="val_fraction must be in"):
+        FashionMNISTDataModule(data_dir=str(fashion_dir), val_fraction=1.0)
 
 
 def test_training_batches_are_shuffled_and_cover_the_split(fashion_dir):

@@ -60,21 +60,6 @@ def test_speed_settings_compute_what_the_reference_order_and_layout_compute():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
 
 
-def test_flip_average_reads_each_image_and_its_mirror_outside_training():
-    torch.manual_seed(0)
-    model = FashionCNN(flip_average=True, batch_norm=True)
-    images = torch.rand(4, 1, 28, 28)
-    model.eval()
-    expected = (model.net(images) + model.net(images.flip(3))) / 2
-    assert torch.allclose(model(images), expected, atol=1e-6)
-    assert not torch.allclose(model(images), model.net(images), atol=1e-3)
-    model.train()
-    torch.manual_seed(1)
-    trained = model(images)
-    torch.manual_seed(1)
-    assert torch.equal(trained, model.net(images))  # training reads the images as given
-
-
 def test_label_smoothing_applies_to_the_training_loss_only():
     model = FashionCNN(label_smoothing=0.2)
     logits, target = torch.tensor([[4.0, 0.0, *[0.0] * 8]]), torch.tensor([0])

@@ -1,4 +1,4 @@
-"""The speed-run configs (docs/results.md, "Time to accuracy"), each a few steps on tiny data on top of its
+"""The speed-run configs (docs/results.md, "The speed runs"), each a few steps on tiny data on top of its
 workflow's reference config."""
 
 import json

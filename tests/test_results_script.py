@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import os
 import subprocess
@@ -69,3 +70,21 @@ def test_results_script_reruns_seeds_and_writes_the_table(fashion_dir, tmp_path)
     subprocess.run([*script, "--reuse"], check=True, capture_output=True, cwd=REPO)
     assert json.loads((docs / "results.json").read_text()) == results
     assert "fashion_cnn.yaml" in (docs / "results.md").read_text()
+
+
+def test_the_speed_ratio_needs_both_configs_measured_in_one_run():
+    spec = importlib.util.spec_from_file_location("results_script", REPO / "scripts" / "results.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    def seeds(wall: float, measured: str | None) -> dict:
+        return {"seeds": [{"test_acc": 0.91, "wall_seconds": wall, "measured": measured} for _ in range(2)]}
+
+    def ratio(results: dict) -> str:
+        row = next(line for line in script.speed_table(results).splitlines() if "fashion_cnn_fast.yaml" in line)
+        return row.split(" | ")[3]
+
+    assert ratio({"fashion_cnn": seeds(100, "A"), "fashion_cnn_fast": seeds(20, "A")}) == "0.20x"
+    assert ratio({"fashion_cnn": seeds(100, "A"), "fashion_cnn_fast": seeds(20, "B")}) == "-"  # another run
+    assert ratio({"fashion_cnn": seeds(100, None), "fashion_cnn_fast": seeds(20, None)}) == "-"  # before stamps
+    assert ratio({"fashion_cnn_fast": seeds(20, "A")}) == "-"  # no reference measured at all
