@@ -1,8 +1,9 @@
 """Where datasets live, and what both workflows' DataModules share: splits held as tensors on the training
 device, and batches gathered from them in one indexing operation."""
 
+import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import lightning as L
@@ -21,6 +22,13 @@ def cache_dir() -> Path:
     """A writable folder for files unpacked from read-only sources (``$XDG_CACHE_HOME``, else ``~/.cache``)."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "lightning-keras-classics"
+
+
+def hold_out_end(split: tuple[Sequence, ...], val_fraction: float) -> tuple[tuple, tuple]:
+    """A split's training part and its held-out end (its inputs and labels alike), cut before any shuffling as
+    Keras's ``validation_split`` cuts it: the first ``floor(n * (1 - val_fraction))`` items train."""
+    kept = math.floor(len(split[0]) * (1 - val_fraction))
+    return tuple(part[:kept] for part in split), tuple(part[kept:] for part in split)
 
 
 class TensorBatches(TensorDataset):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.datasets import FashionMNIST
 
-from common.data import TensorDataModule, cache_dir, resolve_data_dir
+from common.data import TensorDataModule, cache_dir, hold_out_end, resolve_data_dir
 from common.errors import DataError, require
 
 CLASS_NAMES = tuple(FashionMNIST.classes)
@@ -164,9 +164,7 @@ class FashionMNISTDataModule(TensorDataModule):
         root = locate(self.data_dir, download=False)  # prepare_data ran on one process per node
         held_out = stage == "validate" and self.val_fraction  # validation is then part of the training split
         if (stage == "fit" or held_out) and self.train_set is None:
-            images, labels = load_split(root, train=True)
-            kept = round(len(labels) * (1 - self.val_fraction))
-            self.train_set, self.val_set = (images[:kept], labels[:kept]), (images[kept:], labels[kept:])
+            self.train_set, self.val_set = hold_out_end(load_split(root, train=True), self.val_fraction)
         if self.test_set is None:
             self.test_set = load_split(root, train=False)
 

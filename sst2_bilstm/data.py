@@ -1,7 +1,6 @@
 """GLUE SST-2 through Hugging Face ``datasets``: local GLUE files when present, else the hub."""
 
 import csv
-import math
 import os
 import socket
 import urllib.parse
@@ -14,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from tokenizers import Tokenizer
 from torch.utils.data import BatchSampler
 
-from common.data import TensorDataModule, cache_dir, resolve_data_dir
+from common.data import TensorDataModule, cache_dir, hold_out_end, resolve_data_dir
 from common.errors import DataError, require
 from sst2_bilstm.tokenizer import encode, fit_word_tokenizer
 
@@ -198,12 +197,8 @@ class SST2DataModule(TensorDataModule):
         if self.texts:
             return
         glue = load_sst2(self.data_dir)
-        (sentences, labels), n_train = glue["train"], math.floor(len(glue["train"][0]) * (1 - self.val_fraction))
-        self.texts = {
-            "train": (sentences[:n_train], labels[:n_train]),
-            "val": (sentences[n_train:], labels[n_train:]),
-            "test": glue["test"],
-        }
+        train, val = hold_out_end(glue["train"], self.val_fraction)
+        self.texts = {"train": train, "val": val, "test": glue["test"]}
 
     def tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids and labels of a split, encoded once. The tokenizer is fitted here, on first use, rather than

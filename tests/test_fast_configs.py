@@ -48,6 +48,5 @@ def test_the_sst2_speed_run_validates_on_training_sentences_and_tests_the_best_e
         metrics["checkpoint"].endswith(f"best-epoch={best - 1}.ckpt")
         and sum(map(sum, metrics["confusion_matrix"])) == 20
     )
-    assert (
-        lrs(metrics)[0] > lrs(metrics)[1] > lrs(metrics)[2]
-    )  # the one-cycle schedule, not the plateau one, moved the rate
+    # The one-cycle schedule, not the plateau one, moved the rate.
+    assert lrs(metrics)[0] > lrs(metrics)[1] > lrs(metrics)[2]
