@@ -1,12 +1,14 @@
 """A served model under load: N concurrent clients on loopback, each sending single-input requests one after
-the other for a fixed time; the run ends by itself. Reports requests per second, latency percentiles, errors,
+the other for a fixed time; each phase ends by itself. Reports requests per second, latency percentiles, errors,
 and the server's resident memory at the start and at the end (its process and all its children).
 
-    python bench/serve_load.py --workflow fashion_cnn --ckpt runs/fashion_cnn/version_0/checkpoints/last.ckpt
-    python bench/serve_load.py --workflow fashion_cnn --ckpt ... --max-batch-size 1    # batching off
+    python bench/serve_load.py --workflow fashion_cnn --model exported/fashion            # against the no-op server
+    python bench/serve_load.py --workflow fashion_cnn --ckpt runs/.../last.ckpt --max-batch-size 1 --no-noop
 
-The server is started by this script (``python -m <workflow>.serve``) on a free port of 127.0.0.1, and stopped
-with SIGTERM at the end. Prints a table row and writes JSON.
+The ceiling is LitServe itself: with ``--noop`` (the default), a LitServe server that does no work at all (same
+settings: batch size and timeout, one worker, the body limit; the same client and request bodies) runs in
+alternating phases with the model's server, ``--rounds`` of each, and the ratio of their median requests/s is
+printed. Servers listen on a free port of 127.0.0.1 and are stopped with SIGTERM. Prints a table and writes JSON.
 """
 
 import argparse
@@ -61,6 +63,32 @@ def example_body(workflow: str) -> bytes:
     return json.dumps({"inputs": ["a gorgeous, witty and moving film"]}).encode()
 
 
+def serve_noop(port: int, max_batch_size: int, batch_timeout: float) -> None:
+    """A LitServe server that does no work: the request's JSON is read, and a constant answer sent."""
+    import litserve as ls
+
+    from common.contract import MAX_BODY
+    from common.serve import stop_on_sigterm
+
+    class NoOp(ls.LitAPI):
+        def setup(self, device) -> None:
+            pass
+
+        def decode_request(self, request):
+            return request
+
+        def predict(self, batch):
+            return batch
+
+        def encode_response(self, output) -> dict:
+            return {"predictions": [{"label": "none", "probabilities": {}, "note": ""}]}
+
+    api = NoOp(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
+    server = ls.LitServer(api, accelerator="cpu", devices=1, workers_per_device=1, max_payload_size=MAX_BODY)
+    stop_on_sigterm()
+    server.run(host="127.0.0.1", port=port, generate_client_file=False, log_level="warning")
+
+
 def client(port: int, body: bytes, until: float, limit: int, latencies: list, errors: list) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     for _ in range(limit):
@@ -81,71 +109,54 @@ def client(port: int, body: bytes, until: float, limit: int, latencies: list, er
     connection.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workflow", choices=("fashion_cnn", "sst2_bilstm"), required=True)
-    weights = parser.add_mutually_exclusive_group(required=True)
-    weights.add_argument("--ckpt")
-    weights.add_argument("--model")
-    parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--max-requests", type=int, default=100_000, help="per client, a bound besides the time")
-    parser.add_argument("--max-batch-size", type=int)
-    parser.add_argument("--batch-timeout", type=float)
-    parser.add_argument("--output", type=Path, default=Path("bench/results"))
-    args = parser.parse_args()
+class Served:
+    """A server process on a free port of 127.0.0.1, up once /health answers 200; stopped with SIGTERM."""
 
-    port = free_port()
-    command = [sys.executable, "-m", f"{args.workflow}.serve", "--port", str(port)]
-    command += ["--ckpt", args.ckpt] if args.ckpt else ["--model", args.model]
-    if args.max_batch_size is not None:
-        command += ["--max-batch-size", str(args.max_batch_size)]
-    if args.batch_timeout is not None:
-        command += ["--batch-timeout", str(args.batch_timeout)]
-    server = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
+    def __init__(self, command: list[str], port: int) -> None:
+        self.port = port
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         deadline = time.monotonic() + 120
         while True:
-            try:
+            with contextlib.suppress(OSError):
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
                 connection.request("GET", "/health")
                 if connection.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("the server did not come up")
+                    return
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise SystemExit(f"the server did not come up: {' '.join(command)}")
             time.sleep(0.2)
-        body = example_body(args.workflow)
-        warm: list = []
-        client(port, body, time.monotonic() + 2, 50, warm, [])
-        memory_start = resident_mib(server.pid)
-        latencies, errors = [], []
-        until = time.monotonic() + args.seconds
-        threads = [
-            threading.Thread(target=client, args=(port, body, until, args.max_requests, latencies, errors))
-            for _ in range(args.clients)
-        ]
-        started = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed = time.perf_counter() - started
-        memory_end = resident_mib(server.pid)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        exit_status = server.wait(timeout=60)
-        with contextlib.suppress(ProcessLookupError):  # whatever LitServe left of its session
-            os.killpg(server.pid, signal.SIGKILL)
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=60)
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # whatever LitServe left of its session
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def load_phase(served: Served, body: bytes, args: argparse.Namespace) -> dict:
+    """Warm-up, then ``args.clients`` clients for ``args.seconds``: the phase's figures."""
+    client(served.port, body, time.monotonic() + 2, 50, [], [])
+    memory_start = resident_mib(served.process.pid)
+    latencies: list = []
+    errors: list = []
+    until = time.monotonic() + args.seconds
+    threads = [
+        threading.Thread(target=client, args=(served.port, body, until, args.max_requests, latencies, errors))
+        for _ in range(args.clients)
+    ]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [float("nan")] * 99
-    result = {
-        "workflow": args.workflow,
-        "weights": "checkpoint" if args.ckpt else "export",
-        "max_batch_size": args.max_batch_size,
-        "clients": args.clients,
+    return {
         "seconds": round(elapsed, 1),
         "requests": len(latencies),
         "requests_per_s": len(latencies) / elapsed,
@@ -154,20 +165,84 @@ def main() -> None:
         "p99_ms": 1000 * q[98],
         "errors": len(errors),
         "rss_start_mib": memory_start,
-        "rss_end_mib": memory_end,
-        "server_exit_status": exit_status,
+        "rss_end_mib": resident_mib(served.process.pid),
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workflow", choices=("fashion_cnn", "sst2_bilstm"))
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--ckpt")
+    weights.add_argument("--model")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=15, help="of each phase")
+    parser.add_argument("--rounds", type=int, default=3, help="phases of each server, alternating")
+    parser.add_argument("--max-requests", type=int, default=100_000, help="per client and phase, besides the time")
+    parser.add_argument("--max-batch-size", type=int, default=64)
+    parser.add_argument("--batch-timeout", type=float, default=0.005)
+    parser.add_argument("--noop", action=argparse.BooleanOptionalAction, default=True, help="compare with no-op")
+    parser.add_argument("--serve-noop", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the no-op's process
+    parser.add_argument("--output", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    if args.serve_noop:
+        return serve_noop(args.serve_noop, args.max_batch_size, args.batch_timeout)
+    if not args.workflow or not (args.ckpt or args.model):
+        parser.error("--workflow and one of --ckpt / --model are required")
+
+    settings = ["--max-batch-size", str(args.max_batch_size), "--batch-timeout", str(args.batch_timeout)]
+    model_port, noop_port = free_port(), free_port()
+    weights = ["--ckpt", args.ckpt] if args.ckpt else ["--model", args.model]
+    commands = {"model": [sys.executable, "-m", f"{args.workflow}.serve", *weights, "--port", str(model_port)]}
+    commands["model"] += settings
+    if args.noop:
+        commands["noop"] = [sys.executable, str(Path(__file__).resolve()), "--serve-noop", str(noop_port), *settings]
+    ports = {"model": model_port, "noop": noop_port}
+    body = example_body(args.workflow)
+    servers = {}
+    phases: dict[str, list[dict]] = {name: [] for name in commands}
+    try:
+        for name, command in commands.items():
+            servers[name] = Served(command, ports[name])
+        for _ in range(args.rounds):
+            for name in commands:  # alternating, so that both see the machine's same drift
+                phases[name].append(load_phase(servers[name], body, args))
+    finally:
+        exit_statuses = {name: served.stop() for name, served in servers.items()}
+
+    def median(name: str, key: str) -> float:
+        return statistics.median(phase[key] for phase in phases[name])
+
+    weights_kind = "checkpoint" if args.ckpt else "export"
     print(
-        "| workflow | weights | max_batch_size | requests/s | p50 ms | p95 ms | p99 ms | errors | RSS start -> end MiB |"
+        "| server | max_batch_size | requests/s (median) | p50 ms | p95 ms | p99 ms | errors | RSS start -> end MiB |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
-    print(
-        f"| {args.workflow} | {result['weights']} | {args.max_batch_size or 'default'} | {result['requests_per_s']:,.0f} "
-        f"| {result['p50_ms']:.1f} | {result['p95_ms']:.1f} | {result['p99_ms']:.1f} | {result['errors']} "
-        f"| {memory_start:,.0f} -> {memory_end:,.0f} |"
-    )
-    name = f"serve_load_{args.workflow}_{result['weights']}_batch{args.max_batch_size or 'default'}"
-    write_result(result, args.output, name)
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for name in commands:
+        label = f"{args.workflow}, {weights_kind}" if name == "model" else "LitServe doing nothing"
+        last = phases[name][-1]
+        print(
+            f"| {label} | {args.max_batch_size} | {median(name, 'requests_per_s'):,.0f} | {median(name, 'p50_ms'):.1f} "
+            f"| {median(name, 'p95_ms'):.1f} | {median(name, 'p99_ms'):.1f} "
+            f"| {sum(p['errors'] for p in phases[name])} | {phases[name][0]['rss_start_mib']:,.0f} -> "
+            f"{last['rss_end_mib']:,.0f} |"
+        )
+    result = {
+        "workflow": args.workflow,
+        "weights": weights_kind,
+        "max_batch_size": args.max_batch_size,
+        "batch_timeout": args.batch_timeout,
+        "clients": args.clients,
+        "phases": phases,
+        "server_exit_status": exit_statuses,
+    }
+    if args.noop:
+        result["ratio_to_noop"] = median("model", "requests_per_s") / median("noop", "requests_per_s")
+        each = [m["requests_per_s"] / n["requests_per_s"] for m, n in zip(phases["model"], phases["noop"])]
+        print(
+            f"model / no-op requests/s: {result['ratio_to_noop']:.2f}x (rounds: {', '.join(f'{r:.2f}' for r in each)})"
+        )
+    write_result(result, args.output, f"serve_load_{args.workflow}_{weights_kind}_batch{args.max_batch_size}")
 
 
 if __name__ == "__main__":

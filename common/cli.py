@@ -77,7 +77,6 @@ class WorkflowCLI(LightningCLI):
                     "fit takes one --ckpt_path, the run to resume; a list is an ensemble, for validate, test and predict."
                 )
             self.ensemble, section.ckpt_path = paths, None  # no single model's hyper-parameters to read
-            # Loaded here, before the seed is set: loading a checkpoint restores the random state it saved.
             self.members = load_ensemble(paths, self.model_class, self.datamodule_class)
             return
         root = Path(section.trainer.default_root_dir or ".")

@@ -9,6 +9,10 @@ class DataError(RuntimeError):
     """Input that is missing or malformed: datasets, checkpoints, files to predict."""
 
 
+class InputTooLarge(DataError):
+    """An input over a stated limit (pixels of an image, characters of a text): a server answers 413."""
+
+
 class ConfigError(ValueError):
     """An option value that cannot work (a batch of 0 samples, a rate outside [0, 1), ...)."""
 

@@ -2,6 +2,7 @@
 
 import lightning as L
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import (
@@ -201,6 +202,13 @@ class ClassifierModule(L.LightningModule):
         inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self.probabilities(self(inputs))
 
+    @classmethod
+    def load_from_checkpoint(cls, *args, **kwargs):
+        """Lightning's, drawing nothing from the caller's random generator: building the network draws its initial
+        weights, which the checkpoint's then replace."""
+        with torch.random.fork_rng(devices=[]):
+            return super().load_from_checkpoint(*args, **kwargs)
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # A resumed run must draw the same shuffles and dropout masks as an uninterrupted one: the CPU generator
         # shuffles, and draws dropout masks on the CPU; on a GPU, the GPU's generators draw them.
@@ -209,6 +217,14 @@ class ClassifierModule(L.LightningModule):
             checkpoint["cuda_rng_states"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Only a Trainer resuming a fit takes the saved random state: load_from_checkpoint (the predictors, the
+        # export, the server) and validate / test / predict leave the caller's own alone.
+        try:
+            resuming = self.trainer.state.fn == TrainerFn.FITTING
+        except RuntimeError:  # not attached to a Trainer
+            resuming = False
+        if not resuming:
+            return
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
         cuda_states = checkpoint.get("cuda_rng_states")

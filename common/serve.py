@@ -1,12 +1,18 @@
 """A classifier behind LitServe: ``POST /predict`` takes ``{"inputs": [...]}`` (one input or many) and answers
 ``{"predictions": [{"label", "probabilities", "note"}, ...]}`` in order; LitServe batches requests that arrive
 together (``max_batch_size``, ``batch_timeout``); ``GET /health`` answers 200 once the model is loaded; ``GET /``
-is a page to try the model in a browser. A bad request gets a 4xx status and a one-line ``detail``, and the
-server goes on serving everyone else."""
+is a page to try the model in a browser. ``/openapi.json`` describes every answer.
+
+A bad request gets a 4xx status and a one-line ``detail``, for that request alone: its shape, types and stated
+limits are checked as its JSON is read, before it joins a batch, and what only the model's worker can read (an
+image, a tokenizer's view of a sentence) is refused there as a ``Refused`` kept with that request, because LitServe
+answers a whole batch with the error of any of its requests that raises.
+"""
 
 import argparse
 import functools
 import importlib.resources
+import logging
 import os
 import signal
 from collections.abc import Callable
@@ -14,27 +20,20 @@ from pathlib import Path
 
 import litserve as ls
 import numpy as np
-from fastapi import HTTPException, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
 
 from common.console import program
-from common.errors import DataError, exit_on_reported_error
+from common.contract import API_KEY_VARIABLE, MAX_BODY, MAX_INPUTS, one_line_validation_error, openapi
+from common.errors import ConfigError, DataError, InputTooLarge, exit_on_reported_error
 
-MAX_INPUTS = 1000  # per request: more is refused (413), so that one request cannot hold the others for long
-MAX_BODY = 5 * 1024 * 1024  # bytes
 # Measured with bench/serve_load.py (docs/serving.md): a batch waits at most this long for others to join it.
 MAX_BATCH_SIZE, BATCH_TIMEOUT = 64, 0.005
+LOOPBACK = ("127.0.0.1", "::1")
 
-
-class PredictRequest(BaseModel):
-    """The body of ``POST /predict``: FastAPI refuses malformed JSON and missing fields before it reaches the
-    model. An input is a sentence, a base64 PNG/JPEG image, or a 28x28 array of pixels in [0, 1]."""
-
-    inputs: str | list[str | list[list[float]]]
-    resize: bool = False
-    invert: bool = False
+log = logging.getLogger(__name__)
 
 
 class Decoded:
@@ -44,44 +43,64 @@ class Decoded:
         self.arrays, self.notes = arrays, notes
 
 
-class ClassifierAPI(ls.LitAPI):
-    """``load()`` gives a predictor whose ``class_probabilities`` maps an input array to (N, classes);
-    ``decode(request, predictor)`` turns a request into a ``Decoded``, raising ValueError for a bad input."""
+class Refused:
+    """A request the model's worker could not read: answered with ``status`` and ``detail``, alone."""
 
-    def __init__(self, load: Callable, decode: Callable, max_batch_size: int, batch_timeout: float) -> None:
+    def __init__(self, status: int, detail: str) -> None:
+        self.status, self.detail = status, " ".join(detail.split())
+
+    def response(self) -> JSONResponse:
+        return JSONResponse({"detail": self.detail}, status_code=self.status)
+
+
+class ClassifierAPI(ls.LitAPI):
+    """``load()`` gives a predictor whose ``class_probabilities`` maps an input array to (N, classes). A workflow's
+    subclass overrides ``decode_request`` only to annotate it with its request model (LitServe reads the endpoint's
+    body from that annotation), and implements ``decode(request)``, raising DataError or ValueError for an input
+    it cannot read (InputTooLarge: 413)."""
+
+    def __init__(self, load: Callable, max_batch_size: int, batch_timeout: float) -> None:
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
-        self.load, self.decode = load, decode
+        self.load = load
 
     def setup(self, device) -> None:
         self.predictor = self.load()
 
-    def decode_request(self, request: PredictRequest) -> Decoded:
-        inputs = [request.inputs] if isinstance(request.inputs, str) else request.inputs
-        if not inputs:
-            raise HTTPException(422, "inputs is empty: give one input or more.")
-        if len(inputs) > MAX_INPUTS:
-            raise HTTPException(413, f"{len(inputs)} inputs in one request; at most {MAX_INPUTS}.")
-        try:
-            return self.decode(inputs, request, self.predictor)
-        except ValueError as error:
-            raise HTTPException(422, str(error)) from None
+    def decode(self, request) -> Decoded:
+        raise NotImplementedError
 
-    def batch(self, decoded: list[Decoded]) -> list[Decoded]:
+    def decode_request(self, request) -> Decoded | Refused:
+        try:
+            return self.decode(request)
+        except InputTooLarge as error:
+            return Refused(413, str(error))
+        except (DataError, ValueError) as error:
+            return Refused(422, str(error))
+        except Exception:  # a fault of the server's: this request's 500, not its batch's
+            log.exception("decoding a request failed")
+            return Refused(500, "Internal server error")
+
+    def batch(self, decoded: list) -> list:
         return decoded
 
-    def predict(self, decoded: Decoded | list[Decoded]) -> list[np.ndarray] | np.ndarray:
+    def predict(self, decoded: Decoded | Refused | list) -> list | tuple | Refused:
         requests = decoded if isinstance(decoded, list) else [decoded]
-        # All requests of a batch in one pass of the model, then each request's rows back.
-        probabilities = self.predictor.class_probabilities(np.concatenate([d.arrays for d in requests]))
-        split = np.split(probabilities, np.cumsum([len(d.arrays) for d in requests])[:-1])
-        return (
-            [(p, d.notes) for p, d in zip(split, requests)] if isinstance(decoded, list) else (split[0], decoded.notes)
-        )
+        good = [d for d in requests if isinstance(d, Decoded)]
+        outputs = {}
+        if good:
+            # All readable requests of a batch in one pass of the model, then each request's rows back.
+            probabilities = self.predictor.class_probabilities(np.concatenate([d.arrays for d in good]))
+            split = np.split(probabilities, np.cumsum([len(d.arrays) for d in good])[:-1])
+            outputs = {id(d): (p, d.notes) for d, p in zip(good, split)}
+        answers = [outputs.get(id(d), d) for d in requests]
+        return answers if isinstance(decoded, list) else answers[0]
 
     def unbatch(self, output: list) -> list:
         return output
 
-    def encode_response(self, output) -> dict:
+    def encode_response(self, output):
+        if isinstance(output, Refused):
+            return output.response()
         probabilities, notes = output
         names = self.predictor.class_names
         return {
@@ -96,64 +115,88 @@ class ClassifierAPI(ls.LitAPI):
         }
 
 
-async def one_line_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-    if "json" not in request.headers.get("content-type", ""):
-        return JSONResponse({"detail": "send the body as JSON, with Content-Type: application/json."}, status_code=415)
-    problem = error.errors()[0] if error.errors() else {}
-    where = ".".join(str(part) for part in problem.get("loc", ()) if part != "body")
-    if problem.get("type") == "json_invalid":
-        return JSONResponse({"detail": "the body is not valid JSON."}, status_code=400)
-    message = problem.get("msg", "invalid request")
-    return JSONResponse({"detail": f"{where}: {message}" if where else message}, status_code=422)
-
-
 def page() -> str:
     return importlib.resources.files("common").joinpath("page.html").read_text(encoding="utf-8")
 
 
-def build_server(api: ClassifierAPI, workflow: str, class_names: list[str]) -> ls.LitServer:
+def _route(app, path: str) -> APIRoute:
+    return next(route for route in app.router.routes if getattr(route, "path", None) == path)
+
+
+def build_server(api: ClassifierAPI, workflow: str, class_names: list[str], limits: dict) -> ls.LitServer:
     server = ls.LitServer(
         api,
         accelerator="cpu",
         devices=1,
         workers_per_device=1,
         max_payload_size=MAX_BODY,
-        model_metadata={"workflow": workflow, "classes": list(class_names)},
+        model_metadata={
+            "workflow": workflow,
+            "classes": list(class_names),
+            "limits": {"body_bytes": MAX_BODY, "inputs": MAX_INPUTS, **limits},
+        },
     )
-    server.app.add_exception_handler(RequestValidationError, one_line_validation_error)
-    # LitServe's own "/" says only that it runs: the page takes its place.
-    server.app.router.routes = [route for route in server.app.router.routes if getattr(route, "path", None) != "/"]
-    server.app.add_api_route("/", lambda: HTMLResponse(page()), methods=["GET"])
+    app = server.app
+    app.add_exception_handler(RequestValidationError, one_line_validation_error)
+    # LitServe's "/" says only that it runs: the page takes its place, free to load without a key (its own
+    # requests send one).
+    app.router.routes.remove(_route(app, "/"))
+    app.add_api_route("/", page, methods=["GET"], response_class=HTMLResponse)
+    # LitServe's /health answers without a Content-Type: the same answer, as the text/plain it is.
+    health = _route(app, "/health")
+    app.router.routes.remove(health)
+
+    async def plain_health(request: Request) -> PlainTextResponse:
+        answer = await health.endpoint(request)
+        return PlainTextResponse(answer.body, status_code=answer.status_code)
+
+    app.add_api_route("/health", plain_health, methods=["GET"], dependencies=health.dependencies)
+    app.openapi = functools.partial(
+        openapi, app, app.openapi, class_names, keyed=bool(os.environ.get(API_KEY_VARIABLE))
+    )
     return server
 
 
-def serve_command(args: list[str] | None, *, workflow: str, load: Callable, decode: Callable) -> None:
+def serve_command(
+    args: list[str] | None, *, workflow: str, load: Callable, api_class: type[ClassifierAPI], limits: dict
+) -> None:
     """The serve command of a workflow: ``--ckpt CKPT`` (torch) or ``--model DIR`` (an export, onnxruntime)."""
     command = workflow.replace("_", "-")
     parser = argparse.ArgumentParser(
         prog=program(f"{command}-serve", f"{workflow}.serve"),
         description=f"Serve a {workflow} checkpoint or export over HTTP with LitServe: POST /predict, GET /health, "
-        "and a page to try it at /. Listens on 127.0.0.1 unless --host says otherwise.",
+        f"and a page to try it at /. Listens on 127.0.0.1; another host needs a key in {API_KEY_VARIABLE}, which "
+        "clients send in the X-API-Key header.",
     )
     weights = parser.add_mutually_exclusive_group(required=True)
     weights.add_argument("--ckpt", help=f"a checkpoint of {command}")
     weights.add_argument("--model", help=f"a folder written by {command}-export (onnxruntime, no torch)")
-    parser.add_argument("--host", default="127.0.0.1", choices=("127.0.0.1", "0.0.0.0", "::"))
+    parser.add_argument("--host", default="127.0.0.1", choices=("127.0.0.1", "::1", "0.0.0.0", "::"))
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--max-batch-size", type=int, default=MAX_BATCH_SIZE, help="1 turns batching off")
     parser.add_argument("--batch-timeout", type=float, default=BATCH_TIMEOUT, help="seconds a batch waits to fill")
     options = parser.parse_args(args)
     path = options.model or options.ckpt
     with exit_on_reported_error():
+        if options.host not in LOOPBACK and not os.environ.get(API_KEY_VARIABLE):
+            raise ConfigError(
+                f"--host {options.host} opens the model to the network: set a key first, e.g. "
+                f'export {API_KEY_VARIABLE}="$(python -c "import secrets; print(secrets.token_urlsafe())")", '
+                "and clients send it in the X-API-Key header."
+            )
         if not Path(path).exists():
             raise DataError(f"{path} does not exist.")
         class_names = load(path).class_names  # a bad path refused here, in one line, not in the server's worker
-        api = ClassifierAPI(_Loader(load, path), decode, options.max_batch_size, options.batch_timeout)
-        server = build_server(api, workflow, class_names)
-        # SIGTERM (docker stop, systemd, kill) takes LitServe's Ctrl+C path: in-flight requests are answered,
-        # the workers stopped, and the command exits 0.
-        signal.signal(signal.SIGTERM, functools.partial(_interrupt, os.getpid()))
+        api = api_class(_Loader(load, path), options.max_batch_size, options.batch_timeout)
+        server = build_server(api, workflow, class_names, limits)
+        stop_on_sigterm()
         server.run(host=options.host, port=options.port, generate_client_file=False, log_level="warning")
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (docker stop, systemd, kill) takes LitServe's Ctrl+C path: in-flight requests are answered, the
+    workers stopped, and the command exits 0."""
+    signal.signal(signal.SIGTERM, functools.partial(_interrupt, os.getpid()))
 
 
 def _interrupt(main_pid: int, signum: int, frame) -> None:

@@ -12,7 +12,7 @@ from fashion_cnn.model import FashionCNN
 
 
 def main(args: list[str] | None = None) -> None:
-    example = torch.rand(2, 1, 28, 28)
+    example = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))  # the caller's generator untouched
     metadata = class_metadata("fashion_cnn", CLASS_NAMES)
     export_command(args, workflow="fashion_cnn", model_class=FashionCNN, example=example, metadata=metadata)
 

@@ -11,38 +11,75 @@ Fashion-MNIST images are 28x28 grayscale, a light garment on a black background.
 """
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from common.console import program, write_rows
-from common.errors import DataError, exit_on_reported_error
+from common.errors import DataError, InputTooLarge, exit_on_reported_error
 from common.exported import ExportedModel
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+IMAGE_FORMATS = ("PNG", "JPEG")
+# An image is refused above this many pixels before it is decoded, so that one request cannot take the server's
+# memory: an 8K frame (33 megapixels) passes, a decompression bomb does not.
+MAX_PIXELS = 40_000_000
 COLUMNS = ["file", "label", "probability", "top3", "note"]
 
 
 def load_image(
-    path, resize: bool = False, invert: bool = False, name: str | None = None, to_resize: str = "pass --resize"
+    source, resize: bool = False, invert: bool = False, name: str | None = None, to_resize: str = "pass --resize"
 ) -> tuple[np.ndarray, str]:
-    """A (1, 28, 28) float32 array in [0, 1] from an image file (or file object, called ``name`` in messages),
-    converted to grayscale, and a note of what was done to the image to get it (a resize), or ""."""
-    note, name = "", name or path
+    """A (1, 28, 28) float32 array in [0, 1] from a PNG or JPEG file (or file object, called ``name`` in messages),
+    converted to grayscale, and a note of what was done to the image to get it (a resize), or "".
+
+    Only the header is read before the checks: another format is refused, and so is an image over MAX_PIXELS
+    (``InputTooLarge``), before a single pixel is decoded."""
+    name = name or source
     try:
-        with Image.open(path) as image:
-            image = image.convert("L")
-            if image.size != (28, 28):
-                if not resize:
-                    raise DataError(f"{name} is {image.size[0]}x{image.size[1]}, not 28x28; {to_resize} to scale it.")
-                note = f"resized from {image.size[0]}x{image.size[1]}"
-                image = image.resize((28, 28), Image.Resampling.LANCZOS)
-            pixels = np.asarray(image, dtype=np.float32).reshape(1, 28, 28) / 255
-    except (UnidentifiedImageError, OSError) as error:
-        why = f" ({error})" if isinstance(path, str | Path) else ""
+        with warnings.catch_warnings():
+            # Pillow warns from 89 megapixels and refuses from 179; MAX_PIXELS, checked below, is lower.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(source, formats=IMAGE_FORMATS)
+        with image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise InputTooLarge(f"{name} is {width}x{height}, over {MAX_PIXELS:,} pixels; scale it down first.")
+            pixels, note = _grayscale(image, resize, invert, f"{name} is {width}x{height}, not 28x28; {to_resize}")
+    except Image.DecompressionBombError:
+        raise InputTooLarge(f"{name} is over {MAX_PIXELS:,} pixels; scale it down first.") from None
+    except UnidentifiedImageError:
+        raise DataError(f"{name} is not a PNG or JPEG image (the formats read here).") from None
+    except OSError as error:  # a truncated or corrupt file
+        why = f" ({error})" if isinstance(source, str | Path) else ""
         raise DataError(f"{name} is not a readable PNG or JPEG image{why}.") from None
     return (1 - pixels if invert else pixels), note
+
+
+def _grayscale(image: Image.Image, resize: bool, invert: bool, wrong_size: str) -> tuple[np.ndarray, str]:
+    """Pixels in [0, 1] from any mode a PNG or JPEG opens in: 16-bit grayscale keeps its 65,536 levels (Pillow's
+    conversion to 8 bits would clip them), and transparent pixels become the background (black, or white before
+    ``invert``), which is what a garment's cut-out stands on."""
+    if image.mode.startswith("I"):  # a 16-bit grayscale PNG: I;16 (or I in older Pillow)
+        image = Image.fromarray(np.asarray(image, dtype=np.float32) / 65535, mode="F")
+        levels = 1.0
+    else:
+        if image.mode in ("LA", "PA", "RGBA") or "transparency" in image.info:
+            background = Image.new("RGBA", image.size, (255, 255, 255, 255) if invert else (0, 0, 0, 255))
+            image = Image.alpha_composite(background, image.convert("RGBA"))
+        image = image.convert("RGB").convert("L") if image.mode == "CMYK" else image.convert("L")
+        levels = 255.0
+    note = ""
+    if image.size != (28, 28):
+        if not resize:
+            raise DataError(f"{wrong_size} to scale it.")
+        note = f"resized from {image.size[0]}x{image.size[1]}"
+        image = image.resize((28, 28), Image.Resampling.LANCZOS)
+    pixels = np.asarray(image, dtype=np.float32).reshape(1, 28, 28) / levels
+    return np.clip(pixels, 0, 1), note  # LANCZOS overshoots a little; 8 bits saturate, floats must be clipped
 
 
 def read_image(path: Path, resize: bool = False, invert: bool = False):
@@ -115,12 +152,18 @@ def load(path: str | Path, batch_size: int = 1000) -> FashionPredictor:
 
 
 def image_files(inputs: list[str]) -> list[Path]:
+    """The files named, and the PNG and JPEG files of the folders named (by extension; what a file holds is
+    checked when it is read). A folder's other files are skipped, and said so on standard error."""
     files = []
     for name in map(Path, inputs):
         if name.is_dir():
-            found = sorted(p for p in name.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            entries = sorted(p for p in name.iterdir() if p.is_file())
+            found = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES]
             if not found:
                 raise DataError(f"{name} holds no PNG or JPEG images.")
+            if skipped := [p.name for p in entries if p not in found]:
+                shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+                print(f"skipped {len(skipped)} files of {name} that are not PNG or JPEG: {shown}", file=sys.stderr)
             files += found
         elif name.is_file():
             files.append(name)

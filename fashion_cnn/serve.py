@@ -4,49 +4,89 @@
     fashion-cnn-serve --model exported/ --port 8000          # onnxruntime, no torch
     curl -s localhost:8000/predict -d '{"inputs": ["<base64 PNG>"], "resize": true}'
 
-An input is a PNG or JPEG image as base64, or a 28x28 array of pixels in [0, 1] (a light garment on black).
+An input is a PNG or JPEG image as base64 (at most MAX_PIXELS pixels), or a 28x28 array of pixels in [0, 1] (a
+light garment on black).
 """
 
 import base64
 import binascii
 import io
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, PlainValidator, WithJsonSchema
 
-from common.errors import DataError
-from common.serve import Decoded, serve_command
-from fashion_cnn.predict import load, load_image
+from common.contract import checked_inputs, inputs_schema, json_kind, refuse
+from common.serve import ClassifierAPI, Decoded, serve_command
+from fashion_cnn.predict import MAX_PIXELS, load, load_image
+
+IMAGE = {"type": "string", "contentEncoding": "base64", "description": "a PNG or JPEG image, base64"}
+NUMBER = {"type": "number", "minimum": 0, "maximum": 1}
+ROW = {"type": "array", "items": NUMBER, "minItems": 28, "maxItems": 28}
+PIXELS = {"type": "array", "items": ROW, "minItems": 28, "maxItems": 28, "description": "28 rows of 28 pixels"}
+ONE = "a base64 PNG/JPEG image or a 28 x 28 array of pixels in [0, 1]"
 
 
-def decode(inputs: list, request, predictor) -> Decoded:
-    images, notes = [], []
-    for i, item in enumerate(inputs):
-        note = ""
-        if isinstance(item, str):
-            try:
-                data = base64.b64decode(item, validate=True)
-            except binascii.Error:
-                raise ValueError(f"input {i} is neither a base64 PNG/JPEG image nor a 28x28 array.") from None
-            try:
+def checked_image(item: Any, i: int) -> str | np.ndarray:
+    """A base64 string, left for the worker to decode, or a pixel array, checked here and made a numpy array."""
+    if isinstance(item, str):
+        return item
+    if not isinstance(item, list):
+        raise refuse(f"input {i} is {json_kind(item)}: give {ONE}.")
+    if not all(isinstance(row, list) for row in item):
+        raise refuse(f"input {i} is a list that is not of rows: give {ONE}.")
+    widths = sorted({len(row) for row in item})
+    if len(item) != 28 or widths != [28]:
+        shape = f"{len(item)} x {widths[0]}" if len(widths) == 1 else f"{len(item)}-row ragged"
+        raise refuse(f"input {i} is a {shape} array, not 28 x 28.")
+    # JSON's true and false would pass as 1 and 0.
+    if wrong := next((v for row in item for v in row if isinstance(v, bool) or not isinstance(v, int | float)), None):
+        raise refuse(f"input {i} holds {json_kind(wrong)} among its pixels: pixels are numbers in [0, 1].")
+    pixels = np.asarray(item, dtype=np.float32)
+    if not (pixels.min() >= 0 and pixels.max() <= 1):  # NaN fails too
+        raise refuse(f"input {i} has pixels outside [0, 1].")
+    return pixels
+
+
+class ImageRequest(BaseModel):
+    """The body of ``POST /predict``, checked as it is read: a bad request is refused before it joins a batch."""
+
+    model_config = ConfigDict(strict=True)  # "resize": 1 or "yes" is refused, not taken as true
+
+    inputs: Annotated[
+        list,
+        PlainValidator(lambda value: checked_inputs(value, checked_image, ONE)),
+        WithJsonSchema(inputs_schema(IMAGE, {"anyOf": [IMAGE, PIXELS]}, f"{ONE}")),
+    ]
+    resize: bool = False
+    invert: bool = False
+
+
+class FashionAPI(ClassifierAPI):
+    def decode_request(self, request: ImageRequest):  # the annotation is the endpoint's body
+        return super().decode_request(request)
+
+    def decode(self, request: ImageRequest) -> Decoded:
+        images, notes = [], []
+        for i, item in enumerate(request.inputs):
+            note = ""
+            if isinstance(item, str):
+                try:
+                    data = base64.b64decode(item, validate=True)
+                except binascii.Error:
+                    raise ValueError(f"input {i} is neither a base64 PNG/JPEG image nor a 28x28 array.") from None
                 pixels, note = load_image(
                     io.BytesIO(data), request.resize, request.invert, f"input {i}", "send resize: true"
                 )
-            except DataError as error:
-                raise ValueError(str(error)) from None
-        else:
-            pixels = np.asarray(item, dtype=np.float32)
-            if pixels.shape != (28, 28):
-                raise ValueError(f"input {i} is a {' x '.join(map(str, pixels.shape))} array, not 28 x 28.")
-            if pixels.size and not (pixels.min() >= 0 and pixels.max() <= 1):
-                raise ValueError(f"input {i} has pixels outside [0, 1].")
-            pixels = 1 - pixels if request.invert else pixels
-        images.append(pixels.reshape(1, 28, 28))
-        notes.append(note)
-    return Decoded(np.stack(images), notes)
+            else:
+                pixels = 1 - item if request.invert else item
+            images.append(pixels.reshape(1, 28, 28))
+            notes.append(note)
+        return Decoded(np.stack(images), notes)
 
 
 def main(args: list[str] | None = None) -> None:
-    serve_command(args, workflow="fashion_cnn", load=load, decode=decode)
+    serve_command(args, workflow="fashion_cnn", load=load, api_class=FashionAPI, limits={"pixels": MAX_PIXELS})
 
 
 if __name__ == "__main__":

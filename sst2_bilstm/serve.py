@@ -7,23 +7,65 @@
 An input is a sentence; ``inputs`` is one sentence or a list of them.
 """
 
-from common.serve import Decoded, serve_command
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, PlainValidator, WithJsonSchema
+
+from common.contract import checked_inputs, inputs_schema, json_kind, refuse, too_large
+from common.serve import ClassifierAPI, Decoded, serve_command
 from sst2_bilstm.predict import load
-from sst2_bilstm.tokenizer import encode
+from sst2_bilstm.tokenizer import unencodable_at
+
+# The model reads a sentence's first 50 words (SST-2's longest has 52); these bound what a request costs to read.
+MAX_SENTENCE = 10_000  # characters
+MAX_CHARACTERS = 200_000  # in all the sentences of one request
+SENTENCE = {"type": "string", "minLength": 1, "maxLength": MAX_SENTENCE, "pattern": r"\S"}
 
 
-def decode(inputs: list, request, predictor) -> Decoded:
-    for i, sentence in enumerate(inputs):
-        if not isinstance(sentence, str):
-            raise ValueError(f"input {i} is not a sentence.")
-        if not sentence.strip():
-            raise ValueError(f"input {i} is an empty sentence.")
-    tokens = encode(predictor.tokenizer, inputs)
-    return Decoded(tokens, [predictor.note(sentence, ids) for sentence, ids in zip(inputs, tokens)])
+def checked_sentence(item: Any, i: int) -> str:
+    if not isinstance(item, str):
+        raise refuse(f"input {i} is {json_kind(item)}, not a sentence.")
+    if not item.strip():
+        raise refuse(f"input {i} is an empty sentence.")
+    if len(item) > MAX_SENTENCE:
+        raise too_large(f"input {i} is {len(item):,} characters; at most {MAX_SENTENCE:,} a sentence.")
+    if (at := unencodable_at(item)) is not None:
+        raise refuse(f"input {i} is not valid Unicode: a lone surrogate (U+{ord(item[at]):04X}) at character {at}.")
+    return item
+
+
+def checked_sentences(value: Any) -> list[str]:
+    sentences = checked_inputs(value, checked_sentence, "a sentence")
+    if (total := sum(map(len, sentences))) > MAX_CHARACTERS:
+        raise too_large(f"the sentences are {total:,} characters in all; at most {MAX_CHARACTERS:,} a request.")
+    return sentences
+
+
+class SentenceRequest(BaseModel):
+    """The body of ``POST /predict``, checked as it is read: a bad request is refused before it joins a batch."""
+
+    model_config = ConfigDict(strict=True)
+
+    inputs: Annotated[
+        list[str],
+        PlainValidator(checked_sentences),
+        WithJsonSchema(
+            inputs_schema(SENTENCE, SENTENCE, f"a sentence, or a list of them ({MAX_CHARACTERS:,} characters in all)")
+        ),
+    ]
+
+
+class SentimentAPI(ClassifierAPI):
+    def decode_request(self, request: SentenceRequest):  # the annotation is the endpoint's body
+        return super().decode_request(request)
+
+    def decode(self, request: SentenceRequest) -> Decoded:
+        return Decoded(*self.predictor.encoded(request.inputs))
 
 
 def main(args: list[str] | None = None) -> None:
-    serve_command(args, workflow="sst2_bilstm", load=load, decode=decode)
+    limits = {"characters_per_sentence": MAX_SENTENCE, "characters_per_request": MAX_CHARACTERS}
+    serve_command(args, workflow="sst2_bilstm", load=load, api_class=SentimentAPI, limits=limits)
 
 
 if __name__ == "__main__":

@@ -52,3 +52,13 @@ def encode(tokenizer: Tokenizer, texts: list[str]) -> np.ndarray:
     """Token ids, int64 of shape (len(texts), max_length). numpy, not torch: an export reads text without torch."""
     ids = [encoding.ids for encoding in tokenizer.encode_batch(texts)]
     return np.array(ids, dtype=np.int64).reshape(len(texts), tokenizer.truncation["max_length"])
+
+
+def unencodable_at(text: str) -> int | None:
+    """Where ``text`` holds a character UTF-8 cannot encode (a lone surrogate, which JSON's escapes and
+    undecodable command-line bytes can make), or None: the tokenizer cannot read such text."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return error.start
+    return None

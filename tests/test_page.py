@@ -81,3 +81,25 @@ def image_base64(path) -> str:
     import base64
 
     return base64.b64encode(path.read_bytes()).decode()
+
+
+def test_the_page_asks_a_keyed_server_for_its_key(browser, fashion_exported, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    image = tmp_path / "garment.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (28, 28), dtype=np.uint8)).save(image)
+    server = Server("fashion_cnn", "--model", str(fashion_exported), key="a-key-for-the-page-test")
+    try:
+        browser.get(f"http://127.0.0.1:{server.port}/")
+        WebDriverWait(browser, 20).until(lambda b: b.find_element(By.ID, "key-input").is_displayed())
+        assert not browser.find_element(By.ID, "image-input").is_displayed()
+        browser.find_element(By.ID, "key").send_keys("a-key-for-the-page-test")
+        browser.find_element(By.ID, "use-key").click()
+        WebDriverWait(browser, 20).until(lambda b: b.find_element(By.ID, "image-input").is_displayed())
+        browser.find_element(By.ID, "file").send_keys(str(image))
+        expected = server.predict({"inputs": [image_base64(image)], "resize": True})[1]["predictions"][0]["label"]
+        assert shown_label(browser) == expected
+    finally:
+        server.stop()
+        server.kill()

@@ -3,7 +3,11 @@ import io
 import json
 import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -14,7 +18,7 @@ from fashion_cnn.train import main as fashion_train
 from sst2_bilstm import predict as sst2_predict
 from sst2_bilstm.data import SST2DataModule
 from sst2_bilstm.train import main as sst2_train
-from tests.conftest import write_fashion_mnist, write_sst2
+from tests.conftest import REPO, write_fashion_mnist, write_sst2
 
 QUIET = ["--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"]
 
@@ -92,7 +96,7 @@ def test_fashion_refusals(fashion_run, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     cases = [
         (["--ckpt", ckpt, str(tmp_path / "big.png")], "big.png is 32x30, not 28x28; pass --resize"),
-        (["--ckpt", ckpt, str(tmp_path / "notes.png")], "notes.png is not a readable PNG or JPEG image"),
+        (["--ckpt", ckpt, str(tmp_path / "notes.png")], "notes.png is not a PNG or JPEG image"),
         (["--ckpt", ckpt, str(tmp_path / "missing.png")], "missing.png does not exist"),
         (["--ckpt", ckpt, str(tmp_path / "empty")], "holds no PNG or JPEG images"),
         (["--ckpt", str(tmp_path / "none.ckpt"), str(tmp_path / "big.png")], "none.ckpt does not exist"),
@@ -102,6 +106,80 @@ def test_fashion_refusals(fashion_run, tmp_path, capsys):
         assert status == 2 and message in err and "Traceback" not in err
     status, out, _ = run_main(fashion_predict.main, ["--ckpt", ckpt, "--resize", str(tmp_path / "big.png")], capsys)
     assert status == 0 and "big.png" in out and out.rstrip().endswith("resized from 32x30")
+
+
+def test_only_png_and_jpeg_are_read_and_a_folder_says_what_it_skipped(fashion_run, tmp_path, capsys):
+    ckpt = str(fashion_run[1] / "checkpoints" / "last.ckpt")
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name, kind in (("a.png", "PNG"), ("b.jpg", "JPEG"), ("c.webp", "WEBP"), ("d.bmp", "BMP"), ("e.gif", "GIF")):
+        Image.new("L", (28, 28), 90).save(folder / name, format=kind)
+    (folder / "notes.txt").write_text("not an image")
+    status, out, err = run_main(fashion_predict.main, ["--ckpt", ckpt, str(folder)], capsys)
+    rows = out.splitlines()[2:]
+    assert status == 0 and len(rows) == 2 and "a.png" in rows[0] and "b.jpg" in rows[1]
+    assert f"skipped 4 files of {folder} that are not PNG or JPEG: c.webp, d.bmp, e.gif, notes.txt" in err
+    for name in ("c.webp", "d.bmp", "e.gif"):  # named, or disguised as a PNG: the content decides
+        disguised = shutil.copy(folder / name, tmp_path / f"{name}.png")
+        for path in (folder / name, disguised):
+            status, _, err = run_main(fashion_predict.main, ["--ckpt", ckpt, str(path)], capsys)
+            assert status == 2 and f"{Path(path).name} is not a PNG or JPEG image" in err and "Traceback" not in err
+
+
+def png_header_only(path, width: int, height: int, bit_depth: int = 8):
+    """A black grayscale PNG of width x height pixels, all its rows compressed: a decompression bomb."""
+    from tests.test_serve import png_bytes
+
+    path.write_bytes(png_bytes(width, height, bit_depth))
+    return path
+
+
+def test_an_image_over_the_pixel_limit_is_refused_before_it_is_decoded(fashion_run, tmp_path, capsys):
+    ckpt = str(fashion_run[1] / "checkpoints" / "last.ckpt")
+    for width, height in ((20_000, 20_000), (13_000, 13_000), (fashion_predict.MAX_PIXELS // 1000 + 1, 1000)):
+        path = png_header_only(tmp_path / f"{width}.png", width, height)
+        status, _, err = run_main(fashion_predict.main, ["--ckpt", ckpt, "--resize", str(path)], capsys)
+        assert status == 2 and f"over {fashion_predict.MAX_PIXELS:,} pixels" in err and len(err.splitlines()) == 1
+    # Decoding 13,000 x 13,000 would take 169 MB; the refusal reads only the header.
+    path = png_header_only(tmp_path / "bomb.png", 13_000, 13_000)
+    # The peak resident memory of a new process (VmHWM: ru_maxrss would carry over the test process's own).
+    probe = f"""
+import re
+from pathlib import Path
+from fashion_cnn.predict import InputTooLarge, load_image
+def peak(): return int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text())[1]) / 1024
+before = peak()
+try:
+    load_image({str(path)!r}, resize=True)
+except InputTooLarge:
+    print(peak() - before)
+"""
+    grown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True)
+    assert float(grown.stdout) < 50, grown.stdout + grown.stderr
+
+
+def test_image_modes_are_converted_not_clipped(tmp_path):
+    rng = np.random.default_rng(0)
+    levels = rng.integers(0, 256, (28, 28), dtype=np.uint16)
+    Image.fromarray(levels.astype(np.uint8)).save(tmp_path / "8bit.png")
+    Image.fromarray(levels * 257).save(tmp_path / "16bit.png")  # the same picture, 65,536 levels
+    assert Image.open(tmp_path / "16bit.png").mode.startswith("I")
+    assert torch.equal(
+        fashion_predict.read_image(tmp_path / "16bit.png"), fashion_predict.read_image(tmp_path / "8bit.png")
+    )
+    Image.fromarray(rng.integers(300, 65_000, (28, 28), dtype=np.uint16)).save(tmp_path / "mid.png")
+    mid = fashion_predict.read_image(tmp_path / "mid.png")
+    assert mid.min() >= 300 / 65535 - 1e-6 and mid.max() <= 65_000 / 65535 + 1e-6  # Pillow's 8 bits clipped most to 1
+    # A cut-out garment: gray where opaque, white and transparent around it. The background is the background.
+    cutout = np.zeros((28, 28, 4), np.uint8)
+    cutout[..., :3], cutout[8:20, 8:20] = 255, (128, 128, 128, 255)
+    Image.fromarray(cutout, "RGBA").save(tmp_path / "cutout.png")
+    pixels = fashion_predict.read_image(tmp_path / "cutout.png")[0]
+    assert pixels[0, 0] == 0 and pixels[10, 10] == pytest.approx(128 / 255)
+    inverted = fashion_predict.read_image(tmp_path / "cutout.png", invert=True)[0]
+    assert inverted[0, 0] == 0 and inverted[10, 10] == pytest.approx(1 - 128 / 255)
+    Image.new("CMYK", (28, 28), (0, 0, 0, 255)).save(tmp_path / "cmyk.jpg")  # print workflows' JPEGs
+    assert fashion_predict.read_image(tmp_path / "cmyk.jpg").max() < 0.05
 
 
 def test_the_python_api_refuses_what_the_model_never_saw(fashion_run):

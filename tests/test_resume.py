@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+import torch
 import yaml
 
 from fashion_cnn.data import FashionMNISTDataModule
@@ -173,3 +174,31 @@ def test_a_resumed_run_keeps_the_plateau_schedule(sst2_dir, tmp_path):
     straight, resumed = metrics(tmp_path / "straight"), metrics(tmp_path / "resumed")
     assert [e["lr"] for e in straight["history"]] == [1e-12, 1e-12, 5e-13, 2.5e-13]
     assert resumed["history"] == straight["history"] and resumed["test"] == straight["test"]
+
+
+def test_loading_a_model_leaves_the_callers_random_state_alone(tiny_fashion, tiny_sst2, tmp_path):
+    """A checkpoint saves the random state for resuming; loading it any other way must not restore it over the
+    caller's seed."""
+    from fashion_cnn import export as fashion_export
+    from fashion_cnn import predict as fashion_predict
+    from fashion_cnn.model import FashionCNN
+    from sst2_bilstm import export as sst2_export
+    from sst2_bilstm import predict as sst2_predict
+    from sst2_bilstm.model import SST2BiLSTM
+
+    fashion, sst2 = tiny_fashion[1], tiny_sst2[1]
+    assert "torch_rng_state" in torch.load(fashion, weights_only=True)  # there is a state to restore
+    loads = {
+        "FashionCNN.load_from_checkpoint": lambda: FashionCNN.load_from_checkpoint(fashion),
+        "SST2BiLSTM.load_from_checkpoint": lambda: SST2BiLSTM.load_from_checkpoint(sst2),
+        "fashion_cnn.predict.load": lambda: fashion_predict.load(fashion),
+        "sst2_bilstm.predict.load": lambda: sst2_predict.load(sst2, sst2),
+        "fashion-cnn-export": lambda: fashion_export.main(["--ckpt", str(fashion), "--output", str(tmp_path / "x")]),
+        "sst2-bilstm-export": lambda: sst2_export.main(["--ckpt", str(sst2), "--output", str(tmp_path / "y")]),
+    }
+    torch.manual_seed(7)
+    expected = torch.rand(4)
+    for way, load in loads.items():
+        torch.manual_seed(7)
+        load()
+        assert torch.equal(torch.rand(4), expected), way

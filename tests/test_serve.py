@@ -3,21 +3,25 @@ SIGTERM, and the same answers after a restart."""
 
 import base64
 import contextlib
+import functools
 import http.client
 import io
 import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
+import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from common.contract import API_KEY_VARIABLE
 from tests.conftest import REPO
 
 
@@ -30,12 +34,19 @@ def free_port() -> int:
 class Server:
     """``python -m <workflow>.serve ...`` on a free port of 127.0.0.1, up once /health answers 200."""
 
-    def __init__(self, workflow: str, *args: str) -> None:
-        self.port = free_port()
+    def __init__(self, workflow: str, *args: str, key: str | None = None) -> None:
+        self.port, self.key = free_port(), key
         command = [sys.executable, "-m", f"{workflow}.serve", *args, "--port", str(self.port)]
+        env = {k: v for k, v in os.environ.items() if k != API_KEY_VARIABLE} | ({API_KEY_VARIABLE: key} if key else {})
         # A session of its own: LitServe's worker processes are stopped with it, whatever happens to the test.
         self.process = subprocess.Popen(
-            command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+            command,
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -48,12 +59,15 @@ class Server:
             time.sleep(0.2)
         raise TimeoutError("the server did not answer /health within 60 s")
 
-    def request(self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json"):
+    def request(
+        self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json", key=None
+    ):
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        headers = {"Content-Type": content_type} | ({"X-API-Key": key or self.key} if key or self.key else {})
         try:
             # A body refused for its size: the answer is sent before the body was read whole.
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                connection.request(method, path, body=body, headers={"Content-Type": content_type})
+                connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
             return response.status, response.read()
         finally:
@@ -62,9 +76,9 @@ class Server:
     def get(self, path: str):
         return self.request("GET", path)
 
-    def predict(self, payload) -> tuple[int, dict]:
+    def predict(self, payload, key=None) -> tuple[int, dict]:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        status, reply = self.request("POST", "/predict", body)
+        status, reply = self.request("POST", "/predict", body, key=key)
         return status, json.loads(reply)
 
     def stop(self) -> int:
@@ -108,7 +122,7 @@ def test_fashion_server_answers_refuses_stops_and_restarts_the_same(fashion):
         bad = {
             "invalid JSON": (b'{"inputs": [', 400, "not valid JSON"),
             "no inputs field": ({"images": []}, 422, "inputs: Field required"),
-            "not an image": ({"inputs": [base64.b64encode(b"hello").decode()]}, 422, "not a readable PNG or JPEG"),
+            "not an image": ({"inputs": [base64.b64encode(b"hello").decode()]}, 422, "not a PNG or JPEG image"),
             "not base64": ({"inputs": ["@@@"]}, 422, "neither a base64 PNG/JPEG image"),
             "wrong size": ({"inputs": [png(rng.random((40, 30)))]}, 422, "not 28x28; send resize: true"),
             "wrong array": ({"inputs": [[[0.5, 0.5]]]}, 422, "a 1 x 2 array, not 28 x 28"),
@@ -149,7 +163,7 @@ def test_sst2_server_of_an_export_reads_sentences(sst2_exported):
         assert server.predict({"inputs": "good the film is"})[1]["predictions"] == reply["predictions"][:1]
         for payload, message in (
             ({"inputs": ["fine", "  "]}, "input 1 is an empty sentence"),
-            ({"inputs": [[[0.5]]]}, "input 0 is not a sentence"),
+            ({"inputs": [[[0.5]]]}, "input 0 is a list, not a sentence"),
         ):
             status, refused = server.predict(payload)
             assert status == 422 and message in refused["detail"]
@@ -158,3 +172,137 @@ def test_sst2_server_of_an_export_reads_sentences(sst2_exported):
         assert server.stop() == 0
     finally:
         server.kill()
+
+
+@functools.cache
+def png_bytes(width: int, height: int, bit_depth: int = 8) -> bytes:
+    """A whole grayscale PNG, all black, compressed row by row: a decompression bomb when it is large (13,000 x
+    13,000 pixels, 169 MB decoded, is 164 KB of PNG)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row, packer = b"\x00" * (1 + width * bit_depth // 8), zlib.compressobj()
+    rows = [min(1000, height - start) for start in range(0, height, 1000)]
+    pixels = b"".join(packer.compress(row * n) for n in rows) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def test_a_bad_request_is_refused_alone_whatever_is_batched_with_it(fashion_exported):
+    """Good and bad requests from many clients at once, into batches of up to 64 that wait 50 ms to fill: every
+    good one gets the answer it gets alone, every bad one its own refusal."""
+    rng = np.random.default_rng(0)
+    good = {"inputs": [png(rng.random((28, 28)))]}
+    bad = {  # refused as the JSON is read, and refused by the model's worker, inside the batch
+        "a 5 x 5 array": ({"inputs": [rng.random((5, 5)).tolist()]}, 422, "input 0 is a 5 x 5 array"),
+        "no image": ({"inputs": [b64(b"hello")]}, 422, "input 0 is not a PNG or JPEG image"),
+        "too many pixels": ({"inputs": [b64(png_bytes(13_000, 13_000))]}, 413, "over 40,000,000 pixels"),
+        "not 28x28": ({"inputs": [good["inputs"][0], png(rng.random((30, 30)))]}, 422, "input 1 is 30x30"),
+    }
+    server = Server("fashion_cnn", "--model", str(fashion_exported), "--batch-timeout", "0.05")
+    try:
+        alone = server.predict(good)
+        assert alone[0] == 200
+        kinds = ["good", *bad] * 3
+        answers: list = []
+
+        def client(offset: int) -> None:
+            for kind in kinds[offset:] + kinds[:offset]:
+                answers.append((kind, server.predict(good if kind == "good" else bad[kind][0])))
+
+        threads = [threading.Thread(target=client, args=(i % len(kinds),)) for i in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert len(answers) == 16 * len(kinds)
+        for kind, (status, reply) in answers:
+            if kind == "good":
+                assert (status, reply) == alone
+            else:
+                assert status == bad[kind][1] and bad[kind][2] in reply["detail"], (kind, status, reply)
+        assert server.stop() == 0
+    finally:
+        server.kill()
+
+
+def test_sst2_server_refuses_text_it_cannot_read_and_text_over_its_limits(sst2_exported):
+    from sst2_bilstm.serve import MAX_CHARACTERS, MAX_SENTENCE
+
+    server = Server("sst2_bilstm", "--model", str(sst2_exported))
+    try:
+        cases = [
+            (b'{"inputs": ["great \\ud800 film"]}', 422, "input 0 is not valid Unicode: a lone surrogate (U+D800)"),
+            ({"inputs": ["fine", "a" * (MAX_SENTENCE + 1)]}, 413, f"input 1 is {MAX_SENTENCE + 1:,} characters"),
+            ({"inputs": ["a" * MAX_SENTENCE] * (MAX_CHARACTERS // MAX_SENTENCE + 1)}, 413, "characters in all"),
+            ({"inputs": None}, 422, "inputs is null"),
+            ({"inputs": {"text": "fine"}}, 422, "inputs is an object"),
+            ({"inputs": ["fine", True]}, 422, "input 1 is a boolean, not a sentence"),
+        ]
+        for payload, code, message in cases:
+            status, reply = server.predict(payload)
+            assert status == code and message in reply["detail"], (payload if len(str(payload)) < 99 else code, reply)
+        assert server.predict({"inputs": ["a" * MAX_SENTENCE]})[0] == 200  # the limit itself is served
+        assert server.stop() == 0
+    finally:
+        server.kill()
+
+
+@pytest.mark.parametrize("workflow", ["fashion_cnn", "sst2_bilstm"])
+def test_a_schema_driven_fuzzer_finds_the_api_as_documented(workflow, request, tmp_path):
+    """schemathesis generates requests from /openapi.json, valid and not, and checks every answer against it: no
+    5xx, no status, media type or body the schema does not document, and schema-violating requests refused with
+    a documented refusal. Only positive_data_acceptance is left out: a string the schema allows is not always an
+    image."""
+    export = request.getfixturevalue(f"{workflow.split('_')[0]}_exported")
+    config = tmp_path / "schemathesis.toml"
+    config.write_text('[checks.negative_data_rejection]\nexpected-statuses = ["400", "413", "415", "422"]\n')
+    server = Server(workflow, "--model", str(export))
+    try:
+        command = [sys.executable, "-c", "from schemathesis.cli import schemathesis; schemathesis()"]
+        command += ["--config-file", str(config), "run", f"http://127.0.0.1:{server.port}/openapi.json"]
+        command += ["--checks", "all", "--exclude-checks", "positive_data_acceptance", "--max-examples", "25"]
+        command += ["--generation-deterministic", "--continue-on-failure", "--request-timeout", "30", "--no-color"]
+        fuzzed = subprocess.run(
+            command, capture_output=True, text=True, timeout=240, env=os.environ | {"NO_COLOR": "1"}
+        )
+        assert fuzzed.returncode == 0, fuzzed.stdout[-4000:] + fuzzed.stderr[-2000:]
+        assert "4 selected / 4 total" in fuzzed.stdout  # /predict, /health, /info and the page
+        assert server.stop() == 0
+    finally:
+        server.kill()
+
+
+def test_a_key_guards_the_model_and_the_network_needs_one(fashion_exported, capsys, monkeypatch):
+    from fashion_cnn.serve import main
+
+    key = "a-test-key-of-some-length"
+    server = Server("fashion_cnn", "--model", str(fashion_exported), key=key)
+    try:
+        good = {"inputs": [np.full((28, 28), 0.5).tolist()]}
+        assert server.predict(good)[0] == 200
+        for wrong in ("", "not-the-key"):
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            headers = {"Content-Type": "application/json"} | ({"X-API-Key": wrong} if wrong else {})
+            connection.request("POST", "/predict", body=json.dumps(good), headers=headers)
+            response = connection.getresponse()
+            assert response.status == 401 and "detail" in json.loads(response.read()), wrong
+            connection.close()
+        schema = json.loads(server.get("/openapi.json")[1])
+        assert "401" in schema["paths"]["/predict"]["post"]["responses"]
+        assert server.get("/")[0] == 200  # the page loads, and asks for the key
+        assert server.stop() == 0
+    finally:
+        server.kill()
+
+    monkeypatch.delenv(API_KEY_VARIABLE, raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", str(fashion_exported), "--host", "0.0.0.0", "--port", str(free_port())])
+    message = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(message.strip().splitlines()) == 1
+    assert f"--host 0.0.0.0 opens the model to the network: set a key first, e.g. export {API_KEY_VARIABLE}" in message
