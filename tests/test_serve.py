@@ -269,7 +269,7 @@ def test_a_schema_driven_fuzzer_finds_the_api_as_documented(workflow, request, t
         command += ["--checks", "all", "--exclude-checks", "positive_data_acceptance", "--max-examples", "25"]
         command += ["--generation-deterministic", "--continue-on-failure", "--request-timeout", "30", "--no-color"]
         fuzzed = subprocess.run(
-            command, capture_output=True, text=True, timeout=240, env=os.environ | {"NO_COLOR": "1"}
+            command, capture_output=True, text=True, timeout=240, cwd=tmp_path, env=os.environ | {"NO_COLOR": "1"}
         )
         assert fuzzed.returncode == 0, fuzzed.stdout[-4000:] + fuzzed.stderr[-2000:]
         assert "4 selected / 4 total" in fuzzed.stdout  # /predict, /health, /info and the page
