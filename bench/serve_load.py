@@ -27,9 +27,13 @@ import threading
 import time
 from pathlib import Path
 
+import litserve as ls
 import numpy as np
 from bench_io import write_result
 from PIL import Image
+
+from common.contract import MAX_BODY
+from common.serve import stop_on_sigterm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,26 +67,24 @@ def example_body(workflow: str) -> bytes:
     return json.dumps({"inputs": ["a gorgeous, witty and moving film"]}).encode()
 
 
+class NoOp(ls.LitAPI):
+    """A LitServe API that does no work: the request's JSON is read, and a constant answer sent."""
+
+    def setup(self, device) -> None:
+        pass
+
+    def decode_request(self, request):
+        return request
+
+    def predict(self, batch):
+        return batch
+
+    def encode_response(self, output) -> dict:
+        return {"predictions": [{"label": "none", "probabilities": {}, "note": ""}]}
+
+
 def serve_noop(port: int, max_batch_size: int, batch_timeout: float) -> None:
-    """A LitServe server that does no work: the request's JSON is read, and a constant answer sent."""
-    import litserve as ls
-
-    from common.contract import MAX_BODY
-    from common.serve import stop_on_sigterm
-
-    class NoOp(ls.LitAPI):
-        def setup(self, device) -> None:
-            pass
-
-        def decode_request(self, request):
-            return request
-
-        def predict(self, batch):
-            return batch
-
-        def encode_response(self, output) -> dict:
-            return {"predictions": [{"label": "none", "probabilities": {}, "note": ""}]}
-
+    """The no-op API with the model server's settings: one worker on the CPU, its body limit, its batching."""
     api = NoOp(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
     server = ls.LitServer(api, accelerator="cpu", devices=1, workers_per_device=1, max_payload_size=MAX_BODY)
     stop_on_sigterm()

@@ -13,16 +13,21 @@ MODEL_FILE = "model.onnx"
 
 
 class ExportedModel:
-    """``probabilities(inputs)``: the exported network on a numpy batch of any size, ``batch_size`` at a time."""
+    """``probabilities(inputs)``: the exported network on a numpy batch of any size, ``batch_size`` at a time.
+    ``shared_cores``: the process shares its cores with busy others (a server), and waits without spinning."""
 
-    def __init__(self, folder: str | Path, workflow: str, batch_size: int = 1000) -> None:
+    def __init__(self, folder: str | Path, workflow: str, batch_size: int = 1000, shared_cores: bool = False) -> None:
         import onnxruntime  # an optional dependency: pip install .[serve]
 
         path = Path(folder) / MODEL_FILE
         if not path.is_file():
             raise DataError(f"{path} does not exist: --model names a folder written by the export command.")
         try:
-            self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            options = onnxruntime.SessionOptions()
+            # onnxruntime's threads spin while they wait for work, which is faster alone on a machine and steals
+            # the cores of the processes beside it: a server's HTTP process, above all.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0" if shared_cores else "1")
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime's own error types are not public
             raise DataError(f"{path} is not a readable ONNX model ({str(error).splitlines()[0][:200]}).") from None
         metadata = self.session.get_modelmeta().custom_metadata_map

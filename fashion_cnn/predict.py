@@ -132,10 +132,11 @@ class FashionPredictor:
         return rows
 
 
-def load(path: str | Path, batch_size: int = 1000) -> FashionPredictor:
-    """The predictor of a Fashion-MNIST checkpoint (torch), or of a folder written by the export (onnxruntime)."""
+def load(path: str | Path, batch_size: int = 1000, shared_cores: bool = False) -> FashionPredictor:
+    """The predictor of a Fashion-MNIST checkpoint (torch), or of a folder written by the export (onnxruntime;
+    ``shared_cores`` as ExportedModel's)."""
     if Path(path).is_dir():
-        exported = ExportedModel(path, "fashion_cnn", batch_size)
+        exported = ExportedModel(path, "fashion_cnn", batch_size, shared_cores)
         return FashionPredictor(exported.probabilities, exported.class_names)
     import torch
 

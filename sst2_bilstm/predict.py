@@ -86,15 +86,15 @@ class SentimentPredictor:
         return "; ".join(notes)
 
 
-def load(*paths: str | Path, batch_size: int = 1000) -> SentimentPredictor:
+def load(*paths: str | Path, batch_size: int = 1000, shared_cores: bool = False) -> SentimentPredictor:
     """The predictor of an SST-2 checkpoint, of several as one ensemble (they must share their tokenizer), or of
-    a folder written by the export (onnxruntime, no torch)."""
+    a folder written by the export (onnxruntime, no torch; ``shared_cores`` as ExportedModel's)."""
     if not paths:
         raise TypeError("load takes one checkpoint path or more, or one export folder.")
     if any(Path(path).is_dir() for path in paths):
         if len(paths) > 1:
             raise DataError("an export is one model: give one --model folder, or several checkpoints.")
-        return load_export(paths[0], batch_size)
+        return load_export(paths[0], batch_size, shared_cores)
     import torch
 
     from common.ensemble import EnsembleClassifier
@@ -117,8 +117,8 @@ def load(*paths: str | Path, batch_size: int = 1000) -> SentimentPredictor:
     return SentimentPredictor(probabilities, tokenizers[0], CLASS_NAMES)
 
 
-def load_export(folder: str | Path, batch_size: int = 1000) -> SentimentPredictor:
-    exported = ExportedModel(folder, "sst2_bilstm", batch_size)
+def load_export(folder: str | Path, batch_size: int = 1000, shared_cores: bool = False) -> SentimentPredictor:
+    exported = ExportedModel(folder, "sst2_bilstm", batch_size, shared_cores)
     path = Path(folder) / TOKENIZER_FILE
     if not path.is_file():
         raise DataError(f"{path} does not exist: an SST-2 export is model.onnx and the tokenizer.json beside it.")

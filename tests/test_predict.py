@@ -245,6 +245,14 @@ def test_sst2_sentences_from_arguments_file_and_stdin(sst2_run, tmp_path, capsys
     assert status == 0 and expected[0]["label"] in out.splitlines()[2]
 
 
+def test_sst2_text_that_is_not_unicode_is_refused_in_one_line(sst2_run, capsys):
+    ckpt = str(sst2_run[1] / "checkpoints" / "last.ckpt")
+    # What Python makes of command-line bytes that are not UTF-8: a lone surrogate the tokenizer cannot read.
+    status, _, err = run_main(sst2_predict.main, ["--ckpt", ckpt, "fine", "great \udcff film"], capsys)
+    assert status == 2 and "sentence 2 is not valid Unicode: a lone surrogate (U+DCFF) at character 6" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_sst2_empty_input_is_an_empty_result(sst2_run, tmp_path, capsys, monkeypatch):
     ckpt = str(sst2_run[1] / "checkpoints" / "last.ckpt")
     (tmp_path / "empty.txt").write_text("")

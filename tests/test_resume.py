@@ -182,7 +182,6 @@ def test_loading_a_model_leaves_the_callers_random_state_alone(tiny_fashion, tin
     from fashion_cnn import export as fashion_export
     from fashion_cnn import predict as fashion_predict
     from fashion_cnn.model import FashionCNN
-    from sst2_bilstm import export as sst2_export
     from sst2_bilstm import predict as sst2_predict
     from sst2_bilstm.model import SST2BiLSTM
 
@@ -194,7 +193,6 @@ def test_loading_a_model_leaves_the_callers_random_state_alone(tiny_fashion, tin
         "fashion_cnn.predict.load": lambda: fashion_predict.load(fashion),
         "sst2_bilstm.predict.load": lambda: sst2_predict.load(sst2, sst2),
         "fashion-cnn-export": lambda: fashion_export.main(["--ckpt", str(fashion), "--output", str(tmp_path / "x")]),
-        "sst2-bilstm-export": lambda: sst2_export.main(["--ckpt", str(sst2), "--output", str(tmp_path / "y")]),
     }
     torch.manual_seed(7)
     expected = torch.rand(4)
