@@ -241,8 +241,11 @@ def main() -> None:
     if args.noop:
         result["ratio_to_noop"] = median("model", "requests_per_s") / median("noop", "requests_per_s")
         each = [m["requests_per_s"] / n["requests_per_s"] for m, n in zip(phases["model"], phases["noop"])]
+        result["ratio_each_round"] = each
+        rounds = ", ".join(f"{r:.2f}" for r in each)
+        median_each = statistics.median(each)
         print(
-            f"model / no-op requests/s: {result['ratio_to_noop']:.2f}x (rounds: {', '.join(f'{r:.2f}' for r in each)})"
+            f"model / no-op requests/s: {result['ratio_to_noop']:.2f}x; each round {rounds} (median {median_each:.2f}x)"
         )
     write_result(result, args.output, f"serve_load_{args.workflow}_{weights_kind}_batch{args.max_batch_size}")
 

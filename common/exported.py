@@ -24,9 +24,12 @@ class ExportedModel:
             raise DataError(f"{path} does not exist: --model names a folder written by the export command.")
         try:
             options = onnxruntime.SessionOptions()
-            # onnxruntime's threads spin while they wait for work, which is faster alone on a machine and steals
-            # the cores of the processes beside it: a server's HTTP process, above all.
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0" if shared_cores else "1")
+            if shared_cores:
+                # Alone on a machine, onnxruntime's threads spin while they wait for work, which is fastest; beside
+                # busy processes (a server's HTTP process) that steals their cores: asleep while they wait.
+                # (bench/serve_load.py: SST-2's export went from 0.64x to 0.80x of the no-op server; one thread
+                # instead of one a core gave 0.76x.)
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime's own error types are not public
             raise DataError(f"{path} is not a readable ONNX model ({str(error).splitlines()[0][:200]}).") from None
