@@ -56,7 +56,8 @@ def inputs_schema(single: dict, item: dict, description: str) -> dict:
 
 
 async def one_line_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-    if "json" not in request.headers.get("content-type", ""):
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type and media_type != "application/json" and not media_type.endswith("+json"):  # none: read as JSON
         return JSONResponse({"detail": "send the body as JSON, with Content-Type: application/json."}, status_code=415)
     problem = error.errors()[0] if error.errors() else {}
     kind, where = problem.get("type"), [str(part) for part in problem.get("loc", ()) if part != "body"]

@@ -32,7 +32,7 @@ from common.errors import ConfigError, DataError, InputTooLarge, exit_on_reporte
 
 # Measured with bench/serve_load.py (docs/serving.md): a batch waits at most this long for others to join it.
 MAX_BATCH_SIZE, BATCH_TIMEOUT = 64, 0.005
-LOOPBACK = ("127.0.0.1", "::1")
+LOOPBACK = ("127.0.0.1",)
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def serve_command(
     weights = parser.add_mutually_exclusive_group(required=True)
     weights.add_argument("--ckpt", help=f"a checkpoint of {command}")
     weights.add_argument("--model", help=f"a folder written by {command}-export (onnxruntime, no torch)")
-    parser.add_argument("--host", default="127.0.0.1", choices=("127.0.0.1", "::1", "0.0.0.0", "::"))
+    parser.add_argument("--host", default="127.0.0.1", choices=("127.0.0.1", "0.0.0.0", "::"))
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--max-batch-size", type=int, default=MAX_BATCH_SIZE, help="1 turns batching off")
     parser.add_argument("--batch-timeout", type=float, default=BATCH_TIMEOUT, help="seconds a batch waits to fill")
@@ -192,7 +192,10 @@ def serve_command(
         api = api_class(_Loader(load, path), options.max_batch_size, options.batch_timeout)
         server = build_server(api, workflow, class_names, limits)
         stop_on_sigterm()
-        server.run(host=options.host, port=options.port, generate_client_file=False, log_level="warning")
+        try:
+            server.run(host=options.host, port=options.port, generate_client_file=False, log_level="warning")
+        except ValueError as error:  # LitServe's refusal of a setting, e.g. a port out of its range
+            raise ConfigError(str(error)) from None
 
 
 def stop_on_sigterm() -> None:

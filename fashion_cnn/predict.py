@@ -11,12 +11,15 @@ Fashion-MNIST images are 28x28 grayscale, a light garment on a black background.
 """
 
 import argparse
+import contextlib
+import struct
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from common.console import program, write_rows
 from common.errors import DataError, InputTooLarge, exit_on_reported_error
@@ -24,38 +27,53 @@ from common.exported import ExportedModel
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 IMAGE_FORMATS = ("PNG", "JPEG")
-# An image is refused above this many pixels before it is decoded, so that one request cannot take the server's
-# memory: an 8K frame (33 megapixels) passes, a decompression bomb does not.
-MAX_PIXELS = 40_000_000
+# An image is refused above this many pixels before it is decoded, and a server's request above this many in all
+# its images, so that one request cannot take the server's memory, or its worker for long: a 24-megapixel photo
+# passes (about 1 s and 500 MB to decode with transparency, on one core), a decompression bomb does not.
+MAX_PIXELS = 25_000_000
 COLUMNS = ["file", "label", "probability", "top3", "note"]
+
+
+@contextlib.contextmanager
+def _reading(source, name: str) -> Iterator[None]:
+    """What Pillow raises for a file that is not a whole PNG or JPEG, as one-line DataErrors."""
+    try:
+        yield
+    except Image.DecompressionBombError:
+        raise InputTooLarge(f"{name} is over {MAX_PIXELS:,} pixels; scale it down first.") from None
+    except UnidentifiedImageError:
+        raise DataError(f"{name} is not a PNG or JPEG image (the formats read here).") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as error:  # truncated, corrupt chunks
+        why = f" ({error})" if isinstance(source, str | Path) else ""
+        raise DataError(f"{name} is not a readable PNG or JPEG image{why}.") from None
+
+
+def open_image(source, name: str | None = None) -> Image.Image:
+    """A PNG or JPEG image opened from its header alone: another format is refused, and so is an image over
+    MAX_PIXELS (``InputTooLarge``), before a single pixel is decoded."""
+    name = name or str(source)
+    with _reading(source, name), warnings.catch_warnings():
+        # Pillow warns from 89 megapixels and refuses from 179; MAX_PIXELS, checked here, is lower.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        image = Image.open(source, formats=IMAGE_FORMATS)
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        image.close()
+        raise InputTooLarge(f"{name} is {width}x{height}, over {MAX_PIXELS:,} pixels; scale it down first.")
+    return image
 
 
 def load_image(
     source, resize: bool = False, invert: bool = False, name: str | None = None, to_resize: str = "pass --resize"
 ) -> tuple[np.ndarray, str]:
     """A (1, 28, 28) float32 array in [0, 1] from a PNG or JPEG file (or file object, called ``name`` in messages),
-    converted to grayscale, and a note of what was done to the image to get it (a resize), or "".
-
-    Only the header is read before the checks: another format is refused, and so is an image over MAX_PIXELS
-    (``InputTooLarge``), before a single pixel is decoded."""
-    name = name or source
-    try:
-        with warnings.catch_warnings():
-            # Pillow warns from 89 megapixels and refuses from 179; MAX_PIXELS, checked below, is lower.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(source, formats=IMAGE_FORMATS)
-        with image:
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise InputTooLarge(f"{name} is {width}x{height}, over {MAX_PIXELS:,} pixels; scale it down first.")
-            pixels, note = _grayscale(image, resize, invert, f"{name} is {width}x{height}, not 28x28; {to_resize}")
-    except Image.DecompressionBombError:
-        raise InputTooLarge(f"{name} is over {MAX_PIXELS:,} pixels; scale it down first.") from None
-    except UnidentifiedImageError:
-        raise DataError(f"{name} is not a PNG or JPEG image (the formats read here).") from None
-    except OSError as error:  # a truncated or corrupt file
-        why = f" ({error})" if isinstance(source, str | Path) else ""
-        raise DataError(f"{name} is not a readable PNG or JPEG image{why}.") from None
+    converted to grayscale, and a note of what was done to the image to get it (a resize), or "". Checked from its
+    header first (``open_image``); a photo's EXIF orientation is applied, as viewers show it."""
+    name = name or str(source)
+    with open_image(source, name) as image, _reading(source, name):
+        ImageOps.exif_transpose(image, in_place=True)  # nothing to do, and nothing decoded, without a rotation
+        width, height = image.size
+        pixels, note = _grayscale(image, resize, invert, f"{name} is {width}x{height}, not 28x28; {to_resize}")
     return (1 - pixels if invert else pixels), note
 
 
@@ -68,8 +86,9 @@ def _grayscale(image: Image.Image, resize: bool, invert: bool, wrong_size: str) 
         levels = 1.0
     else:
         if image.mode in ("LA", "PA", "RGBA") or "transparency" in image.info:
-            background = Image.new("RGBA", image.size, (255, 255, 255, 255) if invert else (0, 0, 0, 255))
-            image = Image.alpha_composite(background, image.convert("RGBA"))
+            rgba = image.convert("RGBA")
+            image = Image.new("L", rgba.size, 255 if invert else 0)  # grayscale: a quarter of an RGBA's memory
+            image.paste(rgba.convert("L"), mask=rgba.getchannel("A"))
         image = image.convert("RGB").convert("L") if image.mode == "CMYK" else image.convert("L")
         levels = 255.0
     note = ""

@@ -17,8 +17,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, PlainValidator, TypeAdapter, ValidationError, WithJsonSchema
 
 from common.contract import checked_inputs, inputs_schema, json_kind, refuse
+from common.errors import InputTooLarge
 from common.serve import ClassifierAPI, Decoded, serve_command
-from fashion_cnn.predict import MAX_PIXELS, load, load_image
+from fashion_cnn.predict import MAX_PIXELS, load, load_image, open_image
 
 IMAGE = {"type": "string", "contentEncoding": "base64", "description": "a PNG or JPEG image, base64"}
 NUMBER = {"type": "number", "minimum": 0, "maximum": 1}
@@ -43,8 +44,12 @@ def checked_image(item: Any, i: int) -> str | np.ndarray:
     except ValidationError:
         if not all(isinstance(row, list) for row in item):
             raise refuse(f"input {i} is a list that is not of rows: give {ONE}.") from None
-        wrong = next(v for row in item for v in row if isinstance(v, bool) or not isinstance(v, int | float))
-        raise refuse(f"input {i} holds {json_kind(wrong)} among its pixels: pixels are numbers in [0, 1].") from None
+        wrong = [v for row in item for v in row if isinstance(v, bool) or not isinstance(v, int | float)]
+        if not wrong:  # an integer too large for a float
+            raise refuse(f"input {i} has pixels outside [0, 1].") from None
+        raise refuse(f"input {i} holds {json_kind(wrong[0])} among its pixels: pixels are numbers in [0, 1].") from None
+    if not item:
+        raise refuse(f"input {i} is an empty array, not 28 x 28.")
     widths = sorted({len(row) for row in item})
     if len(item) != 28 or widths != [28]:
         shape = f"{len(item)} x {widths[0]}" if len(widths) == 1 else f"{len(item)}-row ragged"
@@ -74,22 +79,31 @@ class FashionAPI(ClassifierAPI):
         return super().decode_request(request)
 
     def decode(self, request: ImageRequest) -> Decoded:
+        files = {i: image_file(item, i) for i, item in enumerate(request.inputs) if isinstance(item, str)}
+        # All the request's images checked from their headers before one is decoded: each one's size, and the sum.
+        total = 0
+        for i, file in files.items():
+            with open_image(file, f"input {i}") as image:
+                total += image.size[0] * image.size[1]
+        if total > MAX_PIXELS:
+            raise InputTooLarge(f"the images are {total:,} pixels in all; at most {MAX_PIXELS:,} a request.")
         images, notes = [], []
         for i, item in enumerate(request.inputs):
             note = ""
-            if isinstance(item, str):
-                try:
-                    data = base64.b64decode(item, validate=True)
-                except binascii.Error:
-                    raise ValueError(f"input {i} is neither a base64 PNG/JPEG image nor a 28x28 array.") from None
-                pixels, note = load_image(
-                    io.BytesIO(data), request.resize, request.invert, f"input {i}", "send resize: true"
-                )
+            if i in files:
+                pixels, note = load_image(files[i], request.resize, request.invert, f"input {i}", "send resize: true")
             else:
                 pixels = 1 - item if request.invert else item
             images.append(pixels.reshape(1, 28, 28))
             notes.append(note)
         return Decoded(np.stack(images), notes)
+
+
+def image_file(item: str, i: int) -> io.BytesIO:
+    try:
+        return io.BytesIO(base64.b64decode(item, validate=True))
+    except binascii.Error:
+        raise ValueError(f"input {i} is neither a base64 PNG/JPEG image nor a 28x28 array.") from None
 
 
 def main(args: list[str] | None = None) -> None:

@@ -19,6 +19,7 @@ from sst2_bilstm import predict as sst2_predict
 from sst2_bilstm.data import SST2DataModule
 from sst2_bilstm.train import main as sst2_train
 from tests.conftest import REPO, write_fashion_mnist, write_sst2
+from tests.test_serve import broken_png
 
 QUIET = ["--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"]
 
@@ -93,8 +94,10 @@ def test_fashion_refusals(fashion_run, tmp_path, capsys):
     ckpt = str(run / "checkpoints" / "last.ckpt")
     Image.new("L", (32, 30)).save(tmp_path / "big.png")
     (tmp_path / "notes.png").write_text("not an image")
+    (tmp_path / "broken.png").write_bytes(broken_png())
     (tmp_path / "empty").mkdir()
     cases = [
+        (["--ckpt", ckpt, str(tmp_path / "broken.png")], "broken.png is not a readable PNG or JPEG image"),
         (["--ckpt", ckpt, str(tmp_path / "big.png")], "big.png is 32x30, not 28x28; pass --resize"),
         (["--ckpt", ckpt, str(tmp_path / "notes.png")], "notes.png is not a PNG or JPEG image"),
         (["--ckpt", ckpt, str(tmp_path / "missing.png")], "missing.png does not exist"),
@@ -103,7 +106,7 @@ def test_fashion_refusals(fashion_run, tmp_path, capsys):
     ]
     for args, message in cases:
         status, _, err = run_main(fashion_predict.main, args, capsys)
-        assert status == 2 and message in err and "Traceback" not in err
+        assert status == 2 and message in err and len(err.strip().splitlines()) == 1, err
     status, out, _ = run_main(fashion_predict.main, ["--ckpt", ckpt, "--resize", str(tmp_path / "big.png")], capsys)
     assert status == 0 and "big.png" in out and out.rstrip().endswith("resized from 32x30")
 
