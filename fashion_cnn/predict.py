@@ -68,10 +68,11 @@ def load_image(
 ) -> tuple[np.ndarray, str]:
     """A (1, 28, 28) float32 array in [0, 1] from a PNG or JPEG file (or file object, called ``name`` in messages),
     converted to grayscale, and a note of what was done to the image to get it (a resize), or "". Checked from its
-    header first (``open_image``); a photo's EXIF orientation is applied, as viewers show it."""
+    header first (``open_image``); a JPEG photo's EXIF orientation is applied, as viewers show it."""
     name = name or str(source)
     with open_image(source, name) as image, _reading(source, name):
-        ImageOps.exif_transpose(image, in_place=True)  # nothing to do, and nothing decoded, without a rotation
+        if image.format == "JPEG":  # cameras' rotation; reading a PNG's would decode it a second time
+            ImageOps.exif_transpose(image, in_place=True)
         width, height = image.size
         pixels, note = _grayscale(image, resize, invert, f"{name} is {width}x{height}, not 28x28; {to_resize}")
     return (1 - pixels if invert else pixels), note
