@@ -181,6 +181,11 @@ def test_image_modes_are_converted_not_clipped(tmp_path):
     assert pixels[0, 0] == 0 and pixels[10, 10] == pytest.approx(128 / 255)
     inverted = fashion_predict.read_image(tmp_path / "cutout.png", invert=True)[0]
     assert inverted[0, 0] == 0 and inverted[10, 10] == pytest.approx(1 - 128 / 255)
+    upright = Image.new("L", (30, 40))
+    exif = upright.getexif()
+    exif[0x0112] = 6  # a camera held on its side: viewers turn the picture a quarter
+    upright.save(tmp_path / "turned.jpg", exif=exif)
+    assert fashion_predict.load_image(tmp_path / "turned.jpg", resize=True)[1] == "resized from 40x30"
     Image.new("CMYK", (28, 28), (0, 0, 0, 255)).save(tmp_path / "cmyk.jpg")  # print workflows' JPEGs
     assert fashion_predict.read_image(tmp_path / "cmyk.jpg").max() < 0.05
 
