@@ -176,10 +176,9 @@ def test_a_resumed_run_keeps_the_plateau_schedule(sst2_dir, tmp_path):
     assert resumed["history"] == straight["history"] and resumed["test"] == straight["test"]
 
 
-def test_loading_a_model_leaves_the_callers_random_state_alone(tiny_fashion, tiny_sst2, tmp_path):
+def test_loading_a_model_leaves_the_callers_random_state_alone(tiny_fashion, tiny_sst2):
     """A checkpoint saves the random state for resuming; loading it any other way must not restore it over the
     caller's seed."""
-    from fashion_cnn import export as fashion_export
     from fashion_cnn import predict as fashion_predict
     from fashion_cnn.model import FashionCNN
     from sst2_bilstm import predict as sst2_predict
@@ -192,7 +191,6 @@ def test_loading_a_model_leaves_the_callers_random_state_alone(tiny_fashion, tin
         "SST2BiLSTM.load_from_checkpoint": lambda: SST2BiLSTM.load_from_checkpoint(sst2),
         "fashion_cnn.predict.load": lambda: fashion_predict.load(fashion),
         "sst2_bilstm.predict.load": lambda: sst2_predict.load(sst2, sst2),
-        "fashion-cnn-export": lambda: fashion_export.main(["--ckpt", str(fashion), "--output", str(tmp_path / "x")]),
     }
     torch.manual_seed(7)
     expected = torch.rand(4)
