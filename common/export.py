@@ -5,7 +5,10 @@ import argparse
 import contextlib
 import io
 import json
+import shutil
+import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
@@ -79,15 +82,54 @@ def export_command(
     )
     parser.add_argument("--ckpt", required=True, help=f"a checkpoint of {command} (python -m {workflow}.train)")
     parser.add_argument("--output", required=True, type=Path, help="the folder to write model.onnx into")
+    parser.add_argument("--force", action="store_true", help="write into a folder that holds other files")
     options = parser.parse_args(args)
     with exit_on_reported_error():
         model, _ = load_checkpoint(options.ckpt, model_class)
-        if options.output.exists() and not options.output.is_dir():
-            raise DataError(f"--output {options.output} is a file; give a folder.")
-        # The exporter's progress lines and its warnings about torch's own internals are not the user's concern.
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            path = export_onnx(model, example, options.output, metadata, sequence)
-        if beside is not None:
-            beside(options.ckpt, options.output)
-        print(f"Exported: {path}")
+        with staged(options.output, options.force) as staging:
+            # The exporter's progress lines and its warnings about torch's own internals are not the user's concern.
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                export_onnx(model, example, staging, metadata, sequence)
+            if beside is not None:
+                beside(options.ckpt, staging)
+        print(f"Exported: {options.output / MODEL_FILE}")
+
+
+@contextlib.contextmanager
+def staged(output: Path, force: bool) -> Iterator[Path]:
+    """A new folder beside ``output`` to write the export into; its files are moved into ``output`` once all are
+    written. Refused before anything is written: ``output`` a file, a folder of other files (unless ``force``), a
+    place that cannot be written. Whatever happens, nothing is left but a whole export: not the staging folder,
+    nor the folders made for ``output``."""
+    if output.exists() and not output.is_dir():
+        raise DataError(f"--output {output} is a file; give a folder.")
+    if output.is_dir() and any(output.iterdir()) and not (output / MODEL_FILE).is_file() and not force:
+        raise DataError(
+            f"--output {output} holds other files and no export: give a new or empty folder, or add --force to "
+            "write model.onnx among them."
+        )
+    made = [folder for folder in (output, *output.parents) if not folder.exists()]
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".export-", dir=output))
+    except OSError as error:
+        _remove_empty(made)
+        raise DataError(f"--output {output} cannot be written ({error.strerror or error}).") from None
+    try:
+        yield staging
+        for file in staging.iterdir():
+            file.replace(output / file.name)
+    except BaseException as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        _remove_empty(made)
+        if isinstance(error, OSError):  # a full disk, a folder removed underneath
+            raise DataError(f"--output {output}: writing the export failed ({error.strerror or error}).") from None
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # the deepest first
+        with contextlib.suppress(OSError):
+            folder.rmdir()

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,12 +96,52 @@ def test_exports_refuse_what_they_cannot_use(fashion, sst2, tmp_path, capsys):
         ),
         (fashion_predict.main, ["--model", str(tmp_path), str(images / "0.png")], "model.onnx does not exist"),
     ]
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("a user's file")
+    (tmp_path / "corrupt.ckpt").write_bytes(b"\x00garbage" * 100)
+    unwritable = [(Path("/proc/x"), "cannot be written"), (Path("/sys/kernel/x"), "cannot be written")]
+    cases += [
+        (fashion_export, ["--ckpt", str(fashion_ckpt), "--output", str(folder)], message)
+        for folder, message in unwritable
+        if folder.parent.is_dir()  # Linux's own read-only places, where the machine has them
+    ]
+    cases += [
+        (
+            fashion_export,
+            ["--ckpt", str(fashion_ckpt), "--output", str(tmp_path / "notes")],
+            "holds other files and no export: give a new or empty folder, or add --force",
+        ),
+        (fashion_export, ["--ckpt", str(tmp_path / "corrupt.ckpt"), "--output", str(tmp_path / "x")], "not a readable"),
+    ]
     for main, args, message in cases:
         with pytest.raises(SystemExit) as exit_info:
             main(args)
         err = capsys.readouterr().err
-        assert exit_info.value.code == 2 and message in err and "Traceback" not in err
-    assert not (tmp_path / "x").exists()
+        assert exit_info.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x").exists() and not Path("/proc/x").exists()
+    assert [f.name for f in (tmp_path / "notes").iterdir()] == ["mine.txt"]  # nothing written, nothing lost
+
+
+def test_a_failed_export_leaves_nothing_behind_and_force_writes_beside_other_files(
+    fashion, tmp_path, capsys, monkeypatch
+):
+    fashion_ckpt, _, _ = fashion
+    target = tmp_path / "new" / "deeper"
+
+    def fails(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("common.export.export_onnx", fails)
+    with pytest.raises(SystemExit) as exit_info:
+        fashion_export(["--ckpt", str(fashion_ckpt), "--output", str(target)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "writing the export failed (No space left on device)" in err
+    assert not (tmp_path / "new").exists()  # neither the staging folder nor the folders made for it
+    monkeypatch.undo()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("a user's file")
+    fashion_export(["--ckpt", str(fashion_ckpt), "--output", str(tmp_path / "notes"), "--force"])
+    assert sorted(f.name for f in (tmp_path / "notes").iterdir()) == ["mine.txt", "model.onnx"]
 
 
 def test_the_masked_bidirectional_lstm_computes_what_packed_sequences_do():
