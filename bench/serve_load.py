@@ -111,6 +111,17 @@ def client(port: int, body: bytes, until: float, limit: int, latencies: list, er
     connection.close()
 
 
+def concurrently(target, clients: int, *args) -> float:
+    """``target(*args)`` in ``clients`` threads at once; the seconds until the last one returns."""
+    threads = [threading.Thread(target=target, args=args) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
 class Served:
     """A server process on a free port of 127.0.0.1, up once /health answers 200; stopped with SIGTERM."""
 
@@ -147,16 +158,7 @@ def load_phase(served: Served, body: bytes, args: argparse.Namespace) -> dict:
     latencies: list = []
     errors: list = []
     until = time.monotonic() + args.seconds
-    threads = [
-        threading.Thread(target=client, args=(served.port, body, until, args.max_requests, latencies, errors))
-        for _ in range(args.clients)
-    ]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
+    elapsed = concurrently(client, args.clients, served.port, body, until, args.max_requests, latencies, errors)
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [float("nan")] * 99
     return {
         "seconds": round(elapsed, 1),

@@ -23,7 +23,7 @@ import zlib
 from pathlib import Path
 
 from bench_io import write_result
-from serve_load import Served, free_port, resident_mib
+from serve_load import Served, concurrently, free_port, resident_mib
 
 
 @functools.cache
@@ -70,13 +70,7 @@ def measure(served: Served, body: bytes, clients: int, each: int) -> dict:
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
+    elapsed = concurrently(client, clients)
     done.set()
     sampler.join()
     return {

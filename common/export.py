@@ -98,8 +98,8 @@ def export_command(
 
 @contextlib.contextmanager
 def staged(output: Path, force: bool) -> Iterator[Path]:
-    """A new folder beside ``output`` to write the export into; its files are moved into ``output`` once all are
-    written. Refused before anything is written: ``output`` a file, a folder of other files (unless ``force``), a
+    """A new hidden folder inside ``output`` to write the export into; its files are moved into ``output`` once all
+    are written. Refused before anything is written: ``output`` a file, a folder of other files (unless ``force``), a
     place that cannot be written. Whatever happens, nothing is left but a whole export: not the staging folder,
     nor the folders made for ``output``."""
     if output.exists() and not output.is_dir():

@@ -70,7 +70,15 @@ def load_image(
     converted to grayscale, and a note of what was done to the image to get it (a resize), or "". Checked from its
     header first (``open_image``); a JPEG photo's EXIF orientation is applied, as viewers show it."""
     name = name or str(source)
-    with open_image(source, name) as image, _reading(source, name):
+    with open_image(source, name) as image:
+        return image_pixels(image, resize, invert, name, to_resize)
+
+
+def image_pixels(
+    image: Image.Image, resize: bool, invert: bool, name: str, to_resize: str = "pass --resize"
+) -> tuple[np.ndarray, str]:
+    """``load_image`` of an image ``open_image`` gave: its pixels decoded, and the note."""
+    with _reading(image.filename or None, name):
         if image.format == "JPEG":  # cameras' rotation; reading a PNG's would decode it a second time
             ImageOps.exif_transpose(image, in_place=True)
         width, height = image.size

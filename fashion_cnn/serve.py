@@ -10,6 +10,7 @@ light garment on black).
 
 import base64
 import binascii
+import contextlib
 import io
 from typing import Annotated, Any
 
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, PlainValidator, TypeAdapter, Validat
 from common.contract import checked_inputs, inputs_schema, json_kind, refuse
 from common.errors import InputTooLarge
 from common.serve import ClassifierAPI, Decoded, serve_command
-from fashion_cnn.predict import MAX_PIXELS, load, load_image, open_image
+from fashion_cnn.predict import MAX_PIXELS, image_pixels, load, open_image
 
 IMAGE = {"type": "string", "contentEncoding": "base64", "description": "a PNG or JPEG image, base64"}
 NUMBER = {"type": "number", "minimum": 0, "maximum": 1}
@@ -79,23 +80,26 @@ class FashionAPI(ClassifierAPI):
         return super().decode_request(request)
 
     def decode(self, request: ImageRequest) -> Decoded:
-        files = {i: image_file(item, i) for i, item in enumerate(request.inputs) if isinstance(item, str)}
         # All the request's images checked from their headers before one is decoded: each one's size, and the sum.
-        total = 0
-        for i, file in files.items():
-            with open_image(file, f"input {i}") as image:
-                total += image.size[0] * image.size[1]
-        if total > MAX_PIXELS:
-            raise InputTooLarge(f"the images are {total:,} pixels in all; at most {MAX_PIXELS:,} a request.")
-        images, notes = [], []
-        for i, item in enumerate(request.inputs):
-            note = ""
-            if i in files:
-                pixels, note = load_image(files[i], request.resize, request.invert, f"input {i}", "send resize: true")
-            else:
-                pixels = 1 - item if request.invert else item
-            images.append(pixels.reshape(1, 28, 28))
-            notes.append(note)
+        opened = {}
+        with contextlib.ExitStack() as closing:
+            for i, item in enumerate(request.inputs):
+                if isinstance(item, str):
+                    opened[i] = closing.enter_context(open_image(image_file(item, i), f"input {i}"))
+            total = sum(image.size[0] * image.size[1] for image in opened.values())
+            if total > MAX_PIXELS:
+                raise InputTooLarge(f"the images are {total:,} pixels in all; at most {MAX_PIXELS:,} a request.")
+            images, notes = [], []
+            for i, item in enumerate(request.inputs):
+                note = ""
+                if i in opened:
+                    pixels, note = image_pixels(
+                        opened[i], request.resize, request.invert, f"input {i}", "send resize: true"
+                    )
+                else:
+                    pixels = 1 - item if request.invert else item
+                images.append(pixels.reshape(1, 28, 28))
+                notes.append(note)
         return Decoded(np.stack(images), notes)
 
 

@@ -25,7 +25,7 @@ from tokenizers import Tokenizer
 from common.console import program, write_rows
 from common.errors import DataError, exit_on_reported_error
 from common.exported import ExportedModel
-from sst2_bilstm.tokenizer import encode, unencodable_at, word_count
+from sst2_bilstm.tokenizer import encode, unreadable, word_count
 
 COLUMNS = ["sentence", "label", "probability_positive", "note"]
 TOKENIZER_FILE = "tokenizer.json"
@@ -69,11 +69,8 @@ class SentimentPredictor:
     def encoded(self, sentences: list[str]) -> tuple[np.ndarray, list[str]]:
         """The sentences' token ids and their notes; a DataError for text the tokenizer cannot read."""
         for i, sentence in enumerate(sentences):
-            if (at := unencodable_at(sentence)) is not None:
-                raise DataError(
-                    f"sentence {i + 1} is not valid Unicode: a lone surrogate (U+{ord(sentence[at]):04X}) at "
-                    f"character {at}, from bytes that are not UTF-8?"
-                )
+            if problem := unreadable(sentence):
+                raise DataError(f"sentence {i + 1} is {problem}, from bytes that are not UTF-8?")
         tokens = encode(self.tokenizer, sentences)
         return tokens, [self.note(sentence, ids) for sentence, ids in zip(sentences, tokens)]
 

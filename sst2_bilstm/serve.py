@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, PlainValidator, WithJsonSchema
 from common.contract import checked_inputs, inputs_schema, json_kind, refuse, too_large
 from common.serve import ClassifierAPI, Decoded, serve_command
 from sst2_bilstm.predict import load
-from sst2_bilstm.tokenizer import unencodable_at
+from sst2_bilstm.tokenizer import unreadable
 
 # The model reads a sentence's first 50 words (SST-2's longest has 52); these bound what a request costs to read.
 MAX_SENTENCE = 10_000  # characters
@@ -29,8 +29,8 @@ def checked_sentence(item: Any, i: int) -> str:
         raise refuse(f"input {i} is an empty sentence.")
     if len(item) > MAX_SENTENCE:
         raise too_large(f"input {i} is {len(item):,} characters; at most {MAX_SENTENCE:,} a sentence.")
-    if (at := unencodable_at(item)) is not None:
-        raise refuse(f"input {i} is not valid Unicode: a lone surrogate (U+{ord(item[at]):04X}) at character {at}.")
+    if problem := unreadable(item):
+        raise refuse(f"input {i} is {problem}.")
     return item
 
 

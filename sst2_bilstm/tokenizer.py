@@ -54,11 +54,11 @@ def encode(tokenizer: Tokenizer, texts: list[str]) -> np.ndarray:
     return np.array(ids, dtype=np.int64).reshape(len(texts), tokenizer.truncation["max_length"])
 
 
-def unencodable_at(text: str) -> int | None:
-    """Where ``text`` holds a character UTF-8 cannot encode (a lone surrogate, which JSON's escapes and
-    undecodable command-line bytes can make), or None: the tokenizer cannot read such text."""
+def unreadable(text: str) -> str | None:
+    """Why the tokenizer cannot read ``text``, or None: a character UTF-8 cannot encode (a lone surrogate, which
+    JSON's escapes and undecodable command-line bytes can make)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as error:
-        return error.start
+        return f"not valid Unicode: a lone surrogate (U+{ord(text[error.start]):04X}) at character {error.start}"
     return None
