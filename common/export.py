@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
+import onnxscript.optimizer
 import torch
 from torch import nn
 
@@ -33,10 +34,16 @@ class Probabilities(nn.Module):
 
 
 def export_onnx(
-    model: nn.Module, example: torch.Tensor, folder: Path, metadata: dict[str, str], sequence: bool = False
+    model: nn.Module,
+    example: torch.Tensor,
+    folder: Path,
+    metadata: dict[str, str],
+    sequence: bool = False,
+    translations: dict | None = None,
 ) -> Path:
     """Writes ``folder/model.onnx`` from ``model`` (in eval mode, on the CPU) traced on ``example``, any batch size
-    allowed (and, with ``sequence``, any length of the second axis); ``metadata`` is stored in the model."""
+    allowed (and, with ``sequence``, any length of the second axis); ``metadata`` is stored in the model.
+    ``translations`` maps the model's own torch operators to the onnxscript functions that write them."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / MODEL_FILE
     network = Probabilities(model.eval().cpu())
@@ -49,8 +56,13 @@ def export_onnx(
         input_names=["inputs"],
         output_names=["probabilities"],
         dynamic_shapes={"inputs": dims},
+        custom_translation_table=translations,
         verbose=False,
     )
+    # Computations on the weights alone (such as a reordering of gates) done once here, not at every call: the
+    # optimizer's default folds only tensors of up to 8,192 values.
+    largest = max(parameter.numel() for parameter in network.parameters())
+    onnxscript.optimizer.optimize(program.model, input_size_limit=largest, output_size_limit=largest)
     proto = program.model_proto
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
@@ -71,6 +83,7 @@ def export_command(
     metadata: dict[str, str],
     sequence: bool = False,
     beside=None,
+    translations: dict | None = None,
 ) -> None:
     """The export command of a workflow: ``--ckpt CKPT --output DIR`` writes ``DIR/model.onnx``; ``beside(ckpt,
     folder)`` writes what else the export needs (SST-2's tokenizer)."""
@@ -90,7 +103,7 @@ def export_command(
             # The exporter's progress lines and its warnings about torch's own internals are not the user's concern.
             with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                export_onnx(model, example, staging, metadata, sequence)
+                export_onnx(model, example, staging, metadata, sequence, translations)
             if beside is not None:
                 beside(options.ckpt, staging)
         print(f"Exported: {options.output / MODEL_FILE}")

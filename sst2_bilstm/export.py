@@ -6,7 +6,9 @@ sst2-bilstm-predict --model exported/ "a gorgeous film"
 
 from pathlib import Path
 
+import onnx
 import torch
+from onnxscript import opset18 as op
 
 from common.export import class_metadata, export_command
 from sst2_bilstm.data import CLASS_NAMES
@@ -16,6 +18,31 @@ from sst2_bilstm.predict import TOKENIZER_FILE, saved_tokenizer
 
 def write_tokenizer(ckpt_path: str, folder: Path) -> None:
     saved_tokenizer(ckpt_path).save(str(folder / TOKENIZER_FILE))
+
+
+def packed_bidirectional_onnx(inputs, lengths, weights):
+    """``packed_bidirectional`` as ONNX's LSTM, which reads each sequence only up to its ``sequence_lens``: one
+    operator, as the padded model's LSTM is. ONNX orders the gates i, o, f, c where torch orders them i, f, c, o,
+    and stacks the two directions' weights."""
+    hidden = weights[1].shape[1]
+    order = op.Constant(value_ints=[k * hidden + row for k in (0, 3, 1, 2) for row in range(hidden)])
+    w_ih, w_hh, b_ih, b_hh, *backward = (op.Unsqueeze(op.Gather(w, order), [0]) for w in weights)
+    w_ih_back, w_hh_back, b_ih_back, b_hh_back = backward
+    outputs, last_states, _ = op.LSTM(
+        op.Transpose(inputs, perm=[1, 0, 2]),  # (L, N, C)
+        op.Concat(w_ih, w_ih_back, axis=0),
+        op.Concat(w_hh, w_hh_back, axis=0),
+        op.Concat(op.Concat(b_ih, b_hh, axis=1), op.Concat(b_ih_back, b_hh_back, axis=1), axis=0),
+        op.Cast(lengths, to=onnx.TensorProto.INT32),
+        direction="bidirectional",
+        hidden_size=hidden,
+    )
+    # (L, 2, N, H) to (N, L, 2H)
+    return op.Reshape(op.Transpose(outputs, perm=[2, 0, 1, 3]), op.Constant(value_ints=[0, 0, -1])), last_states
+
+
+# The model's own operators, and how ONNX writes them.
+TRANSLATIONS = {torch.ops.sst2_bilstm.packed_bidirectional.default: packed_bidirectional_onnx}
 
 
 def main(args: list[str] | None = None) -> None:
@@ -30,6 +57,7 @@ def main(args: list[str] | None = None) -> None:
         metadata=metadata,
         sequence=True,
         beside=write_tokenizer,
+        translations=TRANSLATIONS,
     )
 
 

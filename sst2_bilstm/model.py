@@ -38,28 +38,25 @@ def lstm_precision(device: torch.device) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def masked_bidirectional(
-    lstm: nn.LSTM, inputs: torch.Tensor, lengths: torch.Tensor
+@torch.library.custom_op("sst2_bilstm::packed_bidirectional", mutates_args=())
+def packed_bidirectional(
+    inputs: torch.Tensor, lengths: torch.Tensor, weights: list[torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A one-layer bidirectional ``lstm`` (batch first) over packed sequences, computed on padded ones: its outputs
-    (N, L, 2H), zero past each sequence's length as ``pad_packed_sequence`` gives them, and its last states
-    (2, N, H). Traceable by torch.export, which packed sequences are not.
+    """A one-layer bidirectional LSTM (batch first, ``weights`` in ``nn.LSTM``'s order) over the packed sequences of
+    ``inputs`` (N, L, C) cut at ``lengths``: its outputs (N, L, 2H), zero past each length, and its last states
+    (2, N, H). One operator for torch.export, which cannot trace packed sequences; the export writes it as ONNX's
+    LSTM with its ``sequence_lens`` (sst2_bilstm.export)."""
+    lstm = nn.LSTM(inputs.shape[2], weights[1].shape[1], batch_first=True, bidirectional=True, device="meta")
+    named = dict(zip((name for name, _ in lstm.named_parameters()), weights))
+    packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    outputs, (last_states, _) = torch.func.functional_call(lstm, named, (packed,))
+    return pad_packed_sequence(outputs, batch_first=True, total_length=inputs.shape[1])[0], last_states
 
-    The forward direction is read from the right-padded sequences, where it reaches the padding only after the
-    words; the backward one from the same sequences padded on the left, where it starts at the last word. Each run
-    computes both directions, and half of each is thrown away: twice the work of the packed LSTM."""
-    steps = torch.arange(inputs.shape[1], device=inputs.device)
-    width = steps[-1:] + 1  # L as a tensor: the ONNX exporter takes a remainder of tensors, not of a symbolic int
-    real = steps < lengths.unsqueeze(1)  # (N, L)
-    to_left = ((steps + lengths.unsqueeze(1)) % width).unsqueeze(2)  # left-padded position s holds (s + length) % L
-    from_left = ((steps - lengths.unsqueeze(1)) % width).unsqueeze(2)
-    hidden = lstm.hidden_size
-    forward = lstm(inputs)[0][..., :hidden]
-    backward = lstm(inputs.gather(1, to_left.expand_as(inputs)))[0][..., hidden:]
-    backward = backward.gather(1, from_left.expand_as(backward))
-    last = (lengths - 1).view(-1, 1, 1).expand(-1, 1, hidden)
-    last_states = torch.stack([forward.gather(1, last).squeeze(1), backward[:, 0]])
-    return torch.cat([forward, backward], dim=2) * real.unsqueeze(2), last_states
+
+@packed_bidirectional.register_fake
+def _(inputs: torch.Tensor, lengths: torch.Tensor, weights: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    hidden = weights[1].shape[1]
+    return inputs.new_empty(*inputs.shape[:2], 2 * hidden), inputs.new_empty(2, inputs.shape[0], hidden)
 
 
 class SST2BiLSTM(ClassifierModule):
@@ -184,9 +181,8 @@ class SST2BiLSTM(ClassifierModule):
             outputs, (last_hidden, _) = self.lstm2(self.lstm_dropout(sequence))
             return outputs, last_hidden
         if torch.compiler.is_exporting():
-            # torch.export cannot trace packed sequences: the same computation, on masked padded tensors.
-            sequence, _ = masked_bidirectional(self.lstm1, embedded, lengths)
-            return masked_bidirectional(self.lstm2, self.lstm_dropout(sequence), lengths)
+            sequence, _ = packed_bidirectional(embedded, lengths, list(self.lstm1.parameters()))
+            return packed_bidirectional(self.lstm_dropout(sequence), lengths, list(self.lstm2.parameters()))
         # pack_padded_sequence takes its lengths on the host.
         packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         sequence, _ = self.lstm1(packed)

@@ -144,40 +144,23 @@ def test_a_failed_export_leaves_nothing_behind_and_force_writes_beside_other_fil
     assert sorted(f.name for f in (tmp_path / "notes").iterdir()) == ["mine.txt", "model.onnx"]
 
 
-def test_the_masked_bidirectional_lstm_computes_what_packed_sequences_do():
-    import torch
-    from torch import nn
-    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-
-    from sst2_bilstm.model import masked_bidirectional
-
-    torch.manual_seed(0)
-    lstm = nn.LSTM(6, 5, batch_first=True, bidirectional=True)
-    inputs, lengths = torch.randn(5, 9, 6), torch.tensor([9, 8, 4, 2, 1])
-    with torch.no_grad():
-        packed, (states, _) = lstm(pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False))
-        outputs = pad_packed_sequence(packed, batch_first=True, total_length=9)[0]
-        masked_outputs, masked_states = masked_bidirectional(lstm, inputs, lengths)
-    assert torch.allclose(masked_outputs, outputs, atol=1e-6) and torch.allclose(masked_states, states, atol=1e-6)
-
-
-def test_a_packed_bilstm_exports_what_it_predicts(tmp_path):
-    """torch.export cannot trace packed sequences: the export computes the same on masked padded tensors.
-    (configs/sst2_bilstm_plus.yaml and _fast.yaml's pooling; _packed.yaml's last states are the test above's.)"""
+@pytest.mark.parametrize("pooling", ["last", "mean_max"])  # _packed.yaml's, and _plus.yaml and _fast.yaml's
+def test_a_packed_bilstm_exports_what_it_predicts(tmp_path, pooling):
+    """torch.export cannot trace packed sequences: the export writes ONNX's LSTM with its sequence lengths, which
+    gives the last states (pooling "last") and the outputs (the others) of the packed LSTM."""
     import torch
 
     from common.export import class_metadata, export_onnx
     from common.exported import ExportedModel
     from common.predict import batched_probabilities, per_class
     from sst2_bilstm.data import CLASS_NAMES
+    from sst2_bilstm.export import TRANSLATIONS
     from sst2_bilstm.model import SST2BiLSTM
 
     torch.manual_seed(0)
-    model = SST2BiLSTM(
-        vocab_size=60, embedding_dim=16, hidden_sizes=(8, 4), dense_size=8, packed=True, pooling="mean_max"
-    )
+    model = SST2BiLSTM(vocab_size=60, embedding_dim=16, hidden_sizes=(8, 4), dense_size=8, packed=True, pooling=pooling)
     example = torch.randint(2, 10, (2, 50), generator=torch.Generator().manual_seed(0))
-    export_onnx(model, example, tmp_path, class_metadata("sst2_bilstm", CLASS_NAMES), sequence=True)
+    export_onnx(model, example, tmp_path, class_metadata("sst2_bilstm", CLASS_NAMES), True, TRANSLATIONS)
     lengths = torch.tensor([50, 49, 25, 2, 1, 0, *torch.randint(1, 51, (26,)).tolist()])  # 0: an empty sentence
     tokens = torch.randint(2, 60, (len(lengths), 50)) * (torch.arange(50) < lengths.unsqueeze(1))
     expected = per_class(batched_probabilities(model.eval(), tokens, 1000)).numpy()
