@@ -1,12 +1,13 @@
-"""How closely an ONNX export agrees with its checkpoint, on the whole test split of each dataset: the largest
-absolute difference of the class probabilities, and the share of samples whose predicted class is the same.
+"""How closely ONNX exports agree with their checkpoints, on the whole test split of each workflow's dataset: the
+largest absolute difference of a class probability, and the share of inputs whose predicted class is the same.
 
-    DATA_DIR=~/datasets python bench/export_agreement.py \\
-        --fashion-ckpt runs/fashion_cnn/version_0/checkpoints/last.ckpt \\
-        --sst2-ckpt runs/sst2_bilstm/version_0/checkpoints/last.ckpt
+    DATA_DIR=~/datasets python bench/export_agreement.py runs/fashion_cnn/version_0 runs/sst2_bilstm_packed/version_0 \\
+        plus_ensemble=runs/sst2_bilstm_plus/version_0,runs/sst2_bilstm_plus/version_1,runs/sst2_bilstm_plus/version_2
 
-Each checkpoint is exported with the export command into a temporary folder, then both are read with the
-predictors' ``load`` (torch for the checkpoint, onnxruntime for the export). Prints a table and writes JSON.
+Each model (bench/exports.py: a run folder or checkpoint, or several joined by commas for their ensemble) is
+exported by its workflow's export command into a temporary folder; then the checkpoints (torch) and the export
+(onnxruntime) are read with the predictors' ``load``. Prints a table, and writes JSON. The targets: a difference
+of at most 1e-4, and at least 99.95% of the classes the same.
 """
 
 import argparse
@@ -15,14 +16,9 @@ from pathlib import Path
 
 import numpy as np
 from bench_io import write_result
+from exports import class_probabilities, model, test_inputs
 
-from fashion_cnn import export as fashion_export
-from fashion_cnn import predict as fashion_predict
-from fashion_cnn.data import FashionMNISTDataModule
-from sst2_bilstm import export as sst2_export
-from sst2_bilstm import predict as sst2_predict
-from sst2_bilstm.data import SST2DataModule
-from sst2_bilstm.tokenizer import encode
+MAX_DIFFERENCE, MIN_SAME_CLASS = 1e-4, 0.9995
 
 
 def agreement(torch_p: np.ndarray, onnx_p: np.ndarray) -> dict:
@@ -35,36 +31,28 @@ def agreement(torch_p: np.ndarray, onnx_p: np.ndarray) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fashion-ckpt", required=True)
-    parser.add_argument("--sst2-ckpt", required=True)
+    parser.add_argument("models", nargs="+", type=model, help="[NAME=]CKPT_OR_RUN[,CKPT_OR_RUN...]")
     parser.add_argument("--output", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
-    result = {}
+    result, inputs = {}, {}
     with tempfile.TemporaryDirectory() as folder:
-        exported = Path(folder) / "fashion"
-        fashion_export.main(["--ckpt", args.fashion_ckpt, "--output", str(exported)])
-        data = FashionMNISTDataModule()
-        data.prepare_data()
-        data.setup("test")
-        images = data.test_set[0].numpy()
-        torch_p = fashion_predict.load(args.fashion_ckpt).probabilities(images)
-        result["fashion_cnn"] = agreement(torch_p, fashion_predict.load(exported).probabilities(images))
-
-        exported = Path(folder) / "sst2"
-        sst2_export.main(["--ckpt", args.sst2_ckpt, "--output", str(exported)])
-        data = SST2DataModule()
-        data.setup("test")
-        checkpoint = sst2_predict.load(args.sst2_ckpt)
-        tokens = encode(checkpoint.tokenizer, data.texts["test"][0])  # as the checkpoint's tokenizer reads them
-        torch_positive = checkpoint.probabilities(tokens)
-        onnx_positive = sst2_predict.load(exported).probabilities(tokens)
-        two = [np.stack([1 - p, p], axis=1) for p in (torch_positive, onnx_positive)]
-        result["sst2_bilstm"] = agreement(*two)
-    print("| workflow | test samples | largest difference of a probability | same predicted class |")
-    print("|---|---:|---:|---:|")
+        for spec in args.models:
+            if spec.workflow not in inputs:
+                inputs[spec.workflow] = test_inputs(spec.workflow)
+            data = inputs[spec.workflow]
+            exported = spec.export(Path(folder))
+            torch_p = class_probabilities(spec.predictor(), spec.workflow, data)
+            onnx_p = class_probabilities(spec.predictor(exported), spec.workflow, data)
+            members = len(spec.checkpoints)
+            result[spec.name] = agreement(torch_p, onnx_p) | {"workflow": spec.workflow, "members": members}
+    print("\n| model | test inputs | largest difference of a probability | same predicted class | within the targets |")
+    print("|---|---:|---:|---:|---|")
     for name, figures in result.items():
+        within = figures["max_abs_difference"] <= MAX_DIFFERENCE and figures["same_class"] >= MIN_SAME_CLASS
+        label = name + (f" ({figures['members']} checkpoints)" if figures["members"] > 1 else "")
         print(
-            f"| {name} | {figures['samples']:,} | {figures['max_abs_difference']:.2e} | {100 * figures['same_class']:.2f}% |"
+            f"| {label} | {figures['samples']:,} | {figures['max_abs_difference']:.2e} | "
+            f"{100 * figures['same_class']:.2f}% | {'yes' if within else 'NO'} |"
         )
     write_result(result, args.output, "export_agreement")
 

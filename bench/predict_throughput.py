@@ -1,13 +1,14 @@
-"""Prediction throughput, a checkpoint (torch) against its ONNX export (onnxruntime), side by side: inputs per
-second in batches of --batch, and one input per call, through the same ``load(...).predict(...)`` path as the
-command lines. Prints a table and writes JSON.
+"""Prediction throughput of checkpoints (torch) and their ONNX exports (onnxruntime), side by side: inputs per
+second in one batch of --batch inputs, and one input per call, through the same ``load(...).predict(...)`` path as
+the command lines. Prints a table and writes JSON.
 
-    DATA_DIR=~/datasets python bench/predict_throughput.py \\
-        --fashion-ckpt runs/fashion_cnn/version_0/checkpoints/last.ckpt \\
-        --sst2-ckpt runs/sst2_bilstm/version_0/checkpoints/last.ckpt
+    DATA_DIR=~/datasets python bench/predict_throughput.py runs/sst2_bilstm/version_0 runs/sst2_bilstm_packed/version_0
 
-Images are timed from arrays (decoding excluded); sentences from raw text (tokenization included). Each figure
-is the median of --repeats runs after one warm-up run; torch and onnxruntime alternate within each repeat.
+Models as in bench/exports.py (a run folder or checkpoint; several joined by commas, an ensemble). Images are timed
+from arrays (decoding excluded); sentences from raw text (tokenization included), the first of the test split.
+Every model and runtime is timed in each repeat, in turn, so that all share the machine's drift; each figure is
+the median of --repeats, after one warm-up. The last table compares each export with the first export of its
+workflow, on the same inputs in the same repeats.
 """
 
 import argparse
@@ -16,13 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from bench_io import write_result
-
-from common.data import resolve_data_dir
-from fashion_cnn import export as fashion_export
-from fashion_cnn import predict as fashion_predict
-from fashion_cnn.data import FashionMNISTDataModule
+from exports import model, test_inputs
 
 
 def timed(fn) -> float:
@@ -31,72 +29,65 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def side_by_side(calls: dict, count: int, repeats: int) -> dict[str, float]:
-    """Inputs per second of each call, ``count`` inputs a call, the calls alternating in each repeat."""
+def side_by_side(calls: dict, repeats: int) -> dict:
+    """Seconds of each call (the median of ``repeats``), the calls taking turns in each repeat."""
     for fn in calls.values():
         fn()
-    times = {name: [] for name in calls}
+    times = {key: [] for key in calls}
     for _ in range(repeats):
-        for name, fn in calls.items():
-            times[name].append(timed(fn))
-    return {name: count / statistics.median(seconds) for name, seconds in times.items()}
+        for key, fn in calls.items():
+            times[key].append(timed(fn))
+    return {key: statistics.median(seconds) for key, seconds in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fashion-ckpt", required=True)
-    parser.add_argument("--sst2-ckpt", required=True)
-    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("models", nargs="+", type=model, help="[NAME=]CKPT_OR_RUN[,CKPT_OR_RUN...]")
+    parser.add_argument("--batch", type=int, default=1000, help="inputs predicted in one call")
     parser.add_argument("--singles", type=int, default=200, help="inputs predicted one call each")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--output", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
-    from sst2_bilstm import export as sst2_export  # after argparse: --help stays fast
-    from sst2_bilstm import predict as sst2_predict
-
-    data = FashionMNISTDataModule()
-    data.prepare_data()
-    data.setup("test")
-    images = data.test_set[0][: args.batch].numpy()
-    lines = (resolve_data_dir(None) / "SST-2" / "train.tsv").read_text(encoding="utf-8").splitlines()[1:]
-    sentences = [line.split("\t")[0] for line in lines[: args.batch]]
-    result = {"batch": args.batch, "singles": args.singles, "torch_threads": torch.get_num_threads(), "rows": {}}
+    inputs = {}
+    for spec in args.models:
+        if spec.workflow not in inputs:
+            data = test_inputs(spec.workflow)[: args.batch]
+            inputs[spec.workflow] = np.stack(data) if spec.workflow == "fashion_cnn" else data
+    calls = {"batched": {}, "one a call": {}}
+    counts = {}
     with tempfile.TemporaryDirectory() as folder:
-        fashion_export.main(["--ckpt", args.fashion_ckpt, "--output", f"{folder}/fashion"])
-        sst2_export.main(["--ckpt", args.sst2_ckpt, "--output", f"{folder}/sst2"])
-        fashion = {
-            "torch": fashion_predict.load(args.fashion_ckpt),
-            "onnxruntime": fashion_predict.load(f"{folder}/fashion"),
-        }
-        sst2 = {"torch": sst2_predict.load(args.sst2_ckpt), "onnxruntime": sst2_predict.load(f"{folder}/sst2")}
-        few_images, few_sentences = images[: args.singles], sentences[: args.singles]
-        rows = {
-            "images, batched": side_by_side(
-                {k: lambda p=p: p.predict(images) for k, p in fashion.items()}, len(images), args.repeats
-            ),
-            "images, one a call": side_by_side(
-                {k: lambda p=p: [p.predict(image[None]) for image in few_images] for k, p in fashion.items()},
-                len(few_images),
-                args.repeats,
-            ),
-            "sentences, batched": side_by_side(
-                {k: lambda p=p: p.predict(sentences) for k, p in sst2.items()}, len(sentences), args.repeats
-            ),
-            "sentences, one a call": side_by_side(
-                {k: lambda p=p: [p.predict([s]) for s in few_sentences] for k, p in sst2.items()},
-                len(few_sentences),
-                args.repeats,
-            ),
-        }
-    result["rows"] = rows
-    print(
-        f"\nprediction on the CPU, {result['torch_threads']} torch threads, median of {args.repeats}, inputs per second"
+        for spec in args.models:
+            data = inputs[spec.workflow]
+            few = [data[i : i + 1] for i in range(min(args.singles, len(data)))]
+            counts[spec.name] = {"batched": len(data), "one a call": len(few)}
+            exported = spec.export(Path(folder))
+            for runtime, predictor in (("torch", spec.predictor()), ("onnxruntime", spec.predictor(exported))):
+                calls["batched"][spec.name, runtime] = lambda p=predictor, d=data: p.predict(d)
+                calls["one a call"][spec.name, runtime] = lambda p=predictor, f=few: [p.predict(one) for one in f]
+        seconds = {kind: side_by_side(kind_calls, args.repeats) for kind, kind_calls in calls.items()}
+    rows = {}
+    for spec in args.models:
+        for kind, timing in seconds.items():
+            rows[f"{spec.name}, {kind}"] = {
+                runtime: counts[spec.name][kind] / timing[spec.name, runtime] for runtime in ("torch", "onnxruntime")
+            } | {"workflow": spec.workflow, "model": spec.name, "kind": kind}
+    threads = torch.get_num_threads()
+    print(f"\nprediction on the CPU, {threads} torch threads, median of {args.repeats}, inputs per second")
+    print("| model, inputs | torch | onnxruntime | onnxruntime / torch |\n|---|---:|---:|---:|")
+    for label, row in rows.items():
+        ratio = row["onnxruntime"] / row["torch"]
+        print(f"| {label} | {row['torch']:,.0f} | {row['onnxruntime']:,.0f} | {ratio:.2f}x |")
+    print("\n| export, inputs | onnxruntime | / the first export of its workflow |\n|---|---:|---:|")
+    for label, row in rows.items():
+        first = next(r for r in rows.values() if r["workflow"] == row["workflow"] and r["kind"] == row["kind"])
+        print(
+            f"| {label} | {row['onnxruntime']:,.0f} | {row['onnxruntime'] / first['onnxruntime']:.2f}x ({first['model']}) |"
+        )
+    write_result(
+        {"batch": args.batch, "singles": args.singles, "torch_threads": threads, "rows": rows},
+        args.output,
+        "predict_throughput",
     )
-    print("| input | torch | onnxruntime | onnxruntime / torch |\n|---|---:|---:|---:|")
-    for label, figures in rows.items():
-        ratio = figures["onnxruntime"] / figures["torch"]
-        print(f"| {label} | {figures['torch']:,.0f} | {figures['onnxruntime']:,.0f} | {ratio:.2f}x |")
-    write_result(result, args.output, "predict_throughput")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from torch import nn
 from common.console import program
 from common.errors import DataError, exit_on_reported_error
 from common.exported import MODEL_FILE
-from common.predict import load_checkpoint, per_class
+from common.predict import load_models, per_class
 
 
 class Probabilities(nn.Module):
@@ -46,7 +46,7 @@ def export_onnx(
     ``translations`` maps the model's own torch operators to the onnxscript functions that write them."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / MODEL_FILE
-    network = Probabilities(model.eval().cpu())
+    network = Probabilities(model.eval().cpu()).eval()
     dims = {0: torch.export.Dim("batch", min=1)} | ({1: torch.export.Dim("length", min=2)} if sequence else {})
     # torch's exporter built on torch.export: the TorchScript one (dynamo=False) traced these models wrongly.
     program = torch.onnx.export(
@@ -85,27 +85,35 @@ def export_command(
     beside=None,
     translations: dict | None = None,
 ) -> None:
-    """The export command of a workflow: ``--ckpt CKPT --output DIR`` writes ``DIR/model.onnx``; ``beside(ckpt,
-    folder)`` writes what else the export needs (SST-2's tokenizer)."""
+    """The export command of a workflow: ``--ckpt CKPT --output DIR`` writes ``DIR/model.onnx``, and ``--ckpt``
+    repeated one model of the checkpoints' ensemble; ``beside(ckpts, folder)`` writes what else the export needs
+    (SST-2's tokenizer)."""
     command = workflow.replace("_", "-")
     parser = argparse.ArgumentParser(
         prog=program(f"{command}-export", f"{workflow}.export"),
-        description=f"Export a {workflow} checkpoint to DIR/model.onnx (class probabilities, any batch size), "
-        f"for {command}-predict --model DIR and {command}-serve --model DIR, which then need onnxruntime, not torch.",
+        description=f"Export a {workflow} checkpoint, or the ensemble of several, to DIR/model.onnx (class "
+        f"probabilities, any batch size), for {command}-predict --model DIR and {command}-serve --model DIR, which "
+        "then need onnxruntime, not torch.",
     )
-    parser.add_argument("--ckpt", required=True, help=f"a checkpoint of {command} (python -m {workflow}.train)")
+    parser.add_argument(
+        "--ckpt",
+        required=True,
+        action="append",
+        help=f"a checkpoint of {command} (python -m {workflow}.train); repeated, an ensemble: one model that averages "
+        "the members' class probabilities",
+    )
     parser.add_argument("--output", required=True, type=Path, help="the folder to write model.onnx into")
     parser.add_argument("--force", action="store_true", help="write into a folder that holds other files")
     options = parser.parse_args(args)
     with exit_on_reported_error():
-        model, _ = load_checkpoint(options.ckpt, model_class)
+        model = load_models(options.ckpt, model_class)
         with staged(options.output, options.force) as staging:
+            if beside is not None:  # first: it may refuse the checkpoints (an ensemble's differing tokenizers)
+                beside(options.ckpt, staging)
             # The exporter's progress lines and its warnings about torch's own internals are not the user's concern.
             with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 export_onnx(model, example, staging, metadata, sequence, translations)
-            if beside is not None:
-                beside(options.ckpt, staging)
         print(f"Exported: {options.output / MODEL_FILE}")
 
 

@@ -44,6 +44,15 @@ def load_checkpoint(path: str | Path, model_class: type) -> tuple[torch.nn.Modul
     return model.eval(), checkpoint
 
 
+def load_models(paths: list[str | Path], model_class: type) -> torch.nn.Module:
+    """The model of one checkpoint, or the ensemble of several (the mean of their class probabilities), in eval
+    mode on the CPU."""
+    from common.ensemble import EnsembleClassifier
+
+    models = [load_checkpoint(path, model_class)[0] for path in paths]
+    return models[0] if len(models) == 1 else EnsembleClassifier(models).eval()
+
+
 @torch.inference_mode()
 def batched_probabilities(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
     """The model's class probabilities for ``inputs``, ``batch_size`` at a time on the model's device, without

@@ -162,7 +162,8 @@ def build_server(api: ClassifierAPI, workflow: str, class_names: list[str], limi
 def serve_command(
     args: list[str] | None, *, workflow: str, load: Callable, api_class: type[ClassifierAPI], limits: dict
 ) -> None:
-    """The serve command of a workflow: ``--ckpt CKPT`` (torch) or ``--model DIR`` (an export, onnxruntime)."""
+    """The serve command of a workflow: ``--ckpt CKPT`` (torch; repeated, an ensemble) or ``--model DIR`` (an export,
+    onnxruntime)."""
     command = workflow.replace("_", "-")
     parser = argparse.ArgumentParser(
         prog=program(f"{command}-serve", f"{workflow}.serve"),
@@ -171,14 +172,14 @@ def serve_command(
         "clients send in the X-API-Key header.",
     )
     weights = parser.add_mutually_exclusive_group(required=True)
-    weights.add_argument("--ckpt", help=f"a checkpoint of {command}")
+    weights.add_argument("--ckpt", action="append", help=f"a checkpoint of {command}; repeated, an ensemble")
     weights.add_argument("--model", help=f"a folder written by {command}-export (onnxruntime, no torch)")
     parser.add_argument("--host", default="127.0.0.1", choices=("127.0.0.1", "0.0.0.0", "::"))
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--max-batch-size", type=int, default=MAX_BATCH_SIZE, help="1 turns batching off")
     parser.add_argument("--batch-timeout", type=float, default=BATCH_TIMEOUT, help="seconds a batch waits to fill")
     options = parser.parse_args(args)
-    path = options.model or options.ckpt
+    paths = [options.model] if options.model else options.ckpt
     with exit_on_reported_error():
         if options.host not in LOOPBACK and not os.environ.get(API_KEY_VARIABLE):
             raise ConfigError(
@@ -186,10 +187,11 @@ def serve_command(
                 f'export {API_KEY_VARIABLE}="$(python -c "import secrets; print(secrets.token_urlsafe())")", '
                 "and clients send it in the X-API-Key header."
             )
-        if not Path(path).exists():
-            raise DataError(f"{path} does not exist.")
-        class_names = load(path).class_names  # a bad path refused here, in one line, not in the server's worker
-        api = api_class(_Loader(load, path), options.max_batch_size, options.batch_timeout)
+        for path in paths:
+            if not Path(path).exists():
+                raise DataError(f"{path} does not exist.")
+        class_names = load(*paths).class_names  # a bad path refused here, in one line, not in the server's worker
+        api = api_class(_Loader(load, paths), options.max_batch_size, options.batch_timeout)
         server = build_server(api, workflow, class_names, limits)
         stop_on_sigterm()
         try:
@@ -213,10 +215,10 @@ def _interrupt(main_pid: int, signum: int, frame) -> None:
 
 
 class _Loader:
-    """``load(path)``, deferred to LitServe's worker process (picklable, unlike a lambda)."""
+    """``load(*paths)``, deferred to LitServe's worker process (picklable, unlike a lambda)."""
 
-    def __init__(self, load: Callable, path: str) -> None:
-        self.load, self.path = load, path
+    def __init__(self, load: Callable, paths: list[str]) -> None:
+        self.load, self.paths = load, paths
 
     def __call__(self):
-        return self.load(self.path, shared_cores=True)  # the worker shares the cores with the HTTP process
+        return self.load(*self.paths, shared_cores=True)  # the worker shares the cores with the HTTP process

@@ -1,6 +1,7 @@
 """Export a Fashion-MNIST checkpoint to ONNX, for prediction and serving without torch.
 
 fashion-cnn-export --ckpt runs/fashion_cnn/version_0/checkpoints/last.ckpt --output exported/
+fashion-cnn-export --ckpt run1.ckpt --ckpt run2.ckpt --output exported/   # one model of their ensemble
 fashion-cnn-predict --model exported/ shirt.png
 """
 

@@ -160,19 +160,23 @@ class FashionPredictor:
         return rows
 
 
-def load(path: str | Path, batch_size: int = 1000, shared_cores: bool = False) -> FashionPredictor:
-    """The predictor of a Fashion-MNIST checkpoint (torch), or of a folder written by the export (onnxruntime;
-    ``shared_cores`` as ExportedModel's)."""
-    if Path(path).is_dir():
-        exported = ExportedModel(path, "fashion_cnn", batch_size, shared_cores)
+def load(*paths: str | Path, batch_size: int = 1000, shared_cores: bool = False) -> FashionPredictor:
+    """The predictor of a Fashion-MNIST checkpoint (torch), of several as one ensemble, or of a folder written by
+    the export (onnxruntime; ``shared_cores`` as ExportedModel's)."""
+    if not paths:
+        raise TypeError("load takes one checkpoint path or more, or one export folder.")
+    if any(Path(path).is_dir() for path in paths):
+        if len(paths) > 1:
+            raise DataError("an export is one model: give one --model folder, or several checkpoints.")
+        exported = ExportedModel(paths[0], "fashion_cnn", batch_size, shared_cores)
         return FashionPredictor(exported.probabilities, exported.class_names)
     import torch
 
-    from common.predict import batched_probabilities, load_checkpoint
+    from common.predict import batched_probabilities, load_models
     from fashion_cnn.data import CLASS_NAMES
     from fashion_cnn.model import FashionCNN
 
-    model, _ = load_checkpoint(path, FashionCNN)
+    model = load_models(paths, FashionCNN)
 
     def probabilities(images: np.ndarray) -> np.ndarray:
         return batched_probabilities(model, torch.from_numpy(images), batch_size).float().numpy()
@@ -208,7 +212,11 @@ def main(args: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     weights = parser.add_mutually_exclusive_group(required=True)
-    weights.add_argument("--ckpt", help="a checkpoint of fashion-cnn (python -m fashion_cnn.train)")
+    weights.add_argument(
+        "--ckpt",
+        action="append",
+        help="a checkpoint of fashion-cnn (python -m fashion_cnn.train); repeated, an ensemble",
+    )
     weights.add_argument("--model", help="a folder written by fashion-cnn-export (needs onnxruntime, not torch)")
     parser.add_argument("inputs", nargs="+", help="PNG or JPEG files, or folders of them")
     parser.add_argument("--resize", action="store_true", help="scale images that are not 28x28")
@@ -216,7 +224,7 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, help="write CSV or JSON (by extension) instead of a table")
     options = parser.parse_args(args)
     with exit_on_reported_error():
-        predictor = load(options.model or options.ckpt)
+        predictor = load(*(options.ckpt or [options.model]))
         files = image_files(options.inputs)
         images, notes = zip(*(load_image(f, options.resize, options.invert) for f in files))
         predictions = predictor.predict(np.stack(images))

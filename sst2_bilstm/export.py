@@ -1,6 +1,7 @@
 """Export an SST-2 checkpoint to ONNX, with its tokenizer beside it, for prediction and serving without torch.
 
 sst2-bilstm-export --ckpt runs/sst2_bilstm/version_0/checkpoints/last.ckpt --output exported/
+sst2-bilstm-export --ckpt run1.ckpt --ckpt run2.ckpt --output exported/   # their ensemble (one tokenizer)
 sst2-bilstm-predict --model exported/ "a gorgeous film"
 """
 
@@ -13,11 +14,11 @@ from onnxscript import opset18 as op
 from common.export import class_metadata, export_command
 from sst2_bilstm.data import CLASS_NAMES
 from sst2_bilstm.model import SST2BiLSTM
-from sst2_bilstm.predict import TOKENIZER_FILE, saved_tokenizer
+from sst2_bilstm.predict import TOKENIZER_FILE, shared_tokenizer
 
 
-def write_tokenizer(ckpt_path: str, folder: Path) -> None:
-    saved_tokenizer(ckpt_path).save(str(folder / TOKENIZER_FILE))
+def write_tokenizer(ckpt_paths: list[str], folder: Path) -> None:
+    shared_tokenizer(ckpt_paths).save(str(folder / TOKENIZER_FILE))
 
 
 def packed_bidirectional_onnx(inputs, lengths, weights):

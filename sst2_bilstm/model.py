@@ -176,13 +176,17 @@ class SST2BiLSTM(ClassifierModule):
         self, embedded: torch.Tensor, lengths: torch.Tensor | None
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """The second LSTM's outputs (N, L, 2H; None where only its last states are read) and last states."""
+        if torch.compiler.is_exporting():
+            # torch.export cannot trace packed sequences, and its nn.LSTM fixes the length to the example's: one
+            # operator per bidirectional LSTM, which the export writes as ONNX's LSTM. The reference reads all.
+            if not self.hparams.packed:
+                lengths = torch.full_like(embedded[:, 0, 0], embedded.shape[1], dtype=torch.long)
+            sequence, _ = packed_bidirectional(embedded, lengths, list(self.lstm1.parameters()))
+            return packed_bidirectional(self.lstm_dropout(sequence), lengths, list(self.lstm2.parameters()))
         if not self.hparams.packed:
             sequence, _ = self.lstm1(embedded)
             outputs, (last_hidden, _) = self.lstm2(self.lstm_dropout(sequence))
             return outputs, last_hidden
-        if torch.compiler.is_exporting():
-            sequence, _ = packed_bidirectional(embedded, lengths, list(self.lstm1.parameters()))
-            return packed_bidirectional(self.lstm_dropout(sequence), lengths, list(self.lstm2.parameters()))
         # pack_padded_sequence takes its lengths on the host.
         packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         sequence, _ = self.lstm1(packed)

@@ -94,24 +94,17 @@ def load(*paths: str | Path, batch_size: int = 1000, shared_cores: bool = False)
         return load_export(paths[0], batch_size, shared_cores)
     import torch
 
-    from common.ensemble import EnsembleClassifier
-    from common.predict import batched_probabilities, load_checkpoint
+    from common.predict import batched_probabilities, load_models
     from sst2_bilstm.data import CLASS_NAMES
     from sst2_bilstm.model import SST2BiLSTM
 
-    models = [load_checkpoint(path, SST2BiLSTM)[0] for path in paths]
-    tokenizers = [saved_tokenizer(path) for path in paths]
-    if any(tokenizer.to_str() != tokenizers[0].to_str() for tokenizer in tokenizers):
-        raise DataError(
-            "the checkpoints of an ensemble must share their vocabulary, and these were trained with "
-            "different tokenizers (other data or num_words)."
-        )
-    model = models[0] if len(models) == 1 else EnsembleClassifier(models).eval()
+    model = load_models(paths, SST2BiLSTM)  # first: it refuses a checkpoint of the other workflow
+    tokenizer = shared_tokenizer(paths)
 
     def probabilities(tokens: np.ndarray) -> np.ndarray:
         return batched_probabilities(model, torch.from_numpy(tokens), batch_size).float().numpy()
 
-    return SentimentPredictor(probabilities, tokenizers[0], CLASS_NAMES)
+    return SentimentPredictor(probabilities, tokenizer, CLASS_NAMES)
 
 
 def load_export(folder: str | Path, batch_size: int = 1000, shared_cores: bool = False) -> SentimentPredictor:
@@ -122,6 +115,17 @@ def load_export(folder: str | Path, batch_size: int = 1000, shared_cores: bool =
     return SentimentPredictor(
         lambda tokens: exported.probabilities(tokens)[:, 1], Tokenizer.from_file(str(path)), exported.class_names
     )
+
+
+def shared_tokenizer(ckpt_paths: list[str | Path]) -> Tokenizer:
+    """The tokenizer the checkpoints were trained with, which the members of an ensemble must share."""
+    tokenizers = [saved_tokenizer(path) for path in ckpt_paths]
+    if any(tokenizer.to_str() != tokenizers[0].to_str() for tokenizer in tokenizers):
+        raise DataError(
+            "the checkpoints of an ensemble must share their vocabulary, and these were trained with "
+            "different tokenizers (other data or num_words)."
+        )
+    return tokenizers[0]
 
 
 def saved_tokenizer(ckpt_path: str | Path) -> Tokenizer:

@@ -11,10 +11,12 @@ import torch
 
 from common.ensemble import EnsembleClassifier
 from fashion_cnn.model import FashionCNN
+from sst2_bilstm import export as sst2_export
 from sst2_bilstm import predict as sst2_predict
 from sst2_bilstm.data import SST2DataModule
 from sst2_bilstm.train import main as sst2_train
 from tests.conftest import write_sst2
+from tests.test_serve import Server
 
 SMALL = [
     "--model.embedding_dim",
@@ -131,6 +133,31 @@ def test_predict_takes_several_checkpoints(three_runs, capsys):
     for i, row in enumerate(rows):
         mean = sum(single[i]["probability_positive"] for single in singles) / 3
         assert row["probability_positive"] == pytest.approx(mean, abs=1e-6)
+
+
+def test_an_ensemble_exports_as_one_model_of_the_mean_and_serves(three_runs, tmp_path, capsys):
+    _, _, checkpoints, other = three_runs
+    folder = tmp_path / "export"
+    sst2_export.main([arg for c in checkpoints for arg in ("--ckpt", c)] + ["--output", str(folder)])
+    sentences = ["good the film is , really", "bad the film is", "zzzz", "fine " * 60]
+    ensemble, exported = sst2_predict.load(*checkpoints), sst2_predict.load(folder)
+    tokens = ensemble.encoded(sentences)[0]
+    assert np.abs(exported.probabilities(tokens) - ensemble.probabilities(tokens)).max() < 1e-5
+    assert exported.tokenizer.to_str() == ensemble.tokenizer.to_str()
+    server = Server("sst2_bilstm", "--model", str(folder))
+    try:
+        status, reply = server.predict({"inputs": sentences[:1]})
+        assert status == 200 and reply["predictions"][0]["probabilities"]["positive"] == pytest.approx(
+            float(exported.probabilities(tokens[:1])[0]), abs=1e-6
+        )
+        assert server.stop() == 0
+    finally:
+        server.kill()
+    # Members of other vocabularies: refused in one line before anything is written.
+    with pytest.raises(SystemExit) as exit_info:
+        sst2_export.main(["--ckpt", checkpoints[0], "--ckpt", other, "--output", str(tmp_path / "mixed")])
+    assert exit_info.value.code == 2 and "share their vocabulary" in capsys.readouterr().err
+    assert not (tmp_path / "mixed").exists()
 
 
 def test_an_ensemble_of_other_vocabularies_or_in_fit_is_refused(three_runs, capsys):
