@@ -38,6 +38,11 @@ class EnsembleClassifier(ClassifierModule):
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return self.members[0].probabilities(logits)
 
+    def export_metadata(self) -> dict[str, str]:
+        """What all members say alike."""
+        said = [member.export_metadata() for member in self.members]
+        return {key: value for key, value in said[0].items() if all(s.get(key) == value for s in said)}
+
     def configure_optimizers(self):
         raise TypeError("an ensemble of trained models is evaluated, not trained.")
 

@@ -64,7 +64,7 @@ def export_onnx(
     largest = max(parameter.numel() for parameter in network.parameters())
     onnxscript.optimizer.optimize(program.model, input_size_limit=largest, output_size_limit=largest)
     proto = program.model_proto
-    for key, value in metadata.items():
+    for key, value in (metadata | model.export_metadata()).items():
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, str(path))
     return path

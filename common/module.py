@@ -67,6 +67,10 @@ class ClassifierModule(L.LightningModule):
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def export_metadata(self) -> dict[str, str]:
+        """What a reader of the model's ONNX export should know beyond its classes (stored in its metadata)."""
+        return {}
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         inputs, target = batch
         loss, predictions = self.loss_and_predictions(self(inputs), target)

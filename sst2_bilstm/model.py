@@ -204,6 +204,10 @@ class SST2BiLSTM(ClassifierModule):
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits)
 
+    def export_metadata(self) -> dict[str, str]:
+        # A packed model reads no padding, so a reader may cut the padding after the longest sentence of a batch.
+        return {"reads_padding": str(not self.hparams.packed).lower()}
+
     def configure_optimizers(self) -> dict:
         optimizer = torch.optim.Adam(
             self.parameters(), lr=self.hparams.lr, eps=self.hparams.eps, fused=self.hparams.fused

@@ -112,9 +112,32 @@ def load_export(folder: str | Path, batch_size: int = 1000, shared_cores: bool =
     path = Path(folder) / TOKENIZER_FILE
     if not path.is_file():
         raise DataError(f"{path} does not exist: an SST-2 export is model.onnx and the tokenizer.json beside it.")
-    return SentimentPredictor(
-        lambda tokens: exported.probabilities(tokens)[:, 1], Tokenizer.from_file(str(path)), exported.class_names
-    )
+
+    def probabilities(tokens: np.ndarray) -> np.ndarray:
+        return exported.probabilities(tokens)[:, 1]
+
+    if exported.metadata.get("reads_padding") == "false":
+        probabilities = _padding_cut(probabilities, batch_size)
+    return SentimentPredictor(probabilities, Tokenizer.from_file(str(path)), exported.class_names)
+
+
+def _padding_cut(probabilities, batch_size: int):
+    """``probabilities`` of a model that reads no padding, given batches of sentences of like lengths with the
+    padding after the longest one cut: the same figures, without computing steps whose results are thrown away
+    (onnxruntime's LSTM computes every step, ``sequence_lens`` or not). Batches of 64 sentences: SST-2's 872 dev
+    sentences ran at 1,950/s in one batch, 3,230/s in batches of 256, 3,790/s of 64, 3,740/s of 32."""
+    size = min(batch_size, 64)
+
+    def cut(tokens: np.ndarray) -> np.ndarray:
+        lengths = (tokens != 0).sum(axis=1)  # the padding id, which only ever follows the words
+        order = np.argsort(lengths, kind="stable")
+        positive = np.empty(len(tokens), np.float32)
+        for start in range(0, len(tokens), size):
+            rows = order[start : start + size]
+            positive[rows] = probabilities(tokens[rows, : max(1, int(lengths[rows].max()))])
+        return positive
+
+    return cut
 
 
 def shared_tokenizer(ckpt_paths: list[str | Path]) -> Tokenizer:
