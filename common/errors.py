@@ -1,5 +1,6 @@
 """Errors whose message says everything: the command lines print it alone, without a traceback."""
 
+import errno
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,13 @@ def exit_on_reported_error() -> Iterator[None]:
     except reported() as error:
         message = " ".join(str(error).split())  # one line, whatever the message's own layout
         print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # A write that no writer of this project made whole (a logger's, Lightning's own): where, at least.
+        where = f" writing {error.filename}" if error.filename else ""
+        print(f"error: no space left on the device{where}. Free some space and rerun.", file=sys.stderr)
         sys.exit(2)
 
 

@@ -12,6 +12,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torchmetrics.utilities.plot import plot_confusion_matrix
 
+from common.files import save_figure, write_text
+
 SPLITS = (("train", "train"), ("val", "validation"), ("test", "test"))
 
 
@@ -120,12 +122,12 @@ def write_report(
     """Writes the report files into ``run_dir`` (``confusion``: the confusion-matrix figure) and returns the path
     of report.md."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-    confusion.savefig(run_dir / "confusion_matrix.png", dpi=120)
+    write_text(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
+    save_figure(confusion, run_dir / "confusion_matrix.png", dpi=120)
     if summary["history"]:
-        curves_figure(summary["history"]).savefig(run_dir / "curves.png", dpi=120)
+        save_figure(curves_figure(summary["history"]), run_dir / "curves.png", dpi=120)
     report = run_dir / "report.md"
-    report.write_text(markdown(summary, class_names, title, history))
+    write_text(report, markdown(summary, class_names, title, history))
     return report
 
 

@@ -15,6 +15,7 @@ from torch.utils.data import BatchSampler
 
 from common.data import TensorDataModule, cache_dir, hold_out_end, resolve_data_dir
 from common.errors import DataError, require
+from common.files import write_text
 from sst2_bilstm.tokenizer import encode, fit_word_tokenizer
 
 CLASS_NAMES = ("negative", "positive")
@@ -218,7 +219,7 @@ class SST2DataModule(TensorDataModule):
         log_dir = self.trainer.log_dir  # a broadcast: every process must ask
         if self.trainer.is_global_zero and log_dir:
             Path(log_dir).mkdir(parents=True, exist_ok=True)
-            self.tokenizer.save(str(Path(log_dir) / "tokenizer.json"))
+            write_text(Path(log_dir) / "tokenizer.json", self.tokenizer.to_str(pretty=True))
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         return self.tensors(name)

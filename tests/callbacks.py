@@ -1,11 +1,14 @@
 """Callbacks that tests add to real runs (``--trainer.callbacks+=...`` on the command line, or a Trainer's list)."""
 
+import errno
 import json
 import time
 from pathlib import Path
 
 import lightning as L
 import torch
+
+from common.files import WholeCheckpointIO, written_whole
 
 
 class PauseAtStep(L.Callback):
@@ -58,3 +61,36 @@ class RefuseAtStart(L.Callback):
         from common.errors import ConfigError
 
         raise ConfigError("refused at the start of training, as the test asks.")
+
+
+class FillDiskAtEpoch(L.Callback):
+    """At the start of training epoch ``epoch``, writes ``ballast``, a file outside the run: with ``fill``, one that
+    fills its filesystem but ``leave`` bytes, so that the checkpoint that epoch saves no longer fits; without, an
+    empty one, which tells FullDiskCheckpointIO that the disk is now full."""
+
+    def __init__(self, epoch: int, ballast: str, fill: bool = True, leave: int = 100_000) -> None:
+        self.epoch, self.ballast, self.fill, self.leave = epoch, Path(ballast), fill, leave
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch and not self.ballast.exists():
+            import shutil
+
+            free = shutil.disk_usage(self.ballast.parent).free
+            self.ballast.write_bytes(bytes(max(0, free - self.leave) if self.fill else 0))
+
+
+class FullDiskCheckpointIO(WholeCheckpointIO):
+    """WholeCheckpointIO on a disk that is full once ``ballast`` exists (FillDiskAtEpoch without ``fill``): a
+    checkpoint's write then stops halfway with ENOSPC, as on a full disk. For machines where the tests cannot
+    mount a small filesystem."""
+
+    def __init__(self, ballast: str) -> None:
+        super().__init__()
+        self.ballast = Path(ballast)
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        if not self.ballast.exists():
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        with written_whole(path, "wb", size=2_000) as file:
+            file.write(bytes(1_000))
+            raise OSError(errno.ENOSPC, "No space left on device")
