@@ -40,6 +40,17 @@ class TensorBatches(TensorDataset):
         return tuple(tensor[index] for tensor in self.tensors)
 
 
+class BatchesLoader(DataLoader):
+    """A DataLoader of index batches (``batch_sampler``) that shows the sampler the batches draw from as its own
+    ``sampler``, as a DataLoader given ``sampler`` and ``batch_size`` does. Lightning reads that to know whether a
+    loader shuffles: ``overfit_batches`` swaps a shuffling sampler for a sequential one, so that the same batches
+    come every epoch, and would not see the shuffling inside a batch sampler."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        object.__setattr__(self, "sampler", self.batch_sampler.sampler)  # DataLoader's attributes are read-only
+
+
 def _as_is(batch):
     return batch
 
@@ -89,12 +100,12 @@ class TensorDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         tensors = self.resident("train")
         index_batches = self.batches("train", RandomSampler(range(len(tensors[0]))), self.batch_size)
-        return DataLoader(TensorBatches(*tensors), batch_sampler=index_batches, collate_fn=self.collate)
+        return BatchesLoader(TensorBatches(*tensors), batch_sampler=index_batches, collate_fn=self.collate)
 
     def _eval_loader(self, name: str) -> DataLoader:
         tensors = self.resident(name)
         index_batches = self.batches(name, SequentialSampler(range(len(tensors[0]))), self.eval_batch_size)
-        return DataLoader(TensorBatches(*tensors), batch_sampler=index_batches, collate_fn=self.collate)
+        return BatchesLoader(TensorBatches(*tensors), batch_sampler=index_batches, collate_fn=self.collate)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")

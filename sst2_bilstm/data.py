@@ -11,7 +11,7 @@ import datasets
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from tokenizers import Tokenizer
-from torch.utils.data import BatchSampler
+from torch.utils.data import BatchSampler, RandomSampler
 
 from common.data import TensorDataModule, cache_dir, hold_out_end, resolve_data_dir
 from common.errors import DataError, require
@@ -120,15 +120,14 @@ def hub_unreachable(timeout: float = 3.0) -> str | None:
 
 class LengthBuckets(BatchSampler):
     """Batches of sentences of similar length, from the indices ``sampler`` yields (a random order in training,
-    one process's share under DDP, where Lightning swaps in its distributed sampler). With ``shuffle``: cut into
-    pools of ``pool`` batches, sorted by length within each pool, batched, and the batches shuffled; without:
-    sorted by length."""
+    one process's share under DDP, where Lightning swaps in its distributed sampler). Where the sampler shuffles:
+    cut into pools of ``pool`` batches, sorted by length within each pool, batched, and the batches shuffled;
+    otherwise (evaluation, ``overfit_batches``, where Lightning swaps in a sequential sampler): sorted by length."""
 
-    def __init__(
-        self, sampler, batch_size: int, drop_last: bool = False, *, lengths: torch.Tensor, shuffle: bool, pool: int = 50
-    ) -> None:
+    def __init__(self, sampler, batch_size: int, drop_last: bool = False, *, lengths: torch.Tensor, pool: int = 50):
         super().__init__(sampler, batch_size, drop_last)
-        self.lengths, self.shuffle, self.pool = lengths, shuffle, pool
+        self.lengths, self.pool = lengths, pool
+        self.shuffle = isinstance(sampler, RandomSampler) or getattr(sampler, "shuffle", False)  # DistributedSampler
 
     def __iter__(self) -> Iterator[list[int]]:
         indices = torch.tensor(list(self.sampler), dtype=torch.long)
@@ -228,7 +227,7 @@ class SST2DataModule(TensorDataModule):
         if not self.length_buckets:
             return super().batches(name, sampler, batch_size)
         lengths = self.tensors(name)[0].ne(0).sum(dim=1)
-        return LengthBuckets(sampler, batch_size, lengths=lengths, shuffle=name == "train")
+        return LengthBuckets(sampler, batch_size, lengths=lengths)
 
     @property
     def static_shapes(self) -> bool:

@@ -384,3 +384,37 @@ def test_every_scalar_sits_at_its_optimizer_step(workflow, data_dirs, tmp_path):
     assert max(max(s) for s in steps.values()) <= 2 * per_epoch
     for folder in ("train", "validation"):
         assert [e.step for e in EventAccumulator(str(run / folder)).Reload().Scalars("epoch_loss")] == last_steps
+
+
+class BatchRecorder(L.Callback):
+    """The inputs of every training and validation batch, per epoch."""
+
+    def __init__(self) -> None:
+        self.train, self.val = {}, {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.train.setdefault(trainer.current_epoch, []).append(batch[0].clone())
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        self.val.setdefault(trainer.current_epoch, []).append(batch[0].clone())
+
+
+@pytest.mark.parametrize("workflow,buckets", [("fashion_cnn", False), ("sst2_bilstm", False), ("sst2_bilstm", True)])
+def test_overfit_batches_trains_on_the_same_batches_every_epoch(workflow, buckets, data_dirs, tmp_path):
+    """Lightning turns the training loader's shuffling off (its sampler), and validates on as many batches."""
+    model, data = build(workflow, data_dirs[workflow])
+    data.length_buckets, data.eval_batch_size = buckets, 8  # 3 or 4 validation batches
+    recorder = BatchRecorder()
+    flags = {"max_epochs": 3, "overfit_batches": 2, "num_sanity_val_steps": 0, "callbacks": [recorder]}
+    with pytest.warns(UserWarning, match="We are turning off the train dataloader shuffling"):
+        trainer(tmp_path, **flags).fit(model, datamodule=data)
+    first, *others = recorder.train.values()
+    assert len(recorder.train) == 3 and len(first) == 2
+    assert all(all(torch.equal(a, b) for a, b in zip(first, other, strict=True)) for other in others)
+    assert all(len(batches) == 2 for batches in recorder.val.values())
+    # Without the flag, the batches differ from one epoch to the next.
+    model, data = build(workflow, data_dirs[workflow])
+    data.length_buckets = buckets
+    recorder = BatchRecorder()
+    trainer(tmp_path, max_epochs=2, limit_train_batches=2, callbacks=[recorder]).fit(model, datamodule=data)
+    assert not all(torch.equal(a, b) for a, b in zip(recorder.train[0], recorder.train[1]))
