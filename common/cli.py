@@ -1,6 +1,7 @@
 """The LightningCLI both workflows run: fit / validate / test / predict, and fit ends with test and report."""
 
 import importlib.util
+import re
 import sys
 import time
 from pathlib import Path
@@ -45,8 +46,10 @@ class WorkflowCLI(LightningCLI):
         self.members: tuple = ()  # an ensemble's model and DataModule state
         try:
             super().__init__(*args, **kwargs)
-        except BaseException:
+        except BaseException as error:
             self._discard_unused_run()
+            if message := missing_package(error):
+                raise ConfigError(message) from None
             raise
 
     def add_core_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -183,7 +186,8 @@ def leave_out_idle_callbacks(trainer: Namespace) -> None:
         "TQDMProgressBar": "enable_progress_bar false" if trainer.enable_progress_bar is False else None,
     }
     kept = []
-    for callback in trainer.callbacks or []:
+    given = trainer.callbacks if isinstance(trainer.callbacks, list) else [trainer.callbacks]  # one, without a list
+    for callback in given if trainer.callbacks else []:
         name = str(callback.get("class_path", "")).rsplit(".", 1)[-1] if isinstance(callback, Namespace) else ""
         if idle.get(name):
             rank_zero_info(f"{idle[name]}: the config's {name} is left out.")
@@ -191,6 +195,23 @@ def leave_out_idle_callbacks(trainer: Namespace) -> None:
             kept.append(callback)
     if trainer.callbacks:
         trainer.callbacks = kept
+
+
+def missing_package(error: BaseException) -> str | None:
+    """What to install, where ``error`` (or an error it was raised from) is a missing optional package: a callback
+    or logger given on the command line (``RichProgressBar`` without rich, ``WandbLogger`` without wandb) refuses
+    to be built, or to start, with a ModuleNotFoundError that jsonargparse wraps in its own errors."""
+    causes, chain = [], error
+    while chain is not None and chain not in causes:
+        causes.append(chain)
+        chain = chain.__cause__ or chain.__context__
+    missing = next((cause for cause in causes if isinstance(cause, ModuleNotFoundError)), None)
+    if missing is None:
+        return None
+    found = re.search(r"class_path '([^']+)'", " ".join(str(cause) for cause in causes))
+    needs = f"{found.group(1)} needs" if found else "a callback or logger needs"
+    hint = str(missing) if "pip install" in str(missing) else f"{missing}: pip install {missing.name}"
+    return f"{needs} a package that is not installed. {hint}"
 
 
 def run_cli(

@@ -418,3 +418,33 @@ def test_overfit_batches_trains_on_the_same_batches_every_epoch(workflow, bucket
     recorder = BatchRecorder()
     trainer(tmp_path, max_epochs=2, limit_train_batches=2, callbacks=[recorder]).fit(model, datamodule=data)
     assert not all(torch.equal(a, b) for a, b in zip(recorder.train[0], recorder.train[1]))
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_a_callback_or_logger_without_its_package_is_refused_in_one_line(
+    workflow, data_dirs, tmp_path, capsys, monkeypatch
+):
+    # As on a machine without rich, wandb or psutil (Lightning's own flags for them; this one may have them).
+    monkeypatch.setattr("lightning.pytorch.callbacks.progress.rich_progress._RICH_AVAILABLE", False)
+    monkeypatch.setattr("lightning.pytorch.loggers.wandb._WANDB_AVAILABLE", False)
+    monkeypatch.setattr("lightning.pytorch.callbacks.device_stats_monitor._PSUTIL_AVAILABLE", False)
+    cases = {  # the progress bar is the config's: Lightning takes one
+        ("--trainer.callbacks=lightning.pytorch.callbacks.RichProgressBar",): (
+            "lightning.pytorch.callbacks.RichProgressBar needs a package that is not installed. `RichProgressBar` "
+            "requires `rich` >= 10.2.2. Install it by running `pip install -U rich`."
+        ),
+        ("--trainer.logger", "lightning.pytorch.loggers.WandbLogger"): (
+            "lightning.pytorch.loggers.WandbLogger needs a package that is not installed."
+        ),
+        ("--trainer.callbacks+=lightning.pytorch.callbacks.DeviceStatsMonitor",): (
+            "a callback or logger needs a package that is not installed. `DeviceStatsMonitor` cannot log CPU stats "
+            "as `psutil` is not installed."
+        ),
+    }
+    for option, message in cases.items():
+        with pytest.raises(SystemExit) as exit_info:
+            cli(workflow, data_dirs[workflow], tmp_path / "runs", *option)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.strip().splitlines()[-1].startswith(f"error: {message}"), err[-500:]
+        assert "pip install" in err and "Traceback" not in err
+        assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing written
