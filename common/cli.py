@@ -23,7 +23,14 @@ from common.parser import USAGE, ConciseParser, description, hints
 from common.predict import PredictionWriter, read_checkpoint
 from common.report import ReportCallback
 from common.resume import resumed_config
-from common.runs import chosen_checkpoint, discard_unused_run, require_writable, run_of
+from common.runs import (
+    chosen_checkpoint,
+    discard_unused_run,
+    place_logger,
+    require_writable,
+    run_of,
+    with_logger_folder,
+)
 
 
 class WorkflowCLI(LightningCLI):
@@ -65,6 +72,7 @@ class WorkflowCLI(LightningCLI):
             parser.link_arguments(*link)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        args = with_logger_folder(list(args or []))
         super().parse_arguments(parser, args)
         # Settled here: right after parsing, Lightning reads the checkpoint's hyper-parameters into the config.
         if self.config.get("subcommand"):
@@ -101,6 +109,7 @@ class WorkflowCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         self.created = require_writable(Path(config.trainer.default_root_dir or "."))
         leave_out_idle_callbacks(config.trainer)
+        place_logger(config.trainer)
         if self.ensemble:
             config.ckpt_path = self.ensemble  # what the saved config.yaml records
 

@@ -315,18 +315,18 @@ def test_without_logger_or_with_a_csv_logger_the_run_reports(workflow, data_dirs
     root = tmp_path / "none"
     cli(workflow, data_dirs[workflow], root, "--trainer.logger", "false")
     assert "test" in metrics(root) and (root / "report.md").is_file() and (root / "checkpoints").is_dir()
-    csv = tmp_path / "csv"
-    cli(
-        workflow,
-        data_dirs[workflow],
-        csv,
-        "--trainer.logger",
-        "lightning.pytorch.loggers.CSVLogger",
-        "--trainer.logger.save_dir",
-        str(csv),
-    )
-    run = csv / "lightning_logs" / "version_0"
-    assert "test" in metrics(run) and "train_loss" in (run / "metrics.csv").read_text()
+    # Another logger writes the project's layout, <default_root_dir>/version_N, with or without a save folder.
+    csv, logger = tmp_path / "csv", ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger"]
+    cli(workflow, data_dirs[workflow], csv, *logger)
+    cli(workflow, data_dirs[workflow], csv, *logger, "--trainer.logger.save_dir", str(csv))
+    for run in (csv / "version_0", csv / "version_1"):
+        assert "test" in metrics(run) and "train_loss" in (run / "metrics.csv").read_text()
+        assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert sorted(p.name for p in csv.iterdir()) == ["version_0", "version_1"]
+    # test finds the newest run's checkpoint as it does for the default logger.
+    main, data = (fashion_main, []) if workflow == "fashion_cnn" else (sst2_main, ["--data.num_words", "50"])
+    main(["test", "--data.data_dir", str(data_dirs[workflow]), *data, "--trainer.default_root_dir", str(csv), *logger])
+    assert metrics(csv / "version_2")["checkpoint"] == "../version_1/checkpoints/last.ckpt"
 
 
 def test_a_run_without_logger_that_fails_before_its_first_step_leaves_nothing(data_dirs, tmp_path, capsys):
