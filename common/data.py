@@ -98,13 +98,19 @@ class TensorDataModule(L.LightningDataModule):
         self._resident.clear()
 
     def train_dataloader(self) -> DataLoader:
-        tensors = self.resident("train")
-        index_batches = self.batches("train", RandomSampler(range(len(tensors[0]))), self.batch_size)
-        return BatchesLoader(TensorBatches(*tensors), batch_sampler=index_batches, collate_fn=self.collate)
+        return self._loader("train", RandomSampler, self.batch_size)
 
     def _eval_loader(self, name: str) -> DataLoader:
+        return self._loader(name, SequentialSampler, self.eval_batch_size)
+
+    def _loader(self, name: str, sampler_class: type, batch_size: int) -> DataLoader:
         tensors = self.resident(name)
-        index_batches = self.batches(name, SequentialSampler(range(len(tensors[0]))), self.eval_batch_size)
+        sampler = sampler_class(range(len(tensors[0])))
+        index_batches = self.batches(name, sampler, batch_size)
+        if type(index_batches) is BatchSampler:
+            # Plain batches, given as sampler and batch size: Lightning rebuilds such a loader with its own sampler
+            # (DDP's shares, overfit_batches) and keeps the batch size, which it cannot read from a batch sampler.
+            return DataLoader(TensorBatches(*tensors), sampler=sampler, batch_size=batch_size, collate_fn=self.collate)
         return BatchesLoader(TensorBatches(*tensors), batch_sampler=index_batches, collate_fn=self.collate)
 
     def val_dataloader(self) -> DataLoader:
