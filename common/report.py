@@ -7,6 +7,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.core.saving import save_hparams_to_yaml
 from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -59,6 +60,11 @@ def markdown(summary: dict, class_names: list[str], title: str, history: list[di
             lines.append(f"| {label} | {summary[split]['accuracy']:.4f} | {summary[split]['loss']:.4f} |")
     if summary.get("checkpoint"):
         lines += ["", f"Tested checkpoint: `{summary['checkpoint']}` (epoch {summary['checkpoint_epoch']})."]
+    for name, entry in summary.get("tuned", {}).items():
+        lines += [
+            "",
+            f"Trained with {name} {entry['used']:g}, found by a tuner callback; config.yaml asks {entry['requested']:g}.",
+        ]
     lines += ["", "## Classification report (test)", ""]
     lines += ["| class | precision | recall | f1-score | support |", "|---|---:|---:|---:|---:|"]
     rows = [
@@ -131,6 +137,12 @@ def write_report(
     return report
 
 
+def _tunable(trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
+    """The settings that Lightning's tuner callbacks change: the DataModule's batch size, the model's rate."""
+    values = {"batch_size": getattr(trainer.datamodule, "batch_size", None), "lr": pl_module.hparams.get("lr")}
+    return {key: value for key, value in values.items() if value is not None}
+
+
 class ReportCallback(L.Callback):
     """Records the per-epoch history during fit and writes the report after each test.
 
@@ -146,7 +158,32 @@ class ReportCallback(L.Callback):
         self.history: list[dict[str, float]] = []
         self.report_path: Path | None = None
         self.checkpoint_epoch: int | None = None
+        self.tuned: dict[str, dict] = {}  # settings a tuner callback changed: {"batch_size": {"requested", "used"}}
+        self._requested: dict = {}
+        self._tested: str | None = None
+        self._trainer: L.Trainer | None = None
         self._epoch_start = 0.0
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._trainer, self._tested = trainer, None
+        if stage == "fit":  # before BatchSizeFinder and LearningRateFinder act, on fit start
+            self._requested = _tunable(trainer, pl_module)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        used = _tunable(trainer, pl_module)
+        tuned = {
+            k: {"requested": self._requested[k], "used": v} for k, v in used.items() if v != self._requested.get(k)
+        }
+        if tuned:  # config.yaml keeps what was asked; hparams.yaml, metrics.json and the report say what was used
+            self.tuned |= tuned
+            holders = {"batch_size": trainer.datamodule, "lr": pl_module}  # re-logged with each test
+            for key, entry in tuned.items():
+                if key in getattr(holders[key], "hparams", {}):
+                    holders[key].hparams[key] = entry["used"]
+            for logger in trainer.loggers:
+                logger.log_hyperparams({k: entry["used"] for k, entry in tuned.items()})
+                if isinstance(logger, TensorBoardLogger) and trainer.is_global_zero:  # it writes hparams.yaml once
+                    save_hparams_to_yaml(Path(logger.log_dir) / logger.NAME_HPARAMS_FILE, logger.hparams)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_start = time.perf_counter()
@@ -169,9 +206,11 @@ class ReportCallback(L.Callback):
         summary = summarize(self.history, test, pl_module.test_results, class_names)
         if isinstance(self.seed, int) and not isinstance(self.seed, bool):  # False: no seed was set
             summary["seed"] = self.seed
-        if trainer.ckpt_path:
-            summary["checkpoint"] = os.path.relpath(trainer.ckpt_path, run_dir)
+        if ckpt_path := self._tested or trainer.ckpt_path:
+            summary["checkpoint"] = os.path.relpath(ckpt_path, run_dir)
             summary["checkpoint_epoch"] = self.checkpoint_epoch
+        if self.tuned:
+            summary["tuned"] = self.tuned
         confusion = confusion_matrix_figure(summary["confusion_matrix"], class_names)  # for the file and TensorBoard
         self.report_path = write_report(run_dir, summary, class_names, self.title, self.history, confusion)
         for logger in trainer.loggers:
@@ -180,9 +219,14 @@ class ReportCallback(L.Callback):
                 logger.experiment.add_figure("test_confusion_matrix", confusion, trainer.global_step, close=False)
 
     def state_dict(self) -> dict:
-        return {"history": self.history}
+        return {"history": self.history, "tuned": self.tuned}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        # The checkpoint a test was asked for is the first one restored: BatchSizeFinder restores one of its own
+        # as the test starts, which trainer.ckpt_path then names.
+        if self._trainer is not None and self._trainer.testing and self._tested is None:
+            self._tested = self._trainer.ckpt_path
+        self.tuned = state_dict.get("tuned", {}) | self.tuned
         saved = state_dict["history"]
         self.checkpoint_epoch = saved[-1]["epoch"] if saved else None
         # A checkpoint fills in the epochs this process has not seen (resuming, testing a saved model); testing

@@ -7,6 +7,7 @@ import math
 import lightning as L
 import pytest
 import torch
+import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, StochasticWeightAveraging
 from lightning.pytorch.callbacks.weight_averaging import EMAWeightAveraging
 from lightning.pytorch.tuner import Tuner
@@ -448,3 +449,23 @@ def test_a_callback_or_logger_without_its_package_is_refused_in_one_line(
         assert exit_info.value.code == 2 and err.strip().splitlines()[-1].startswith(f"error: {message}"), err[-500:]
         assert "pip install" in err and "Traceback" not in err
         assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_a_batch_size_or_rate_found_by_a_tuner_is_the_one_the_run_records(workflow, data_dirs, tmp_path):
+    """config.yaml keeps what was asked (rerunning it tunes again); hparams.yaml, metrics.json and the report say
+    what trained, and the tested checkpoint is the run's own, not the tuner's temporary one."""
+    tuners = ["--trainer.callbacks+=lightning.pytorch.callbacks.BatchSizeFinder", "--trainer.callbacks.max_trials=2"]
+    tuners += ["--trainer.callbacks+=lightning.pytorch.callbacks.LearningRateFinder"]
+    tuners += ["--trainer.callbacks.num_training_steps=20", "--trainer.callbacks.early_stop_threshold=null"]
+    tuners += ["--trainer.callbacks.min_lr=0.5", "--trainer.callbacks.max_lr=1"]
+    run = cli(workflow, data_dirs[workflow], tmp_path / "runs", *tuners)
+    tuned = metrics(run)["tuned"]
+    assert tuned["batch_size"] == {"requested": 8, "used": 4}  # batch sizes 2, then 4
+    assert tuned["lr"]["requested"] == 1e-3 and tuned["lr"]["used"] >= 0.5  # the finder's range starts at min_lr
+    config, hparams = (yaml.safe_load((run / name).read_text()) for name in ("config.yaml", "hparams.yaml"))
+    assert config["data"]["batch_size"] == 8 and config["model"]["lr"] == 1e-3
+    assert hparams["batch_size"] == 4 and hparams["lr"] == tuned["lr"]["used"]
+    assert (run / metrics(run)["checkpoint"]).is_file()
+    report = (run / "report.md").read_text()
+    assert "Trained with batch_size 4, found by a tuner callback; config.yaml asks 8." in report
