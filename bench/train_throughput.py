@@ -5,6 +5,7 @@ loop over the same model and batches, alternating in one process. Prints a table
     DATA_DIR=~/datasets python bench/train_throughput.py --workflow sst2_bilstm --batches 300
     DATA_DIR=~/datasets python bench/train_throughput.py --workflow fashion_cnn --precision 32-true bf16-mixed
     DATA_DIR=~/datasets python bench/train_throughput.py --workflow fashion_cnn --accelerator cuda
+    DATA_DIR=~/datasets python bench/train_throughput.py --workflow fashion_cnn --compile  # torch.compile(model)
 
 The fit is the command line's: the workflow's YAML (callbacks, logger, checkpoints, report) with one epoch of
 ``--batches`` batches and one validation batch. On a GPU, ``limit`` is the same training steps with the data on
@@ -64,7 +65,9 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def lightning_epoch(workflow: str, args: argparse.Namespace, precision: str) -> tuple[float, int]:
+def lightning_epoch(
+    workflow: str, args: argparse.Namespace, precision: str, compiled: bool = False
+) -> tuple[float, int]:
     model_class, datamodule_class, config, _ = WORKFLOWS[workflow]
     timer = EpochTimer(args.warmup)
     with tempfile.TemporaryDirectory() as root:
@@ -87,7 +90,9 @@ def lightning_epoch(workflow: str, args: argparse.Namespace, precision: str) -> 
         # Set here rather than parsed: the parser reads "1" as the float 1.0, which means all batches.
         cli.trainer.limit_train_batches, cli.trainer.limit_val_batches = args.batches or 1.0, 1
         cli.trainer.callbacks.append(timer)
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        # torch.compile as Lightning's docs show it: the LightningModule compiled, given to fit.
+        model = torch.compile(cli.model) if compiled else cli.model
+        cli.trainer.fit(model, datamodule=cli.datamodule)
     return timer.seconds, timer.batches
 
 
@@ -187,6 +192,7 @@ def main() -> None:
         choices=("32-true", "bf16-mixed"),
         help="one or both, measured alternately in the same run",
     )
+    parser.add_argument("--compile", action="store_true", help="also the fit of torch.compile(model), alternating")
     parser.add_argument("--no-progress-bar", dest="progress_bar", action="store_false")
     parser.add_argument("--output", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
@@ -211,18 +217,21 @@ def main() -> None:
                 runs.setdefault("limit" + suffix, []).append(batches * data.batch_size / seconds)
             seconds, batches = lightning_epoch(args.workflow, args, precision)
             runs.setdefault("lightning" + suffix, []).append(batches * data.batch_size / seconds)
+            if args.compile:  # its first --warmup batches, compilation included, are not timed
+                seconds, batches = lightning_epoch(args.workflow, args, precision, compiled=True)
+                runs.setdefault("lightning_compiled" + suffix, []).append(batches * data.batch_size / seconds)
     median = {name: statistics.median(values) for name, values in runs.items()}
     baseline = "plain" if "plain" in median else f"plain {args.precision[0]}"
     # The ratio of each repeat's two loops, measured a few seconds apart, then their median: steadier than a ratio
     # of medians on a machine whose speed drifts over minutes.
     # The fit against the port, the tuned loop and, on a GPU, the limit.
-    references = [baseline.replace("plain", other) for other in ("plain", "plain_tuned", "limit")]
+    references = [baseline.replace("plain", other) for other in ("plain", "plain_tuned", "limit", "lightning")]
     ratios = {
         f"{name} / {reference}": statistics.median(fit / plain for fit, plain in zip(values, runs[reference]))
         for name, values in runs.items()
         if name.startswith("lightning")
         for reference in references
-        if reference in runs
+        if reference in runs and reference != name
     }
     result = {
         "workflow": args.workflow,

@@ -469,3 +469,19 @@ def test_a_batch_size_or_rate_found_by_a_tuner_is_the_one_the_run_records(workfl
     assert (run / metrics(run)["checkpoint"]).is_file()
     report = (run / "report.md").read_text()
     assert "Trained with batch_size 4, found by a tuner callback; config.yaml asks 8." in report
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_a_compiled_module_fits_validates_tests_and_predicts(workflow, data_dirs, tmp_path):
+    """torch.compile(model) given to the Trainer, as Lightning's docs show it. Dynamo traces with the "eager"
+    backend here, which skips inductor's code generation (minutes on a CPU) and keeps what failed: the tracing."""
+    torch._dynamo.reset()
+    model, data = build(workflow, data_dirs[workflow])
+    compiled = torch.compile(model, backend="eager")
+    run = trainer(tmp_path, limit_train_batches=2, limit_val_batches=1)
+    run.fit(compiled, datamodule=data)
+    assert math.isfinite(run.validate(compiled, datamodule=data)[0]["val_loss"])
+    assert 0 <= run.test(compiled, datamodule=data)[0]["test_acc"] <= 1
+    assert model.test_results["confusion_matrix"].sum() == (32 if workflow == "fashion_cnn" else 20)
+    predictions = torch.cat(run.predict(compiled, datamodule=data))
+    assert len(predictions) == (32 if workflow == "fashion_cnn" else 20) and torch.isfinite(predictions).all()
