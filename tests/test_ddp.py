@@ -2,6 +2,7 @@
 
 import importlib
 import json
+import socket
 import subprocess
 import sys
 
@@ -11,8 +12,7 @@ from tests.conftest import REPO, write_fashion_mnist, write_sst2
 
 TINY_SST2 = ["--model.embedding_dim", "8", "--model.hidden_sizes", "[4, 4]"]
 PACKED = str(REPO / "configs" / "sst2_bilstm_packed.yaml")
-CASES = {  # workflow, data writer, test-set size, extra arguments
-    "fashion_cnn": ("fashion_cnn", write_fashion_mnist, 32, ["--data.download", "false"]),
+CASES = {  # workflow, data writer, test-set size, extra arguments (Fashion-MNIST: the torchrun test below)
     "sst2_bilstm": ("sst2_bilstm", write_sst2, 20, TINY_SST2),
     "sst2_bilstm_packed": ("sst2_bilstm", write_sst2, 20, ["--config", PACKED, *TINY_SST2]),
 }
@@ -67,3 +67,50 @@ def test_ddp_on_two_cpu_processes(case, tmp_path):
     assert single["test"]["accuracy"] == pytest.approx(ddp["test"]["accuracy"])
     assert single["test"]["loss"] == pytest.approx(ddp["test"]["loss"], rel=1e-5)
     print(f"{case}: DDP test accuracy {ddp['test']['accuracy']:.4f}, loss {ddp['test']['loss']:.4f}")
+
+
+def test_two_machines_with_torchrun_train_as_two_processes_do(tmp_path):
+    """docs/cli.md's torchrun command for several machines, run as 2 nodes x 1 process on this one (c10d
+    rendezvous on 127.0.0.1): the same test figures as the 2-process DDP run of the same seed."""
+    data_dir = write_fashion_mnist(tmp_path / "data")
+    common = ["--data.data_dir", str(data_dir), "--data.download", "false", "--trainer.enable_progress_bar", "false"]
+    common += ["--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp"]
+    fit = ["-m", "fashion_cnn.train", "fit", *common]
+    two_processes = [
+        sys.executable,
+        *fit,
+        "--trainer.devices",
+        "2",
+        "--trainer.default_root_dir",
+        str(tmp_path / "one"),
+    ]
+    done = subprocess.run(two_processes, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1"]
+    torchrun += ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "test"]
+    node = [*torchrun, *fit, "--trainer.num_nodes", "2", "--trainer.devices", "1"]
+    node += ["--trainer.default_root_dir", str(tmp_path / "two")]
+    nodes = [subprocess.Popen(node, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"]
+    try:
+        outputs = [process.communicate(timeout=300) for process in nodes]
+    finally:
+        for process in nodes:
+            process.kill()
+    assert [process.returncode for process in nodes] == [0, 0], "\n".join(err[-2000:] for _, err in outputs)
+    assert sum(out.count("Report: ") for out, _ in outputs) == 1
+    one, two = (json.loads((tmp_path / name / "version_0" / "metrics.json").read_text()) for name in ("one", "two"))
+    assert sum(map(sum, one["confusion_matrix"])) == 32  # both processes' halves of the test set
+    assert two["test"] == one["test"] and two["confusion_matrix"] == one["confusion_matrix"]
+
+    # One process testing the same checkpoint finds the same figures.
+    from fashion_cnn.train import main
+
+    checkpoint = tmp_path / "one" / "version_0" / "checkpoints" / "last.ckpt"
+    main(["test", *common[:6], "--trainer.default_root_dir", str(tmp_path / "single"), "--ckpt_path", str(checkpoint)])
+    single = json.loads((tmp_path / "single" / "version_0" / "metrics.json").read_text())
+    assert single["confusion_matrix"] == one["confusion_matrix"]
+    assert single["test"]["accuracy"] == pytest.approx(one["test"]["accuracy"])
+    assert single["test"]["loss"] == pytest.approx(one["test"]["loss"], rel=1e-5)
