@@ -180,8 +180,13 @@ class WorkflowCLI(LightningCLI):
 
     def after_test(self) -> None:
         report = next(c for c in self.trainer.callbacks if isinstance(c, ReportCallback))
-        if self.trainer.is_global_zero and report.report_path is not None:
-            print(f"Report: {report.report_path}")
+        path = report.report_path
+        if path is None and self.trainer.log_dir:
+            # Under ddp_spawn other processes tested and wrote the report: this one's callback never ran.
+            written = Path(self.trainer.log_dir) / "report.md"
+            path = written if written.is_file() and written.stat().st_mtime >= self.started else None
+        if self.trainer.is_global_zero and path is not None:
+            print(f"Report: {path}")
 
 
 def leave_out_idle_callbacks(trainer: Namespace) -> None:

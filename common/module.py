@@ -4,7 +4,7 @@ import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
-from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics import MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassConfusionMatrix,
@@ -60,6 +60,14 @@ class ClassifierModule(L.LightningModule):
         self._last_logged_step = -1
         self.batch_loss: torch.Tensor | None = None
         self.validated_epoch: int | None = None
+
+    def setup(self, stage: str) -> None:
+        # Each process its own metric states. Under ddp_spawn on a CPU the module reaches the processes in memory
+        # they share, and Lightning unshares its parameters and buffers only: the processes would add into one
+        # confusion matrix, which compute() then sums across them again.
+        for metric in self.modules():
+            if isinstance(metric, Metric):
+                metric.reset()
 
     def loss_and_predictions(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
