@@ -1,13 +1,11 @@
 """The LightningCLI both workflows run: fit / validate / test / predict, and fit ends with test and report."""
 
 import importlib.util
-import re
 import sys
 import time
 from pathlib import Path
 
 import lightning as L
-from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -17,9 +15,9 @@ from common.console import program
 from common.curves import KerasCurves
 from common.ensemble import load_ensemble
 from common.environment import prepare_process
-from common.errors import ConfigError, exit_on_reported_error
+from common.errors import ConfigError, exit_on_reported_error, missing_package
 from common.packaged import config_path
-from common.parser import USAGE, ConciseParser, description, hints
+from common.parser import USAGE, ConciseParser, description, hints, leave_out_idle_callbacks
 from common.predict import PredictionWriter, read_checkpoint
 from common.report import ReportCallback
 from common.resume import resumed_config
@@ -179,53 +177,18 @@ class WorkflowCLI(LightningCLI):
             print(f"Predictions: {writer.path}{self.predict_note}")
 
     def after_test(self) -> None:
+        if not self.trainer.is_global_zero:
+            return
         report = next(c for c in self.trainer.callbacks if isinstance(c, ReportCallback))
         path = report.report_path
-        if path is None and self.trainer.log_dir:
-            # Under ddp_spawn other processes tested and wrote the report: this one's callback never ran.
-            written = Path(self.trainer.log_dir) / "report.md"
+        if path is None:
+            # Under ddp_spawn other processes tested and wrote the report: this one's callback never ran. (The
+            # logger's folder, not trainer.log_dir: a broadcast that the other processes would not join.)
+            logger = self.trainer.logger
+            written = Path((logger.log_dir if logger else None) or self.trainer.default_root_dir) / "report.md"
             path = written if written.is_file() and written.stat().st_mtime >= self.started else None
-        if self.trainer.is_global_zero and path is not None:
+        if path is not None:
             print(f"Report: {path}")
-
-
-def leave_out_idle_callbacks(trainer: Namespace) -> None:
-    """Leaves out the config's callbacks that the Trainer's flags give nothing to do, as those flags ask, and says
-    so. Lightning would refuse them instead (a ModelCheckpoint without checkpointing, a LearningRateMonitor
-    without logger, a progress bar without one), or, under fast_dev_run, still save a last.ckpt."""
-    fast = "fast_dev_run" if trainer.fast_dev_run else None
-    idle = {
-        "ModelCheckpoint": "enable_checkpointing false" if trainer.enable_checkpointing is False else fast,
-        "LearningRateMonitor": "logger false" if trainer.logger is False else fast,
-        "TQDMProgressBar": "enable_progress_bar false" if trainer.enable_progress_bar is False else None,
-    }
-    kept = []
-    given = trainer.callbacks if isinstance(trainer.callbacks, list) else [trainer.callbacks]  # one, without a list
-    for callback in given if trainer.callbacks else []:
-        name = str(callback.get("class_path", "")).rsplit(".", 1)[-1] if isinstance(callback, Namespace) else ""
-        if idle.get(name):
-            rank_zero_info(f"{idle[name]}: the config's {name} is left out.")
-        else:
-            kept.append(callback)
-    if trainer.callbacks:
-        trainer.callbacks = kept
-
-
-def missing_package(error: BaseException) -> str | None:
-    """What to install, where ``error`` (or an error it was raised from) is a missing optional package: a callback
-    or logger given on the command line (``RichProgressBar`` without rich, ``WandbLogger`` without wandb) refuses
-    to be built, or to start, with a ModuleNotFoundError that jsonargparse wraps in its own errors."""
-    causes, chain = [], error
-    while chain is not None and chain not in causes:
-        causes.append(chain)
-        chain = chain.__cause__ or chain.__context__
-    missing = next((cause for cause in causes if isinstance(cause, ModuleNotFoundError)), None)
-    if missing is None:
-        return None
-    found = re.search(r"class_path '([^']+)'", " ".join(str(cause) for cause in causes))
-    needs = f"{found.group(1)} needs" if found else "a callback or logger needs"
-    hint = str(missing) if "pip install" in str(missing) else f"{missing}: pip install {missing.name}"
-    return f"{needs} a package that is not installed. {hint}"
 
 
 def run_cli(

@@ -1,6 +1,7 @@
 """Errors whose message says everything: the command lines print it alone, without a traceback."""
 
 import errno
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,3 +55,20 @@ def require(condition: bool, message: str) -> None:
     """Raises ConfigError(message) unless ``condition`` holds: the check of an ``__init__`` argument."""
     if not condition:
         raise ConfigError(message)
+
+
+def missing_package(error: BaseException) -> str | None:
+    """What to install, where ``error`` (or an error it was raised from) is a missing optional package: a callback
+    or logger given on the command line (``RichProgressBar`` without rich, ``WandbLogger`` without wandb) refuses
+    to be built, or to start, with a ModuleNotFoundError that jsonargparse wraps in its own errors."""
+    causes, chain = [], error
+    while chain is not None and chain not in causes:
+        causes.append(chain)
+        chain = chain.__cause__ or chain.__context__
+    missing = next((cause for cause in causes if isinstance(cause, ModuleNotFoundError)), None)
+    if missing is None:
+        return None
+    found = re.search(r"class_path '([^']+)'", " ".join(str(cause) for cause in causes))
+    needs = f"{found.group(1)} needs" if found else "a callback or logger needs"
+    hint = str(missing) if "pip install" in str(missing) else f"{missing}: pip install {missing.name}"
+    return f"{needs} a package that is not installed. {hint}"

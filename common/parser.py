@@ -1,7 +1,9 @@
 """The command line's parser: LightningCLI's, with short errors, help in the project's order, and checkpoints as
 one path or a list of them (an ensemble)."""
 
+from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningArgumentParser
+from lightning.pytorch.utilities import rank_zero_info
 
 CKPT_PATH_HELP = (
     "Weights to start from. 'last': the newest run's checkpoints/last.ckpt under trainer.default_root_dir; fit "
@@ -55,3 +57,25 @@ def hints(predict_prog: str | None) -> dict[str, str]:
     files = "The CLI's predict classifies the test split of the data; "
     files += f"to classify files or sentences, run {predict_prog} --ckpt CKPT INPUT ..." if predict_prog else ""
     return {"validate": ensemble, "test": ensemble, "predict": f"{files} {ensemble}".strip()}
+
+
+def leave_out_idle_callbacks(trainer: Namespace) -> None:
+    """Leaves out the config's callbacks that the Trainer's flags give nothing to do, as those flags ask, and says
+    so. Lightning would refuse them instead (a ModelCheckpoint without checkpointing, a LearningRateMonitor
+    without logger, a progress bar without one), or, under fast_dev_run, still save a last.ckpt."""
+    fast = "fast_dev_run" if trainer.fast_dev_run else None
+    idle = {
+        "ModelCheckpoint": "enable_checkpointing false" if trainer.enable_checkpointing is False else fast,
+        "LearningRateMonitor": "logger false" if trainer.logger is False else fast,
+        "TQDMProgressBar": "enable_progress_bar false" if trainer.enable_progress_bar is False else None,
+    }
+    kept = []
+    given = trainer.callbacks if isinstance(trainer.callbacks, list) else [trainer.callbacks]  # one, without a list
+    for callback in given if trainer.callbacks else []:
+        name = str(callback.get("class_path", "")).rsplit(".", 1)[-1] if isinstance(callback, Namespace) else ""
+        if idle.get(name):
+            rank_zero_info(f"{idle[name]}: the config's {name} is left out.")
+        else:
+            kept.append(callback)
+    if trainer.callbacks:
+        trainer.callbacks = kept

@@ -3,6 +3,7 @@ across processes, one report."""
 
 import importlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from tests.conftest import REPO, write_fashion_mnist, write_sst2
 
 TINY_SST2 = ["--model.embedding_dim", "8", "--model.hidden_sizes", "[4, 4]"]
 PACKED = str(REPO / "configs" / "sst2_bilstm_packed.yaml")
+DISTRIBUTED = {"RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "NODE_RANK", "MASTER_ADDR"}
+DISTRIBUTED |= {"MASTER_PORT"}
 CASES = {  # workflow, strategy, extra arguments (Fashion-MNIST: the torchrun test below)
     # ddp_spawn on a CPU: the module reaches the processes in shared memory (the test figures were counted twice)
     "sst2_bilstm": ("sst2_bilstm", "ddp_spawn", TINY_SST2),
@@ -96,14 +99,23 @@ def test_two_machines_with_torchrun_train_as_two_processes_do(tmp_path):
     torchrun += ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "test"]
     node = [*torchrun, *fit, "--trainer.num_nodes", "2", "--trainer.devices", "1"]
     node += ["--trainer.default_root_dir", str(tmp_path / "two")]
-    nodes = [subprocess.Popen(node, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"]
+    # Files, not pipes: a node blocked on a full pipe while the other is being read would stall both.
+    logs = [(tmp_path / f"node{i}.out").open("w+") for i in range(2)]
+    # Nothing of a launcher's environment that an earlier test in this process may have left (RANK, MASTER_PORT...).
+    env = {k: v for k, v in os.environ.items() if k not in DISTRIBUTED and not k.startswith("TORCHELASTIC")}
+    nodes = [subprocess.Popen(node, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env) for log in logs]
     try:
-        outputs = [process.communicate(timeout=300) for process in nodes]
+        codes = [process.wait(timeout=300) for process in nodes]
     finally:
         for process in nodes:
             process.kill()
-    assert [process.returncode for process in nodes] == [0, 0], "\n".join(err[-2000:] for _, err in outputs)
-    assert sum(out.count("Report: ") for out, _ in outputs) == 1
+    outputs = []
+    for log in logs:
+        log.seek(0)
+        outputs.append(log.read())
+        log.close()
+    assert codes == [0, 0], "\n".join(output[-2000:] for output in outputs)
+    assert sum(output.count("Report: ") for output in outputs) == 1
     one, two = (json.loads((tmp_path / name / "version_0" / "metrics.json").read_text()) for name in ("one", "two"))
     assert sum(map(sum, one["confusion_matrix"])) == 32  # both processes' halves of the test set
     assert two["test"] == one["test"] and two["confusion_matrix"] == one["confusion_matrix"]
