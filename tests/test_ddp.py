@@ -77,21 +77,17 @@ def test_ddp_on_two_cpu_processes(case, tmp_path):
 
 def test_two_machines_with_torchrun_train_as_two_processes_do(tmp_path):
     """docs/cli.md's torchrun command for several machines, run as 2 nodes x 1 process on this one (c10d
-    rendezvous on 127.0.0.1): the same test figures as the 2-process DDP run of the same seed."""
+    rendezvous on 127.0.0.1): the same test figures as the 2-process run (ddp_spawn) of the same seed."""
     data_dir = write_fashion_mnist(tmp_path / "data")
     common = ["--data.data_dir", str(data_dir), "--data.download", "false", "--trainer.enable_progress_bar", "false"]
     common += ["--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp"]
     fit = ["-m", "fashion_cnn.train", "fit", *common]
-    two_processes = [
-        sys.executable,
-        *fit,
-        "--trainer.devices",
-        "2",
-        "--trainer.default_root_dir",
-        str(tmp_path / "one"),
-    ]
+    # The 2-process run under ddp_spawn: the same run as ddp's, which the two machines run.
+    two_processes = [sys.executable, *fit, "--trainer.devices", "2", "--trainer.strategy", "ddp_spawn"]
+    two_processes += ["--trainer.default_root_dir", str(tmp_path / "one")]
     done = subprocess.run(two_processes, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == f"Report: {tmp_path / 'one' / 'version_0' / 'report.md'}"
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
