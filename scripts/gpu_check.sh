@@ -5,7 +5,6 @@
 # run's report and metrics. One part per call: suite, bench, runs.
 #
 #   bash scripts/gpu_check.sh [all|suite|bench|runs]            # on a GPU machine with the project installed
-#   source .device/env.sh && bash scripts/gpu_check.sh          # this project's lent machines (shared/device)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:-all}

@@ -229,10 +229,6 @@ class SST2DataModule(TensorDataModule):
         lengths = self.tensors(name)[0].ne(0).sum(dim=1)
         return LengthBuckets(sampler, batch_size, lengths=lengths)
 
-    @property
-    def static_shapes(self) -> bool:
-        return not self.length_buckets  # batches are cut to their longest sentence
-
     def collate(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         return _trimmed(batch) if self.length_buckets else batch
 
