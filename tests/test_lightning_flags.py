@@ -286,19 +286,47 @@ def test_checkpoints_every_n_train_steps(workflow, data_dirs, tmp_path):
 
 @pytest.mark.parametrize("workflow", WORKFLOWS)
 def test_weight_averaging_updates_per_optimizer_step_and_swa_per_epoch(workflow, data_dirs, tmp_path):
+    """Checked through what a user sees: the weights the model ends with, against averages computed here from the
+    weights recorded after each optimizer step (EMA) or as each epoch starts (SWA)."""
     model, data = build(workflow, data_dirs[workflow])
-    ema = EMAWeightAveraging()
-    fit = trainer(tmp_path, accumulate_grad_batches=2, max_epochs=2, callbacks=[ema])
+    ema, steps = EMAWeightAveraging(decay=0.5), WeightRecorder()
+    fit = trainer(tmp_path, accumulate_grad_batches=2, max_epochs=2, callbacks=[ema, steps])
     fit.fit(model, data)
-    assert fit.global_step == BATCHES[workflow] and int(ema._average_model.n_averaged) == fit.global_step
+    assert fit.global_step == BATCHES[workflow] == len(steps.after_step)  # one update per optimizer step
+    expected = steps.after_step[0]
+    for weights in steps.after_step[1:]:
+        expected = [0.5 * average + 0.5 * new for average, new in zip(expected, weights, strict=True)]
+    for final, average in zip(model.parameters(), expected, strict=True):
+        assert torch.allclose(final, average, atol=1e-6)
     # Stochastic weight averaging averages once per epoch from swa_epoch_start, with its own rate schedule (it
     # replaces the SST-2 plateau schedule), and leaves the model with the averaged weights.
     model, data = build(workflow, data_dirs[workflow])
-    swa = StochasticWeightAveraging(swa_lrs=1e-3, swa_epoch_start=1)
-    trainer(tmp_path, max_epochs=3, callbacks=[swa]).fit(model, data)
-    assert int(swa.n_averaged) == 3  # the weights as epochs 1 and 2 start, and as training ends
-    for averaged, trained in zip(swa._average_model.parameters(), model.parameters(), strict=True):
-        assert torch.equal(averaged, trained)
+    swa, epochs = StochasticWeightAveraging(swa_lrs=1e-3, swa_epoch_start=1), WeightRecorder()
+    trainer(tmp_path, max_epochs=3, callbacks=[swa, epochs]).fit(model, data)
+    # Lightning's SWA ends with the mean of the weights as epochs 0, 1 and 2 start: its copy of the model made at
+    # setup counts as the first (n_averaged 3), although averaging starts at swa_epoch_start.
+    averaged = [epochs.at_epoch_start[0], epochs.at_epoch_start[1], epochs.at_epoch_start[2]]
+    for final, *taken in zip(model.parameters(), *averaged, strict=True):
+        assert torch.allclose(final, torch.stack(taken).mean(dim=0), atol=1e-6)
+
+
+class WeightRecorder(L.Callback):
+    """Copies of the model's parameters after each optimizer step and as each epoch starts."""
+
+    def __init__(self) -> None:
+        self.after_step, self.at_epoch_start, self._step = [], {}, 0
+
+    @staticmethod
+    def _copy(pl_module) -> list[torch.Tensor]:
+        return [p.detach().clone() for p in pl_module.parameters()]
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.at_epoch_start[trainer.current_epoch] = self._copy(pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step > self._step:
+            self._step = trainer.global_step
+            self.after_step.append(self._copy(pl_module))
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS)
