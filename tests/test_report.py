@@ -1,19 +1,18 @@
 import pytest
 import torch
 
+from common.module import ClassifierModule
 from common.report import markdown, summarize
 
 
 def scores_of(confusion):
-    confusion = torch.tensor(confusion, dtype=torch.float64)
-    diagonal = confusion.diag()
-    precision, recall = diagonal / confusion.sum(0), diagonal / confusion.sum(1)
-    return {
-        "precision": precision,
-        "recall": recall,
-        "f1": 2 * precision * recall / (precision + recall),
-        "confusion_matrix": confusion.long(),
-    }
+    """The per-class scores the module computes (its torchmetrics collection) for predictions that make
+    ``confusion`` (rows: true class): the report's real inputs, not figures derived by the test itself."""
+    module = ClassifierModule(len(confusion))
+    target = torch.tensor([t for t, row in enumerate(confusion) for p, n in enumerate(row) for _ in range(n)])
+    predicted = torch.tensor([p for t, row in enumerate(confusion) for p, n in enumerate(row) for _ in range(n)])
+    module.test_scores.update(predicted, target)
+    return module.test_scores.compute()
 
 
 HISTORY = [
@@ -29,7 +28,10 @@ def test_binary_summary_matches_the_reference_figures():
     )
     assert summary["train"] == {"accuracy": 0.9, "loss": 0.3} and summary["val"] == {"accuracy": 0.84, "loss": 0.45}
     assert summary["test"] == {"accuracy": 0.8291, "loss": 0.436}
-    assert (round(summary["precision"], 2), round(summary["recall"], 2), round(summary["f1"], 2)) == (0.81, 0.86, 0.84)
+    # By hand: precision 383 / (383 + 88), recall 383 / (383 + 61), F1 2 * 383 / (2 * 383 + 88 + 61).
+    assert summary["precision"] == pytest.approx(383 / 471) and summary["recall"] == pytest.approx(383 / 444)
+    assert summary["f1"] == pytest.approx(766 / 915)
+    assert summary["per_class"]["negative"]["precision"] == pytest.approx(340 / 401)
     assert summary["per_class"]["negative"]["support"] == 428 and summary["macro_avg"]["support"] == 872
     assert summary["confusion_matrix"] == [[340, 88], [61, 383]]
 
@@ -37,9 +39,10 @@ def test_binary_summary_matches_the_reference_figures():
 def test_macro_and_weighted_averages():
     confusion = [[8, 2, 0], [1, 3, 0], [0, 0, 6]]  # supports 10, 4, 6
     summary = summarize([], {"test_loss": 1.0, "test_acc": 0.85}, scores_of(confusion), ["a", "b", "c"])
-    recall = [0.8, 0.75, 1.0]
-    assert summary["macro_avg"]["recall"] == pytest.approx(sum(recall) / 3)
+    # By hand: recalls 8/10, 3/4, 6/6 and precisions 8/9, 3/5, 6/6.
+    assert summary["macro_avg"]["recall"] == pytest.approx((0.8 + 0.75 + 1.0) / 3)
     assert summary["weighted_avg"]["recall"] == pytest.approx((0.8 * 10 + 0.75 * 4 + 6) / 20)
+    assert summary["macro_avg"]["precision"] == pytest.approx((8 / 9 + 3 / 5 + 1) / 3)
     assert "train" not in summary and "precision" not in summary  # no history; not a binary task
     table = markdown(summary, ["a", "b", "c"], "Title", HISTORY)
     assert "| test | 0.8500 | 1.0000 |" in table and "| **b** | 1 | 3 | 0 |" in table
