@@ -63,7 +63,7 @@ def _checkpoint(path: Path) -> str:
 
 
 def _workflow(path: str) -> str:
-    from common.predict import read_checkpoint
+    from common.checkpoints import read_checkpoint
 
     for workflow, (model_class, *_) in WORKFLOWS.items():
         try:

@@ -32,8 +32,8 @@ import numpy as np
 from bench_io import write_result
 from PIL import Image
 
-from common.contract import MAX_BODY
-from common.serve import stop_on_sigterm
+from common.deploy.contract import MAX_BODY
+from common.deploy.serve import stop_on_sigterm
 
 ROOT = Path(__file__).resolve().parents[1]
 

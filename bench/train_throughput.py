@@ -29,8 +29,8 @@ import lightning as L
 import torch
 from bench_io import write_result
 
-from common.cli import run_cli
-from common.environment import NVML_CHECK, skip_missing_nvml_probe
+from common.cli.environment import NVML_CHECK, skip_missing_nvml_probe
+from common.cli.main import run_cli
 from fashion_cnn.data import FashionMNISTDataModule
 from fashion_cnn.model import FashionCNN
 from sst2_bilstm.data import SST2DataModule

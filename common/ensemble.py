@@ -5,9 +5,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from common.checkpoints import read_checkpoint
 from common.errors import ConfigError
 from common.module import ClassifierModule
-from common.predict import read_checkpoint
 
 
 class EnsembleClassifier(ClassifierModule):

@@ -7,7 +7,7 @@ fashion-cnn-predict --model exported/ shirt.png
 
 import torch
 
-from common.export import class_metadata, export_command
+from common.deploy.export import class_metadata, export_command
 from fashion_cnn.data import CLASS_NAMES
 from fashion_cnn.model import FashionCNN
 

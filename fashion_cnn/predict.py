@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from common.console import program, write_rows
+from common.deploy.console import program, write_rows
+from common.deploy.exported import ExportedModel
 from common.errors import DataError, InputTooLarge, exit_on_reported_error
-from common.exported import ExportedModel
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 IMAGE_FORMATS = ("PNG", "JPEG")
@@ -172,7 +172,7 @@ def load(*paths: str | Path, batch_size: int = 1000, shared_cores: bool = False)
         return FashionPredictor(exported.probabilities, exported.class_names)
     import torch
 
-    from common.predict import batched_probabilities, load_models
+    from common.checkpoints import batched_probabilities, load_models
     from fashion_cnn.data import CLASS_NAMES
     from fashion_cnn.model import FashionCNN
 

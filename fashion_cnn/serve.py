@@ -17,9 +17,9 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, PlainValidator, TypeAdapter, ValidationError, WithJsonSchema
 
-from common.contract import checked_inputs, inputs_schema, json_kind, refuse
+from common.deploy.contract import checked_inputs, inputs_schema, json_kind, refuse
+from common.deploy.serve import ClassifierAPI, Decoded, serve_command
 from common.errors import InputTooLarge
-from common.serve import ClassifierAPI, Decoded, serve_command
 from fashion_cnn.predict import MAX_PIXELS, image_pixels, load, open_image
 
 IMAGE = {"type": "string", "contentEncoding": "base64", "description": "a PNG or JPEG image, base64"}

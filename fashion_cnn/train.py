@@ -7,7 +7,7 @@ python -m fashion_cnn.train test --ckpt_path runs/fashion_cnn/version_0/checkpoi
 
 from lightning.pytorch.cli import ArgsType
 
-from common.cli import run_cli
+from common.cli.main import run_cli
 from fashion_cnn.data import FashionMNISTDataModule
 from fashion_cnn.model import FashionCNN
 

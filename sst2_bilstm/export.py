@@ -11,7 +11,7 @@ import onnx
 import torch
 from onnxscript import opset18 as op
 
-from common.export import class_metadata, export_command
+from common.deploy.export import class_metadata, export_command
 from sst2_bilstm.data import CLASS_NAMES
 from sst2_bilstm.model import SST2BiLSTM
 from sst2_bilstm.predict import TOKENIZER_FILE, shared_tokenizer

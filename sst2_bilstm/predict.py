@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from common.console import program, write_rows
+from common.deploy.console import program, write_rows
+from common.deploy.exported import ExportedModel
 from common.errors import DataError, exit_on_reported_error
-from common.exported import ExportedModel
 from sst2_bilstm.tokenizer import encode, unreadable, word_count
 
 COLUMNS = ["sentence", "label", "probability_positive", "note"]
@@ -94,7 +94,7 @@ def load(*paths: str | Path, batch_size: int = 1000, shared_cores: bool = False)
         return load_export(paths[0], batch_size, shared_cores)
     import torch
 
-    from common.predict import batched_probabilities, load_models
+    from common.checkpoints import batched_probabilities, load_models
     from sst2_bilstm.data import CLASS_NAMES
     from sst2_bilstm.model import SST2BiLSTM
 

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, WithJsonSchema
 
-from common.contract import checked_inputs, inputs_schema, json_kind, refuse, too_large
-from common.serve import ClassifierAPI, Decoded, serve_command
+from common.deploy.contract import checked_inputs, inputs_schema, json_kind, refuse, too_large
+from common.deploy.serve import ClassifierAPI, Decoded, serve_command
 from sst2_bilstm.predict import load
 from sst2_bilstm.tokenizer import unreadable
 

@@ -7,7 +7,7 @@ python -m sst2_bilstm.train test --ckpt_path runs/sst2_bilstm/version_0/checkpoi
 
 from lightning.pytorch.cli import ArgsType
 
-from common.cli import run_cli
+from common.cli.main import run_cli
 from sst2_bilstm.data import SST2DataModule
 from sst2_bilstm.model import SST2BiLSTM
 

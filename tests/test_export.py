@@ -131,7 +131,7 @@ def test_a_failed_export_leaves_nothing_behind_and_force_writes_beside_other_fil
     def fails(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("common.export.export_onnx", fails)
+    monkeypatch.setattr("common.deploy.export.export_onnx", fails)
     with pytest.raises(SystemExit) as exit_info:
         fashion_export(["--ckpt", str(fashion_ckpt), "--output", str(target)])
     err = capsys.readouterr().err
@@ -150,9 +150,9 @@ def test_a_packed_bilstm_exports_what_it_predicts(tmp_path, pooling):
     gives the last states (pooling "last") and the outputs (the others) of the packed LSTM."""
     import torch
 
-    from common.export import class_metadata, export_onnx
-    from common.exported import ExportedModel
-    from common.predict import batched_probabilities, per_class
+    from common.checkpoints import batched_probabilities, per_class
+    from common.deploy.export import class_metadata, export_onnx
+    from common.deploy.exported import ExportedModel
     from sst2_bilstm.data import CLASS_NAMES
     from sst2_bilstm.export import TRANSLATIONS
     from sst2_bilstm.model import SST2BiLSTM

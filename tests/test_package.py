@@ -50,12 +50,12 @@ def run_installed(installed, *command):
 
 def test_the_wheel_ships_the_configs_and_runs_from_its_own_files(installed):
     site, _ = installed
-    code = "import common.cli, fashion_cnn.train as t; print(common.cli.config_path('sst2_bilstm.yaml'), t.__file__)"
+    code = "import common.cli.main, fashion_cnn.train as t; print(common.cli.main.config_path('sst2_bilstm.yaml'), t.__file__)"
     result = run_installed(installed, sys.executable, "-c", code)
     assert result.returncode == 0, result.stderr
     config, module = result.stdout.split()
     assert config == str(site / "common" / "configs" / "sst2_bilstm.yaml") and module.startswith(str(site))
-    assert (site / "common" / "page.html").is_file()  # the served page
+    assert (site / "common" / "deploy" / "page.html").is_file()  # the served page
     assert all(
         (site / "bin" / f"{w}-{c}").is_file() for w in ("fashion-cnn", "sst2-bilstm") for c in ("export", "serve")
     )

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from common.callbacks.report import markdown, summarize
 from common.module import ClassifierModule
-from common.report import markdown, summarize
 
 
 def scores_of(confusion):

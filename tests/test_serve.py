@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common.contract import API_KEY_VARIABLE
+from common.deploy.contract import API_KEY_VARIABLE
 from fashion_cnn.predict import MAX_PIXELS
 from tests.conftest import REPO
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from lightning.pytorch.cli import ArgsType
 
-from common.cli import run_cli
+from common.cli.main import run_cli
 from tests.tabular.data import TableDataModule
 from tests.tabular.model import TableMLP
 

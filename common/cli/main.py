@@ -11,17 +11,15 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCL
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
-from common.console import program
-from common.curves import KerasCurves
-from common.ensemble import load_ensemble
-from common.environment import prepare_process
-from common.errors import ConfigError, exit_on_reported_error, missing_package
-from common.packaged import config_path
-from common.parser import USAGE, ConciseParser, description, hints, leave_out_idle_callbacks
-from common.predict import PredictionWriter, read_checkpoint
-from common.report import ReportCallback
-from common.resume import resumed_config
-from common.runs import (
+from common.callbacks.curves import KerasCurves
+from common.callbacks.prediction_writer import PredictionWriter
+from common.callbacks.report import ReportCallback
+from common.checkpoints import read_checkpoint
+from common.cli.environment import prepare_process
+from common.cli.packaged import config_path
+from common.cli.parser import USAGE, ConciseParser, description, hints, leave_out_idle_callbacks
+from common.cli.resume import resumed_config
+from common.cli.runs import (
     chosen_checkpoint,
     discard_unused_run,
     place_logger,
@@ -29,6 +27,9 @@ from common.runs import (
     run_of,
     with_logger_folder,
 )
+from common.deploy.console import program
+from common.ensemble import load_ensemble
+from common.errors import ConfigError, exit_on_reported_error, missing_package
 
 
 class WorkflowCLI(LightningCLI):

@@ -16,10 +16,10 @@ import onnxscript.optimizer
 import torch
 from torch import nn
 
-from common.console import program
+from common.checkpoints import load_models, per_class
+from common.deploy.console import program
+from common.deploy.exported import MODEL_FILE
 from common.errors import DataError, exit_on_reported_error
-from common.exported import MODEL_FILE
-from common.predict import load_models, per_class
 
 
 class Probabilities(nn.Module):

@@ -26,8 +26,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 
-from common.console import program
-from common.contract import API_KEY_VARIABLE, MAX_BODY, MAX_INPUTS, one_line_validation_error, openapi
+from common.deploy.console import program
+from common.deploy.contract import API_KEY_VARIABLE, MAX_BODY, MAX_INPUTS, one_line_validation_error, openapi
 from common.errors import ConfigError, DataError, InputTooLarge, exit_on_reported_error
 
 # Measured with bench/serve_load.py (docs/serving.md): a batch waits at most this long for others to join it.
@@ -118,7 +118,7 @@ class ClassifierAPI(ls.LitAPI):
 
 
 def page() -> str:
-    return importlib.resources.files("common").joinpath("page.html").read_text(encoding="utf-8")
+    return importlib.resources.files("common.deploy").joinpath("page.html").read_text(encoding="utf-8")
 
 
 def _route(app, path: str) -> APIRoute:

@@ -1,13 +1,11 @@
-"""What prediction from a checkpoint needs in both workflows: loading the model, batching it, writing the CLI's
-predictions."""
+"""Reading checkpoints, checked, and predicting with their models: what both workflows' predict and export
+commands, the CLI's ensembles and the benchmarks share."""
 
-import csv
 import pickle
 import zipfile
 from pathlib import Path
 
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter
 
 from common.errors import DataError
 
@@ -66,30 +64,3 @@ def per_class(probabilities: torch.Tensor) -> torch.Tensor:
     if probabilities.dim() == 1:
         return torch.stack([1 - probabilities, probabilities], dim=1)
     return probabilities
-
-
-class PredictionWriter(BasePredictionWriter):
-    """Writes what ``predict`` returns to ``<folder>/<name>.csv``, one row per input: its index, the predicted class
-    and the probability of each class. ``folder`` defaults to the Trainer's log_dir; under DDP each process writes
-    its own share, ``<name>-rank<N>.csv``."""
-
-    def __init__(self, folder: Path | None = None, name: str = "predictions") -> None:
-        super().__init__(write_interval="epoch")
-        self.folder, self.name = folder, name
-        self.path: Path | None = None
-
-    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
-        names = list(trainer.datamodule.class_names)
-        probabilities = per_class(torch.cat(predictions).float())
-        indices = [i for batches in batch_indices for batch in batches for i in batch]
-        folder = self.folder or Path(trainer.log_dir or trainer.default_root_dir)
-        path = folder / (
-            f"{self.name}.csv" if trainer.world_size == 1 else f"{self.name}-rank{trainer.global_rank}.csv"
-        )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as file:
-            writer = csv.writer(file)
-            writer.writerow(["index", "predicted", *(f"p_{name}" for name in names)])
-            for index, row in zip(indices, probabilities.tolist()):
-                writer.writerow([index, names[max(range(len(row)), key=row.__getitem__)], *(f"{p:.6f}" for p in row)])
-        self.path = path

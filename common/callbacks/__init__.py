@@ -1,0 +1,1 @@
+"""Lightning callbacks of both workflows: the report, the Keras-style curves, the prediction writer."""

@@ -1,0 +1,1 @@
+"""The command line: the LightningCLI both workflows run, and what only it needs."""
