@@ -1,7 +1,9 @@
-"""What a newcomer reads first stays short and true: the README's size and links, the configs' citations, and
-shared modules small enough to read top to bottom."""
+"""What a newcomer reads first stays short and true (the README's size and links, the configs' citations), and the
+layout's one rule holds: what serves an export runs without torch."""
 
 import re
+import subprocess
+import sys
 
 from tests.conftest import REPO
 
@@ -27,10 +29,30 @@ def test_configs_cite_what_the_repository_holds():
             assert (REPO / cited).is_file(), f"{config.name} cites {cited}"
 
 
-def test_shared_modules_read_top_to_bottom():
-    # common/cli.py once held eight concerns in 400 lines; each concern now has its own file.
-    for module in (REPO / "common").glob("*.py"):
-        assert len(module.read_text().splitlines()) <= 250, f"{module.name}: split it by concern"
+# What runs where torch is not installed: an export's predictor and server (docs/serving.md). The subpackages'
+# __init__.py import nothing, so that importing common.deploy.serve does not pull in Lightning.
+TORCH_FREE = [
+    "common",
+    "common.errors",
+    *(f"common.deploy.{path.stem}" for path in (REPO / "common" / "deploy").glob("*.py") if path.stem != "export"),
+    *(f"{workflow}.{name}" for workflow in ("fashion_cnn", "sst2_bilstm") for name in ("__init__", "predict", "serve")),
+    "sst2_bilstm.tokenizer",
+]
+BLOCKED = ["torch", "torchvision", "lightning", "torchmetrics", "matplotlib"]
+
+
+def test_the_torch_free_modules_import_without_torch():
+    code = (
+        "import importlib, sys\n"
+        f"sys.modules.update(dict.fromkeys({BLOCKED!r}))\n"  # None there: importing them raises ImportError
+        "for name in sys.argv[1:]:\n"
+        "    try:\n"
+        "        importlib.import_module(name.removesuffix('.__init__'))\n"
+        "    except ImportError as error:\n"
+        "        print(name, error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, *TORCH_FREE], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr[-2000:]
 
 
 def test_every_run_of_the_suite_shows_its_slowest_tests():
