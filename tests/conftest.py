@@ -95,9 +95,30 @@ def training_batches(data) -> list:
     return list(data.train_dataloader())
 
 
-# Trained once per test process and shared by the tests of what a trained model does outside training (export,
-# serving, the page): each only reads them.
+ONE_QUIET_EPOCH = ["--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"]
 TINY_SST2 = ["--model.embedding_dim", "16", "--model.hidden_sizes", "[8, 4]", "--model.dense_size", "8"]
+
+
+def tiny_run(
+    workflow: str, data_dir: Path, root: Path, *extra: str, command: str | None = "fit", config: Path | None = None
+) -> list[str]:
+    """The command line of a quick run of ``workflow`` on the tests' tiny data, into ``root``: one epoch, no
+    progress bar, nothing downloaded, SST-2's BiLSTM small (TINY_SST2). ``config`` comes first and ``extra`` last,
+    so that each overrides what stands before it, as on any LightningCLI command line. ``command=None`` leaves out
+    the subcommand."""
+    options = ["--data.download", "false"] if workflow == "fashion_cnn" else TINY_SST2
+    return [
+        *([command] if command else []),
+        *(["--config", str(config)] if config else []),
+        *("--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(root)),
+        *ONE_QUIET_EPOCH,
+        *options,
+        *extra,
+    ]
+
+
+# Trained once per test process and shared by the tests of what a trained model does outside training (export,
+# serving, the page, the predictors): each reads them, or copies them to write beside them.
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +128,7 @@ def tiny_fashion(tmp_path_factory) -> tuple[Path, Path]:
 
     root = tmp_path_factory.mktemp("tiny-fashion")
     data = write_fashion_mnist(root / "data")
-    main(["fit", "--data.data_dir", str(data), "--trainer.default_root_dir", str(root / "runs"), *ONE_QUIET_EPOCH])
+    main(tiny_run("fashion_cnn", data, root / "runs"))
     return data, root / "runs" / "version_0" / "checkpoints" / "last.ckpt"
 
 
@@ -118,8 +139,7 @@ def tiny_sst2(tmp_path_factory) -> tuple[Path, Path]:
 
     root = tmp_path_factory.mktemp("tiny-sst2")
     data = write_sst2(root / "data")
-    args = ["fit", "--data.data_dir", str(data), "--trainer.default_root_dir", str(root / "runs")]
-    main([*args, *ONE_QUIET_EPOCH, *TINY_SST2])
+    main(tiny_run("sst2_bilstm", data, root / "runs"))
     return data, root / "runs" / "version_0" / "checkpoints" / "last.ckpt"
 
 
@@ -139,6 +159,3 @@ def sst2_exported(tiny_sst2, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("sst2-export")
     main(["--ckpt", str(tiny_sst2[1]), "--output", str(folder)])
     return folder
-
-
-ONE_QUIET_EPOCH = ["--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"]

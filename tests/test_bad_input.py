@@ -9,10 +9,7 @@ import torch
 from fashion_cnn.train import main as fashion_main
 from sst2_bilstm.data import OFFLINE_VARIABLES, PROXY_VARIABLES
 from sst2_bilstm.train import main as sst2_main
-from tests.conftest import write_fashion_mnist, write_idx, write_sst2
-
-TINY_SST2 = ["--model.embedding_dim", "8", "--model.hidden_sizes", "[4, 4]", "--model.dense_size", "4"]
-QUIET = ["--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"]
+from tests.conftest import tiny_run, write_fashion_mnist, write_idx, write_sst2
 
 
 @pytest.fixture(scope="module")
@@ -20,20 +17,8 @@ def earlier(tmp_path_factory):
     """Good data, and one finished run of each workflow under runs/<workflow>/version_0."""
     root = tmp_path_factory.mktemp("earlier")
     fashion, sst2 = write_fashion_mnist(root / "fashion"), write_sst2(root / "sst2")
-    fashion_main(
-        ["fit", "--data.data_dir", str(fashion), "--trainer.default_root_dir", str(root / "runs" / "fashion"), *QUIET]
-    )
-    sst2_main(
-        [
-            "fit",
-            "--data.data_dir",
-            str(sst2),
-            "--trainer.default_root_dir",
-            str(root / "runs" / "sst2"),
-            *QUIET,
-            *TINY_SST2,
-        ]
-    )
+    fashion_main(tiny_run("fashion_cnn", fashion, root / "runs" / "fashion"))
+    sst2_main(tiny_run("sst2_bilstm", sst2, root / "runs" / "sst2"))
     return root
 
 
@@ -116,15 +101,7 @@ def test_fashion_bad_input(case, earlier, tmp_path, capsys):
         damage(data)
     extra = [str(earlier / "runs/sst2/version_0/checkpoints/last.ckpt") if a == "SST2_CKPT" else a for a in extra]
     before = snapshot(earlier / "runs")
-    args = [
-        "fit",
-        "--data.data_dir",
-        str(data),
-        "--trainer.default_root_dir",
-        str(earlier / "runs" / "fashion"),
-        *QUIET,
-    ]
-    status, err = run(fashion_main, [*args, *extra], capsys)
+    status, err = run(fashion_main, tiny_run("fashion_cnn", data, earlier / "runs" / "fashion", *extra), capsys)
     assert status == 2 and message in err and "Traceback" not in err and err.count("error:") == 1
     assert snapshot(earlier / "runs") == before  # nothing earlier changed, no folder left behind
 
@@ -139,8 +116,7 @@ def test_sst2_bad_input(case, earlier, tmp_path, capsys):
     elif callable(damage):
         damage(data)
     before = snapshot(earlier / "runs")
-    args = ["fit", "--data.data_dir", str(data), "--trainer.default_root_dir", str(earlier / "runs" / "sst2"), *QUIET]
-    status, err = run(sst2_main, [*args, *TINY_SST2, *extra], capsys)
+    status, err = run(sst2_main, tiny_run("sst2_bilstm", data, earlier / "runs" / "sst2", *extra), capsys)
     assert status == 2 and message in err and "Traceback" not in err and err.count("error:") == 1
     assert snapshot(earlier / "runs") == before
 
@@ -165,8 +141,8 @@ def test_missing_data_leaves_no_folder_behind(tmp_path, capsys, monkeypatch):
 
 def test_a_non_finite_loss_stops_training_naming_the_step(tmp_path, capsys):
     data = write_fashion_mnist(tmp_path / "data")
-    args = ["fit", "--data.data_dir", str(data), "--trainer.default_root_dir", str(tmp_path / "runs"), *QUIET]
-    status, err = run(fashion_main, [*args, "--trainer.max_epochs", "3", "--model.lr", "1e30"], capsys)
+    args = tiny_run("fashion_cnn", data, tmp_path / "runs", "--trainer.max_epochs", "3", "--model.lr", "1e30")
+    status, err = run(fashion_main, args, capsys)
     # Adam's first step moves every weight by ~1e30: the second step's activations overflow.
     assert status == 2 and "the training loss became nan or infinite at step 1 (epoch 1)" in err
     assert "Traceback" not in err and not (tmp_path / "runs" / "version_0" / "metrics.json").exists()

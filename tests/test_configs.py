@@ -19,7 +19,7 @@ import fashion_cnn.train
 import sst2_bilstm.export
 import sst2_bilstm.predict
 import sst2_bilstm.train
-from tests.conftest import REPO, TINY_SST2, write_fashion_mnist, write_sst2
+from tests.conftest import REPO, tiny_run, write_fashion_mnist, write_sst2
 from tests.test_serve import Server
 
 CONFIGS = sorted(path.name for path in (REPO / "configs").glob("*.yaml"))
@@ -28,7 +28,6 @@ WORKFLOWS = {
     "sst2_bilstm": (sst2_bilstm.train, sst2_bilstm.predict, sst2_bilstm.export),
 }
 SENTENCES = ["good the film is , really", "bad", "zzzz unknown words", "", "the " * 60 + "great"]
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
 def workflow_of(config: str) -> str:
@@ -44,15 +43,13 @@ class Run:
         self.config, self.root, self.workflow = config, root, workflow_of(config)
         self.train, self.predict, self.export = WORKFLOWS[self.workflow]
         if self.workflow == "fashion_cnn":
-            data = write_fashion_mnist(root / "data")
-            self.options = ["--data.data_dir", str(data), "--data.download", "false", "--data.batch_size", "16"]
-            self.inputs = self._images()
+            data, batch_size, self.inputs = write_fashion_mnist(root / "data"), "16", self._images()
         else:
-            data = write_sst2(root / "data")
-            self.options = ["--data.data_dir", str(data), "--data.batch_size", "8", *TINY_SST2]
-            self.inputs = SENTENCES
-        self.options = ["--config", str(REPO / "configs" / config), *self.options, *QUIET]
-        self.options += ["--trainer.default_root_dir", str(root / "runs"), "--trainer.max_epochs", "1"]
+            data, batch_size, self.inputs = write_sst2(root / "data"), "8", SENTENCES
+        extra = ["--data.batch_size", batch_size, "--trainer.enable_model_summary", "false"]
+        self.options = tiny_run(
+            self.workflow, data, root / "runs", *extra, command=None, config=REPO / "configs" / config
+        )
         self.folder = root / "runs" / "version_0"
 
     def _images(self) -> list[str]:

@@ -1,7 +1,6 @@
 """The same configs on two CPU processes (DDP and ddp_spawn, gloo) and on two machines (torchrun): metrics reduced
 across processes, one report."""
 
-import importlib
 import json
 import os
 import socket
@@ -10,41 +9,23 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, write_fashion_mnist, write_sst2
+from sst2_bilstm.train import main as sst2_main
+from tests.conftest import REPO, tiny_run, write_fashion_mnist, write_sst2
 
-TINY_SST2 = ["--model.embedding_dim", "8", "--model.hidden_sizes", "[4, 4]"]
-PACKED = str(REPO / "configs" / "sst2_bilstm_packed.yaml")
 DISTRIBUTED = {"RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "NODE_RANK", "MASTER_ADDR"}
 DISTRIBUTED |= {"MASTER_PORT"}
-CASES = {  # workflow, strategy, extra arguments (Fashion-MNIST: the torchrun test below)
-    # (ddp_spawn, a second launch of every process, is the torchrun test's 2-process run: the suite's time.)
-    "sst2_bilstm": ("sst2_bilstm", "ddp", TINY_SST2),
-    "sst2_bilstm_packed": ("sst2_bilstm", "ddp", ["--config", PACKED, *TINY_SST2]),
-}
+ON_CPU = ["--trainer.accelerator", "cpu"]
+# SST-2's configs under ddp; Fashion-MNIST's under ddp_spawn and torchrun in the test below (a second launch of
+# every process for ddp_spawn on SST-2 too would cost the suite's time).
+CASES = {"sst2_bilstm": None, "sst2_bilstm_packed": REPO / "configs" / "sst2_bilstm_packed.yaml"}
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_ddp_on_two_cpu_processes(case, tmp_path):
-    workflow, strategy, extra = CASES[case]
-    data_dir, root, n_test = write_sst2(tmp_path / "data"), tmp_path / "ddp", 20
-    common = ["--data.data_dir", str(data_dir), "--trainer.enable_progress_bar", "false", *extra]
-    command = [
-        sys.executable,
-        "-m",
-        f"{workflow}.train",
-        "fit",
-        *common,
-        "--trainer.default_root_dir",
-        str(root),
-        "--trainer.max_epochs",
-        "2",
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.strategy",
-        strategy,
-        "--trainer.devices",
-        "2",
-    ]
+    config, data_dir, root, n_test = CASES[case], write_sst2(tmp_path / "data"), tmp_path / "ddp", 20
+    ddp = ["--trainer.max_epochs", "2", "--trainer.strategy", "ddp", "--trainer.devices", "2"]
+    fit = tiny_run("sst2_bilstm", data_dir, root, *ON_CPU, *ddp, config=config)
+    command = [sys.executable, "-m", "sst2_bilstm.train", *fit]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("Report: ") == 1 and [p.name for p in root.iterdir()] == ["version_0"]
@@ -55,20 +36,14 @@ def test_ddp_on_two_cpu_processes(case, tmp_path):
     assert ddp["test"]["accuracy"] == pytest.approx(sum(row[i] for i, row in enumerate(confusion)) / n_test)
 
     # One process testing the same checkpoint on the same kind of device finds the same figures.
-    main = importlib.import_module(f"{workflow}.train").main
-    main(
-        [
-            "test",
-            *common,
-            "--trainer.default_root_dir",
-            str(tmp_path / "single"),
-            "--trainer.accelerator",
-            "cpu",
-            "--ckpt_path",
-            str(root / "version_0" / "checkpoints" / "last.ckpt"),
-        ]
+    checkpoint = str(root / "version_0" / "checkpoints" / "last.ckpt")
+    single_root = tmp_path / "single"
+    sst2_main(
+        tiny_run(
+            "sst2_bilstm", data_dir, single_root, *ON_CPU, "--ckpt_path", checkpoint, command="test", config=config
+        )
     )
-    single = json.loads((tmp_path / "single" / "version_0" / "metrics.json").read_text())
+    single = json.loads((single_root / "version_0" / "metrics.json").read_text())
     assert single["confusion_matrix"] == confusion
     assert single["test"]["accuracy"] == pytest.approx(ddp["test"]["accuracy"])
     assert single["test"]["loss"] == pytest.approx(ddp["test"]["loss"], rel=1e-5)
@@ -79,12 +54,15 @@ def test_two_machines_with_torchrun_train_as_two_processes_do(tmp_path):
     """docs/cli.md's torchrun command for several machines, run as 2 nodes x 1 process on this one (c10d
     rendezvous on 127.0.0.1): the same test figures as the 2-process run (ddp_spawn) of the same seed."""
     data_dir = write_fashion_mnist(tmp_path / "data")
-    common = ["--data.data_dir", str(data_dir), "--data.download", "false", "--trainer.enable_progress_bar", "false"]
-    common += ["--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp"]
-    fit = ["-m", "fashion_cnn.train", "fit", *common]
+
+    def fit(root, *extra):
+        return ["-m", "fashion_cnn.train", *tiny_run("fashion_cnn", data_dir, root, *ON_CPU, *extra)]
+
     # The 2-process run under ddp_spawn: the same run as ddp's, which the two machines run.
-    two_processes = [sys.executable, *fit, "--trainer.devices", "2", "--trainer.strategy", "ddp_spawn"]
-    two_processes += ["--trainer.default_root_dir", str(tmp_path / "one")]
+    two_processes = [
+        sys.executable,
+        *fit(tmp_path / "one", "--trainer.devices", "2", "--trainer.strategy", "ddp_spawn"),
+    ]
     done = subprocess.run(two_processes, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == f"Report: {tmp_path / 'one' / 'version_0' / 'report.md'}"
@@ -93,8 +71,8 @@ def test_two_machines_with_torchrun_train_as_two_processes_do(tmp_path):
         port = probe.getsockname()[1]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1"]
     torchrun += ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "test"]
-    node = [*torchrun, *fit, "--trainer.num_nodes", "2", "--trainer.devices", "1"]
-    node += ["--trainer.default_root_dir", str(tmp_path / "two")]
+    distributed = ["--trainer.strategy", "ddp", "--trainer.num_nodes", "2", "--trainer.devices", "1"]
+    node = [*torchrun, *fit(tmp_path / "two", *distributed)]
     # Files, not pipes: a node blocked on a full pipe while the other is being read would stall both.
     logs = [(tmp_path / f"node{i}.out").open("w+") for i in range(2)]
     # Nothing of a launcher's environment that an earlier test in this process may have left (RANK, MASTER_PORT...).

@@ -15,21 +15,10 @@ from sst2_bilstm import export as sst2_export
 from sst2_bilstm import predict as sst2_predict
 from sst2_bilstm.data import SST2DataModule
 from sst2_bilstm.train import main as sst2_train
-from tests.conftest import write_sst2
+from tests.conftest import tiny_run, write_sst2
 from tests.test_serve import Server
 
-SMALL = [
-    "--model.embedding_dim",
-    "16",
-    "--model.hidden_sizes",
-    "[8, 4]",
-    "--model.dense_size",
-    "8",
-    "--trainer.max_epochs",
-    "2",
-    "--trainer.enable_progress_bar",
-    "false",
-]
+TWO_EPOCHS = ["--trainer.max_epochs", "2"]
 
 
 @pytest.fixture(scope="module")
@@ -38,30 +27,8 @@ def three_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("ensemble")
     data_dir = write_sst2(root / "data")
     for seed in (1, 2, 3):
-        sst2_train(
-            [
-                "fit",
-                "--data.data_dir",
-                str(data_dir),
-                "--trainer.default_root_dir",
-                str(root / "runs"),
-                "--seed_everything",
-                str(seed),
-                *SMALL,
-            ]
-        )
-    sst2_train(
-        [
-            "fit",
-            "--data.data_dir",
-            str(data_dir),
-            "--trainer.default_root_dir",
-            str(root / "other"),
-            "--data.num_words",
-            "5",
-            *SMALL,
-        ]
-    )
+        sst2_train(tiny_run("sst2_bilstm", data_dir, root / "runs", *TWO_EPOCHS, "--seed_everything", str(seed)))
+    sst2_train(tiny_run("sst2_bilstm", data_dir, root / "other", *TWO_EPOCHS, "--data.num_words", "5"))
     checkpoints = [str(root / "runs" / f"version_{i}" / "checkpoints" / "last.ckpt") for i in range(3)]
     return data_dir, root, checkpoints, str(root / "other" / "version_0" / "checkpoints" / "last.ckpt")
 
@@ -83,16 +50,7 @@ def test_the_test_subcommand_scores_the_ensemble(three_runs, caplog):
     data_dir, root, checkpoints, _ = three_runs
     with caplog.at_level(logging.INFO):
         sst2_train(
-            [
-                "test",
-                "--data.data_dir",
-                str(data_dir),
-                "--trainer.default_root_dir",
-                str(root / "runs"),
-                "--trainer.enable_progress_bar",
-                "false",
-                f"--ckpt_path=[{', '.join(checkpoints)}]",
-            ]
+            tiny_run("sst2_bilstm", data_dir, root / "runs", f"--ckpt_path=[{', '.join(checkpoints)}]", command="test")
         )
     assert "test: the ensemble of 3 checkpoints" in caplog.text
     metrics = json.loads(sorted((root / "runs").glob("version_*/metrics.json"))[-1].read_text())
@@ -108,15 +66,9 @@ def test_the_test_subcommand_scores_the_ensemble(three_runs, caplog):
 
 def test_the_predict_subcommand_writes_an_ensembles_predictions_into_a_new_run(three_runs, tmp_path, capsys):
     data_dir, _, checkpoints, _ = three_runs
-    args = [
-        "--data.data_dir",
-        str(data_dir),
-        "--trainer.default_root_dir",
-        str(tmp_path),
-        "--trainer.enable_progress_bar",
-        "false",
-    ]
-    sst2_train(["predict", *args, f"--ckpt_path=[{', '.join(checkpoints)}]"])
+    sst2_train(
+        tiny_run("sst2_bilstm", data_dir, tmp_path, f"--ckpt_path=[{', '.join(checkpoints)}]", command="predict")
+    )
     written = tmp_path / "version_0" / "predictions.csv"
     assert f"Predictions: {written} (an ensemble has no run of its own)" in capsys.readouterr().out
     assert len(written.read_text().splitlines()) == 1 + 20
@@ -162,14 +114,7 @@ def test_an_ensemble_exports_as_one_model_of_the_mean_and_serves(three_runs, tmp
 
 def test_an_ensemble_of_other_vocabularies_or_in_fit_is_refused(three_runs, capsys):
     data_dir, root, checkpoints, other = three_runs
-    common = [
-        "--data.data_dir",
-        str(data_dir),
-        "--trainer.default_root_dir",
-        str(root / "runs"),
-        "--trainer.enable_progress_bar",
-        "false",
-    ]
+    common = tiny_run("sst2_bilstm", data_dir, root / "runs", command=None)
     # The other form of a list: --ckpt_path+ once per member.
     for command, expected in (("test", "trained with different"), ("fit", "fit takes one --ckpt_path")):
         with pytest.raises(SystemExit) as exit_info:

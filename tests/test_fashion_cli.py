@@ -7,33 +7,18 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from fashion_cnn.data import CLASS_NAMES
 from fashion_cnn.train import main
-from tests.conftest import REPO
+from tests.conftest import REPO, tiny_run
 
 SPLIT_KEYS = {"accuracy", "loss"}
 SCORE_KEYS = {"precision", "recall", "f1", "support"}
 
 
-def fit_args(data_dir, root, *extra):
-    return [
-        "fit",
-        "--data.data_dir",
-        str(data_dir),
-        "--data.download",
-        "false",
-        "--trainer.default_root_dir",
-        str(root),
-        "--trainer.max_epochs",
-        "2",
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.log_every_n_steps",
-        "3",  # 2 batches an epoch: epochs end off the logging steps
-        *extra,
-    ]
+# 2 batches an epoch: the epochs end off the logging steps.
+TWO_EPOCHS = ["--trainer.max_epochs", "2", "--trainer.log_every_n_steps", "3"]
 
 
 def test_fit_trains_tests_and_writes_the_whole_report(fashion_dir, tmp_path, capsys):
-    main(fit_args(fashion_dir, tmp_path / "runs"))
+    main(tiny_run("fashion_cnn", fashion_dir, tmp_path / "runs", *TWO_EPOCHS))
     run = tmp_path / "runs" / "version_0"
     assert capsys.readouterr().out.strip().splitlines()[-1] == f"Report: {run / 'report.md'}"
 
@@ -82,7 +67,7 @@ def test_fit_trains_tests_and_writes_the_whole_report(fashion_dir, tmp_path, cap
 
 
 def test_test_subcommand_reports_a_checkpoint(fashion_dir, tmp_path, capsys):
-    main(fit_args(fashion_dir, tmp_path / "runs", "--trainer.max_epochs", "1"))
+    main(tiny_run("fashion_cnn", fashion_dir, tmp_path / "runs"))
     checkpoint = tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt"
     main(
         [
@@ -105,7 +90,7 @@ def test_test_subcommand_reports_a_checkpoint(fashion_dir, tmp_path, capsys):
 
 def test_validate_and_predict_without_ckpt_path_use_the_newest_run_and_say_so(fashion_dir, tmp_path, caplog, capsys):
     root = tmp_path / "runs"
-    main(fit_args(fashion_dir, root))
+    main(tiny_run("fashion_cnn", fashion_dir, root, *TWO_EPOCHS))
     trained = json.loads((root / "version_0" / "metrics.json").read_text())
     common = ["--data.data_dir", str(fashion_dir), "--trainer.default_root_dir", str(root)]
     with caplog.at_level(logging.INFO):
@@ -137,7 +122,7 @@ def test_evaluating_without_any_trained_weights_is_refused(subcommand, fashion_d
 
 
 def test_arguments_without_subcommand_mean_fit(fashion_dir, tmp_path):
-    main(fit_args(fashion_dir, tmp_path / "runs", "--trainer.max_epochs", "1")[1:])
+    main(tiny_run("fashion_cnn", fashion_dir, tmp_path / "runs")[1:])
     assert (tmp_path / "runs" / "version_0" / "metrics.json").is_file()
 
 
@@ -180,8 +165,8 @@ def test_missing_data_exits_with_the_message_only(tmp_path, capsys):
 
 
 def test_the_improved_config_runs_on_top_of_the_reference(fashion_dir, tmp_path):
-    config_then_overrides = fit_args(fashion_dir, tmp_path, "--data.batch_size", "16")[1:]
-    main(["fit", "--config", str(REPO / "configs" / "fashion_cnn_plus.yaml"), *config_then_overrides])
+    plus = REPO / "configs" / "fashion_cnn_plus.yaml"
+    main(tiny_run("fashion_cnn", fashion_dir, tmp_path, *TWO_EPOCHS, "--data.batch_size", "16", config=plus))
     config = yaml.safe_load((tmp_path / "version_0" / "config.yaml").read_text())
     assert config["model"]["batch_norm"] and config["model"]["one_cycle"] and config["data"]["augment"]
     assert config["model"]["eps"] == 1e-7 and config["seed_everything"] == 42  # the rest from the reference
@@ -192,14 +177,23 @@ def test_the_improved_config_runs_on_top_of_the_reference(fashion_dir, tmp_path)
 
 
 def test_bf16_mixed_precision_trains_and_tests(fashion_dir, tmp_path):
-    main([*fit_args(fashion_dir, tmp_path), "--trainer.precision", "bf16-mixed"])
+    main([*tiny_run("fashion_cnn", fashion_dir, tmp_path, *TWO_EPOCHS), "--trainer.precision", "bf16-mixed"])
     metrics = json.loads((tmp_path / "version_0" / "metrics.json").read_text())
     assert sum(map(sum, metrics["confusion_matrix"])) == 32 and metrics["test"]["loss"] > 0
 
 
 def test_keras_curves_skip_epochs_without_validation(fashion_dir, tmp_path):
     main(
-        fit_args(fashion_dir, tmp_path / "runs", "--trainer.max_epochs", "3", "--trainer.check_val_every_n_epoch", "2")
+        tiny_run(
+            "fashion_cnn",
+            fashion_dir,
+            tmp_path / "runs",
+            *TWO_EPOCHS,
+            "--trainer.max_epochs",
+            "3",
+            "--trainer.check_val_every_n_epoch",
+            "2",
+        )
     )
     curves = {
         folder: EventAccumulator(str(tmp_path / "runs" / "version_0" / folder)).Reload()

@@ -15,7 +15,7 @@ import torch
 from common.files import DiskFull, write_text, written_whole
 from fashion_cnn.train import main as fashion_train
 from sst2_bilstm.train import main as sst2_train
-from tests.conftest import ONE_QUIET_EPOCH, TINY_SST2, write_fashion_mnist, write_sst2
+from tests.conftest import tiny_run, write_fashion_mnist, write_sst2
 
 
 @pytest.fixture
@@ -33,28 +33,26 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
-WORKFLOWS = {
-    "fashion_cnn": (fashion_train, write_fashion_mnist, ["--data.download", "false", "--data.batch_size", "16"]),
-    "sst2_bilstm": (sst2_train, write_sst2, ["--data.batch_size", "16", *TINY_SST2]),
-}
+WORKFLOWS = {"fashion_cnn": (fashion_train, write_fashion_mnist), "sst2_bilstm": (sst2_train, write_sst2)}
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS)
 def test_a_full_disk_ends_the_run_in_one_line_and_keeps_the_last_whole_checkpoint(
     workflow, small_disk, tmp_path, capsys
 ):
-    train, write_data, options = WORKFLOWS[workflow]
+    train, write_data = WORKFLOWS[workflow]
     root = (small_disk or tmp_path) / "runs"
     ballast = (small_disk or tmp_path) / "ballast"
-    args = ["--data.data_dir", str(write_data(tmp_path / "data")), *options, *ONE_QUIET_EPOCH]
-    args += ["--trainer.default_root_dir", str(root), "--trainer.max_epochs", "3"]
+    args = tiny_run(
+        workflow, write_data(tmp_path / "data"), root, "--data.batch_size", "16", "--trainer.max_epochs", "3"
+    )
     fault = ["--trainer.callbacks+=tests.callbacks.FillDiskAtEpoch", "--trainer.callbacks.epoch=1"]
     fault += [f"--trainer.callbacks.ballast={ballast}", f"--trainer.callbacks.fill={small_disk is not None}"]
     if not small_disk:
         plugin = {"class_path": "tests.callbacks.FullDiskCheckpointIO", "init_args": {"ballast": str(ballast)}}
         fault += ["--trainer.plugins", json.dumps([plugin])]
     with pytest.raises(SystemExit) as exit_info:
-        train(["fit", *args, *fault])
+        train([*args, *fault])
     err = capsys.readouterr().err
     checkpoints = root / "version_0" / "checkpoints"
     assert exit_info.value.code == 2 and "Traceback" not in err
@@ -67,7 +65,7 @@ def test_a_full_disk_ends_the_run_in_one_line_and_keeps_the_last_whole_checkpoin
 
     # Resumed on the same full disk (the run's config.yaml brings its plugins and callbacks): the same one line.
     with pytest.raises(SystemExit) as exit_info:
-        train(["fit", *args, "--ckpt_path", str(last)])
+        train([*args, "--ckpt_path", str(last)])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith(f"error: no space left in {checkpoints}: ")

@@ -19,7 +19,7 @@ from fashion_cnn.train import main as fashion_main
 from sst2_bilstm.data import SST2DataModule
 from sst2_bilstm.model import SST2BiLSTM
 from sst2_bilstm.train import main as sst2_main
-from tests.conftest import write_fashion_mnist, write_sst2
+from tests.conftest import tiny_run, write_fashion_mnist, write_sst2
 
 WORKFLOWS = ("fashion_cnn", "sst2_bilstm")
 # 64 training images or 80 training sentences, in batches of 8: 8 and 10 batches an epoch.
@@ -58,40 +58,12 @@ def trainer(tmp_path, **flags):
 def cli(workflow, data_dir, root, *extra):
     """A command-line fit of a tiny model; returns the run folder."""
     main = fashion_main if workflow == "fashion_cnn" else sst2_main
-    tiny = {
-        "fashion_cnn": ["--data.download", "false", "--model.channels", "[4, 8]", "--model.dense_size", "8"],
-        "sst2_bilstm": [
-            "--model.embedding_dim",
-            "8",
-            "--model.hidden_sizes",
-            "[4, 4]",
-            "--model.dense_size",
-            "4",
-            "--data.num_words",
-            "50",
-            "--data.max_length",
-            "12",
-        ],
+    # Narrower than tiny_run's: this file trains many times.
+    narrow = {
+        "fashion_cnn": ["--model.channels", "[4, 8]", "--model.dense_size", "8"],
+        "sst2_bilstm": ["--model.hidden_sizes", "[4, 4]", "--data.num_words", "50", "--data.max_length", "12"],
     }[workflow]
-    main(
-        [
-            "fit",
-            "--data.data_dir",
-            str(data_dir),
-            "--trainer.default_root_dir",
-            str(root),
-            "--data.batch_size",
-            "8",
-            "--trainer.enable_progress_bar",
-            "false",
-            "--trainer.accelerator",
-            "cpu",
-            "--trainer.max_epochs",
-            "1",
-            *tiny,
-            *extra,
-        ]
-    )
+    main(tiny_run(workflow, data_dir, root, "--data.batch_size", "8", "--trainer.accelerator", "cpu", *narrow, *extra))
     return root / "version_0"
 
 

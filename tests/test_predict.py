@@ -18,29 +18,23 @@ from fashion_cnn.train import main as fashion_train
 from sst2_bilstm import predict as sst2_predict
 from sst2_bilstm.data import SST2DataModule
 from sst2_bilstm.train import main as sst2_train
-from tests.conftest import REPO, write_fashion_mnist, write_sst2
+from tests.conftest import REPO
 from tests.test_serve import broken_png
 
-QUIET = ["--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"]
+
+# Copies of the session's tiny runs: these tests write predictions and checkpoints into a run.
+@pytest.fixture(scope="module")
+def fashion_run(tiny_fashion, tmp_path_factory):
+    data_dir, checkpoint = tiny_fashion
+    run = shutil.copytree(checkpoint.parents[1], tmp_path_factory.mktemp("fashion") / "runs" / "version_0")
+    return data_dir, run
 
 
 @pytest.fixture(scope="module")
-def fashion_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fashion")
-    data_dir = write_fashion_mnist(root / "data")
-    fashion_train(["fit", "--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(root / "runs"), *QUIET])
-    return data_dir, root / "runs" / "version_0"
-
-
-@pytest.fixture(scope="module")
-def sst2_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sst2")
-    data_dir = write_sst2(root / "data")
-    small = ["--model.embedding_dim", "16", "--model.hidden_sizes", "[8, 4]", "--model.dense_size", "8"]
-    sst2_train(
-        ["fit", "--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(root / "runs"), *QUIET, *small]
-    )
-    return data_dir, root / "runs" / "version_0"
+def sst2_run(tiny_sst2, tmp_path_factory):
+    data_dir, checkpoint = tiny_sst2
+    run = shutil.copytree(checkpoint.parents[1], tmp_path_factory.mktemp("sst2") / "runs" / "version_0")
+    return data_dir, run
 
 
 def run_main(main, args, capsys):

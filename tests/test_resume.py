@@ -14,25 +14,10 @@ import yaml
 from fashion_cnn.data import FashionMNISTDataModule
 from fashion_cnn.train import main
 from sst2_bilstm.train import main as sst2_main
-from tests.conftest import REPO, write_fashion_mnist
+from tests.conftest import REPO, tiny_run, write_fashion_mnist
 
-
-def fit_args(data_dir, root, *extra):
-    # On the CPU, where the same seed gives the same figures; a GPU needs deterministic kernels for that.
-    return [
-        "fit",
-        "--data.data_dir",
-        str(data_dir),
-        "--data.download",
-        "false",
-        "--trainer.default_root_dir",
-        str(root),
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.accelerator",
-        "cpu",
-        *extra,
-    ]
+# On the CPU, where the same seed gives the same figures; a GPU needs deterministic kernels for that.
+ON_CPU = ["--trainer.accelerator", "cpu"]
 
 
 def batches_per_epoch(data_dir):
@@ -47,21 +32,33 @@ def metrics(root, version=0):
 
 
 def test_the_same_seed_gives_the_same_metrics(fashion_dir, tmp_path):
-    main(fit_args(fashion_dir, tmp_path / "first", "--trainer.max_epochs", "2"))
-    main(fit_args(fashion_dir, tmp_path / "second", "--trainer.max_epochs", "2"))
-    main(fit_args(fashion_dir, tmp_path / "other", "--trainer.max_epochs", "2", "--seed_everything", "7"))
+    main(tiny_run("fashion_cnn", fashion_dir, tmp_path / "first", *ON_CPU, "--trainer.max_epochs", "2"))
+    main(tiny_run("fashion_cnn", fashion_dir, tmp_path / "second", *ON_CPU, "--trainer.max_epochs", "2"))
+    main(
+        tiny_run(
+            "fashion_cnn",
+            fashion_dir,
+            tmp_path / "other",
+            *ON_CPU,
+            "--trainer.max_epochs",
+            "2",
+            "--seed_everything",
+            "7",
+        )
+    )
     first, second, other = metrics(tmp_path / "first"), metrics(tmp_path / "second"), metrics(tmp_path / "other")
     assert first == second and first["seed"] == 42
     assert other["seed"] == 7 and other["history"] != first["history"]
 
 
 def test_a_killed_run_resumes_in_its_folder_to_the_same_metrics(tmp_path):
-    data_dir = write_fashion_mnist(tmp_path / "data", n_train=3000, n_test=64)  # 94 batches an epoch
-    main(fit_args(data_dir, tmp_path / "straight", "--trainer.max_epochs", "4"))
+    data_dir = write_fashion_mnist(tmp_path / "data", n_train=320, n_test=64)  # 10 batches an epoch
+    narrow = [*ON_CPU, "--model.channels", "[4, 8]", "--model.dense_size", "16", "--trainer.max_epochs", "4"]
+    main(tiny_run("fashion_cnn", data_dir, tmp_path / "straight", *narrow))
 
     killed, marker = tmp_path / "killed", tmp_path / "paused"
-    pause = {"class_path": "tests.callbacks.PauseAtStep", "init_args": {"step": 130, "marker": str(marker)}}
-    args = fit_args(data_dir, killed, "--trainer.max_epochs", "4", f"--trainer.callbacks+={json.dumps(pause)}")
+    pause = {"class_path": "tests.callbacks.PauseAtStep", "init_args": {"step": 15, "marker": str(marker)}}
+    args = tiny_run("fashion_cnn", data_dir, killed, *narrow, f"--trainer.callbacks+={json.dumps(pause)}")
     process = subprocess.Popen(
         [sys.executable, "-m", "fashion_cnn.train", *args],
         cwd=REPO,
@@ -70,19 +67,19 @@ def test_a_killed_run_resumes_in_its_folder_to_the_same_metrics(tmp_path):
     )
     deadline = time.monotonic() + 300
     while not marker.exists() or not marker.read_text():
-        assert process.poll() is None and time.monotonic() < deadline, "the run ended before step 130"
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before step 15"
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL
-    # Killed in the middle of the second epoch (94 steps an epoch), after the first epoch's checkpoint.
+    # Killed in the middle of the second epoch, after the first epoch's checkpoint.
     epoch, batch_idx = map(int, marker.read_text().split())
     assert epoch == 1 and 0 < batch_idx < batches_per_epoch(data_dir) - 1
     checkpoints = sorted(p.name for p in (killed / "version_0" / "checkpoints").iterdir())
-    assert checkpoints == ["epoch=0-step=94.ckpt", "last.ckpt"]
+    assert checkpoints == ["epoch=0-step=10.ckpt", "last.ckpt"]
     assert not (killed / "version_0" / "metrics.json").exists()
 
     # The run's own config.yaml brings its callbacks back, the pause included: it has paused once already.
-    main(fit_args(data_dir, killed, "--trainer.max_epochs", "4", "--ckpt_path", "last"))
+    main(tiny_run("fashion_cnn", data_dir, killed, *narrow, "--ckpt_path", "last"))
     assert not (killed / "version_1").exists()  # continued in its own folder
     assert metrics(killed) == metrics(tmp_path / "straight")
     assert [e["epoch"] for e in metrics(killed)["history"]] == [1, 2, 3, 4]
@@ -90,13 +87,26 @@ def test_a_killed_run_resumes_in_its_folder_to_the_same_metrics(tmp_path):
 
 def test_resuming_keeps_the_runs_own_settings(fashion_dir, tmp_path, capsys, caplog):
     root = tmp_path / "runs"
-    main(fit_args(fashion_dir, root, "--trainer.max_epochs", "1", "--data.batch_size", "16", "--model.dropout", "0.3"))
+    main(tiny_run("fashion_cnn", fashion_dir, root, *ON_CPU, "--data.batch_size", "16", "--model.dropout", "0.3"))
     run = root / "version_0"
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
 
     # A flag that would change the computation is refused, and the run is left as it was.
     with pytest.raises(SystemExit) as exit_info:
-        main(fit_args(fashion_dir, root, "--trainer.max_epochs", "2", "--data.batch_size", "64", "--ckpt_path", "last"))
+        main(
+            tiny_run(
+                "fashion_cnn",
+                fashion_dir,
+                root,
+                *ON_CPU,
+                "--trainer.max_epochs",
+                "2",
+                "--data.batch_size",
+                "64",
+                "--ckpt_path",
+                "last",
+            )
+        )
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "data.batch_size: 16 in the run, 64 given" in err and "Traceback" not in err
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
@@ -104,7 +114,7 @@ def test_resuming_keeps_the_runs_own_settings(fashion_dir, tmp_path, capsys, cap
     # Without flags, the run goes on with its own batch size and dropout, not today's defaults; a longer
     # max_epochs is allowed, said, and recorded in the run's config.yaml.
     with caplog.at_level(logging.INFO):
-        main(fit_args(fashion_dir, root, "--trainer.max_epochs", "2", "--ckpt_path", "last"))
+        main(tiny_run("fashion_cnn", fashion_dir, root, *ON_CPU, "--trainer.max_epochs", "2", "--ckpt_path", "last"))
     assert f"Resuming {run}: trainer.max_epochs 1 -> 2" in caplog.text
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["data"]["batch_size"] == 16 and config["model"]["dropout"] == 0.3
@@ -115,18 +125,30 @@ def test_resuming_keeps_the_runs_own_settings(fashion_dir, tmp_path, capsys, cap
 
 def test_a_run_without_its_config_resumes_in_its_own_folder(fashion_dir, tmp_path):
     root = tmp_path / "runs"
-    main(fit_args(fashion_dir, root, "--trainer.max_epochs", "1"))
+    main(tiny_run("fashion_cnn", fashion_dir, root, *ON_CPU))
     (root / "version_0" / "config.yaml").unlink()  # e.g. a run copied without it
-    main(fit_args(fashion_dir, root, "--trainer.max_epochs", "2", "--ckpt_path", "last"))
+    main(tiny_run("fashion_cnn", fashion_dir, root, *ON_CPU, "--trainer.max_epochs", "2", "--ckpt_path", "last"))
     assert [p.name for p in root.iterdir()] == ["version_0"]
     assert [e["epoch"] for e in metrics(root)["history"]] == [1, 2]
 
 
 def test_a_one_cycle_run_cannot_be_resumed_for_longer(fashion_dir, tmp_path, capsys):
-    plus = ["fit", "--config", str(REPO / "configs" / "fashion_cnn_plus.yaml")]  # before the test's own root
-    main([*plus, *fit_args(fashion_dir, tmp_path, "--trainer.max_epochs", "1")[1:]])
+    plus = REPO / "configs" / "fashion_cnn_plus.yaml"
+    main(tiny_run("fashion_cnn", fashion_dir, tmp_path, *ON_CPU, config=plus))
     with pytest.raises(SystemExit) as exit_info:
-        main([*plus, *fit_args(fashion_dir, tmp_path, "--trainer.max_epochs", "2", "--ckpt_path", "last")[1:]])
+        main(
+            tiny_run(
+                "fashion_cnn",
+                fashion_dir,
+                tmp_path,
+                *ON_CPU,
+                "--trainer.max_epochs",
+                "2",
+                "--ckpt_path",
+                "last",
+                config=plus,
+            )
+        )
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "one-cycle schedule was fixed at 1 steps" in err and "Traceback" not in err
     assert [e["epoch"] for e in metrics(tmp_path)["history"]] == [1]
@@ -134,39 +156,10 @@ def test_a_one_cycle_run_cannot_be_resumed_for_longer(fashion_dir, tmp_path, cap
 
 def test_a_resumed_run_keeps_the_plateau_schedule(sst2_dir, tmp_path):
     # A rate too small to improve val_loss: the plateau schedule halves it after every epoch from the second on.
-    tiny = [
-        "--model.embedding_dim",
-        "8",
-        "--model.hidden_sizes",
-        "[4, 4]",
-        "--model.dense_size",
-        "4",
-        "--model.lr",
-        "1e-12",
-        "--model.min_lr",
-        "0",
-        "--model.plateau_patience",
-        "1",
-    ]
+    slow = ["--model.lr", "1e-12", "--model.min_lr", "0", "--model.plateau_patience", "1", *ON_CPU]
 
     def fit(root, epochs, *extra):
-        sst2_main(
-            [
-                "fit",
-                "--data.data_dir",
-                str(sst2_dir),
-                "--trainer.default_root_dir",
-                str(root),
-                "--trainer.enable_progress_bar",
-                "false",
-                "--trainer.accelerator",
-                "cpu",
-                "--trainer.max_epochs",
-                str(epochs),
-                *tiny,
-                *extra,
-            ]
-        )
+        sst2_main(tiny_run("sst2_bilstm", sst2_dir, root, *slow, "--trainer.max_epochs", str(epochs), *extra))
 
     fit(tmp_path / "straight", 4)
     fit(tmp_path / "resumed", 2)

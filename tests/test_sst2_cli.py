@@ -10,34 +10,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from sst2_bilstm.data import SST2DataModule
 from sst2_bilstm.model import SST2BiLSTM, cpu_runs_bf16_lstm
 from sst2_bilstm.train import main
-from tests.conftest import REPO, write_sst2
+from tests.conftest import REPO, tiny_run, write_sst2
 
-
-def fit_args(data_dir, root, *extra):
-    return [
-        "fit",
-        "--data.data_dir",
-        str(data_dir),
-        "--trainer.default_root_dir",
-        str(root),
-        "--trainer.max_epochs",
-        "3",
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.log_every_n_steps",
-        "1",
-        "--model.embedding_dim",
-        "16",
-        "--model.hidden_sizes",
-        "[8, 4]",
-        "--model.dense_size",
-        "8",
-        "--data.max_length",
-        "12",
-        "--data.batch_size",
-        "16",
-        *extra,
-    ]
+# Three epochs of short sentences in batches of 16, a figure logged at every step.
+SHORT = ["--trainer.max_epochs", "3", "--trainer.log_every_n_steps", "1", "--data.max_length", "12"]
+SHORT += ["--data.batch_size", "16"]
 
 
 @pytest.mark.parametrize("order", ["reference", "reordered"])
@@ -49,7 +26,7 @@ def test_fit_tests_the_best_checkpoint_and_writes_the_report(order, tmp_path, ca
         monkeypatch.setattr("common.cli.main.config_path", lambda name: tmp_path / "reordered.yaml")
     # The validation part's labels are flipped: validation loss rises from the first epoch on.
     sst2_dir = write_sst2(tmp_path / "data", misleading_validation=True)
-    main(fit_args(sst2_dir, tmp_path / "runs"))
+    main(tiny_run("sst2_bilstm", sst2_dir, tmp_path / "runs", *SHORT))
     run = tmp_path / "runs" / "version_0"
     assert capsys.readouterr().out.strip().splitlines()[-1] == f"Report: {run / 'report.md'}"
 
@@ -80,7 +57,7 @@ def test_fit_tests_the_best_checkpoint_and_writes_the_report(order, tmp_path, ca
 
 def test_a_checkpoint_encodes_text_with_its_own_tokenizer(sst2_dir, tmp_path):
     runs = tmp_path / "runs"
-    args = fit_args(sst2_dir, runs, "--trainer.max_epochs", "1")
+    args = tiny_run("sst2_bilstm", sst2_dir, runs, *SHORT, "--trainer.max_epochs", "1")
     main(args)
     test_args = ["test", *args[1:], "--ckpt_path", str(runs / "version_0" / "checkpoints" / "last.ckpt")]
     main(test_args)
@@ -95,21 +72,26 @@ def test_a_checkpoint_encodes_text_with_its_own_tokenizer(sst2_dir, tmp_path):
 
 def test_lightning_steps_the_plateau_scheduler_on_val_loss(sst2_dir, tmp_path):
     # A learning rate too small to move val_loss by Keras's min_delta: every epoch after the first is a plateau.
-    main(fit_args(sst2_dir, tmp_path, "--model.lr", "1e-12", "--model.min_lr", "0", "--model.plateau_patience", "1"))
+    main(
+        tiny_run(
+            "sst2_bilstm",
+            sst2_dir,
+            tmp_path,
+            *SHORT,
+            "--model.lr",
+            "1e-12",
+            "--model.min_lr",
+            "0",
+            "--model.plateau_patience",
+            "1",
+        )
+    )
     history = json.loads((tmp_path / "version_0" / "metrics.json").read_text())["history"]
     assert [e["lr"] for e in history] == [1e-12, 1e-12, 5e-13]  # halved after the first epoch without improvement
 
 
 def test_the_packed_config_runs_on_top_of_the_reference(sst2_dir, tmp_path):
-    main(
-        [
-            *fit_args(sst2_dir, tmp_path),
-            "--config",
-            str(REPO / "configs" / "sst2_bilstm_packed.yaml"),
-            "--trainer.default_root_dir",
-            str(tmp_path),
-        ]
-    )
+    main(tiny_run("sst2_bilstm", sst2_dir, tmp_path, *SHORT, config=REPO / "configs" / "sst2_bilstm_packed.yaml"))
     config = (tmp_path / "version_0" / "config.yaml").read_text()
     assert "packed: true" in config and "length_buckets: true" in config and "patience: 5" in config
     metrics = json.loads((tmp_path / "version_0" / "metrics.json").read_text())
@@ -156,14 +138,15 @@ def test_bf16_autocast_runs_the_lstms_in_what_this_cpu_supports():
 @pytest.mark.parametrize("config", ["sst2_bilstm.yaml", "sst2_bilstm_packed.yaml"])
 def test_bf16_mixed_precision_trains_and_tests(sst2_dir, tmp_path, config):
     main(
-        [
-            "fit",
-            "--config",
-            str(REPO / "configs" / config),
-            *fit_args(sst2_dir, tmp_path)[1:],
+        tiny_run(
+            "sst2_bilstm",
+            sst2_dir,
+            tmp_path,
+            *SHORT,
             "--trainer.precision",
             "bf16-mixed",
-        ]
+            config=REPO / "configs" / config,
+        )
     )
     metrics = json.loads((tmp_path / "version_0" / "metrics.json").read_text())
     assert sum(map(sum, metrics["confusion_matrix"])) == 20 and metrics["test"]["loss"] > 0
