@@ -1,4 +1,4 @@
-"""The worked example of docs/from_keras.md: a workflow of one's own (tests/tabular/: data.py, model.py,
+"""The worked example of docs/from_keras.md: a workflow of one's own (examples/tabular/: data.py, model.py,
 train.py, tabular.yaml) gets fit / test / predict, checkpoints, the report and the curves from common/."""
 
 import csv
@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from tests.tabular.train import main
+from examples.tabular.train import main
 
 CLASSES = ["setosa", "versicolor", "virginica"]
 

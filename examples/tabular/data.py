@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from common.data import TensorDataModule
+from common.data import TensorDataModule, hold_out_end
 from common.errors import DataError, require
 
 
@@ -50,13 +50,8 @@ class TableDataModule(TensorDataModule):
     def setup(self, stage: str) -> None:
         if self.splits:
             return
-        features, labels = read_table(Path(self.hparams.train_path))
-        n_train = int(len(labels) * (1 - self.hparams.val_fraction))
-        self.splits = {
-            "train": (features[:n_train], labels[:n_train]),
-            "val": (features[n_train:], labels[n_train:]),
-            "test": read_table(Path(self.hparams.test_path)),
-        }
+        train, val = hold_out_end(read_table(Path(self.hparams.train_path)), self.hparams.val_fraction)
+        self.splits = {"train": train, "val": val, "test": read_table(Path(self.hparams.test_path))}
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         return self.splits[name]

@@ -1,12 +1,12 @@
-"""fit / validate / test / predict the table MLP: ``python -m tests.tabular.train --data.train_path ...``"""
+"""fit / validate / test / predict the table MLP: ``python -m examples.tabular.train --data.train_path ...``"""
 
 from pathlib import Path
 
 from lightning.pytorch.cli import ArgsType
 
 from common.cli.main import run_cli
-from tests.tabular.data import TableDataModule
-from tests.tabular.model import TableMLP
+from examples.tabular.data import TableDataModule
+from examples.tabular.model import TableMLP
 
 # The output layer has one unit per class name: never an option of its own.
 LINKS = (("data.class_names", "model.num_classes", len),)
