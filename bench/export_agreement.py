@@ -31,12 +31,13 @@ def agreement(torch_p: np.ndarray, onnx_p: np.ndarray) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", type=model, help="[NAME=]CKPT_OR_RUN[,CKPT_OR_RUN...]")
+    parser.add_argument("models", nargs="+", help="[NAME=]CKPT_OR_RUN[,CKPT_OR_RUN...]")
     parser.add_argument("--output", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
+    models = [model(spec) for spec in args.models]  # read after parsing: a usage error comes first
     result, inputs = {}, {}
     with tempfile.TemporaryDirectory() as folder:
-        for spec in args.models:
+        for spec in models:
             if spec.workflow not in inputs:
                 inputs[spec.workflow] = test_inputs(spec.workflow)
             data = inputs[spec.workflow]

@@ -42,21 +42,22 @@ def side_by_side(calls: dict, repeats: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", type=model, help="[NAME=]CKPT_OR_RUN[,CKPT_OR_RUN...]")
+    parser.add_argument("models", nargs="+", help="[NAME=]CKPT_OR_RUN[,CKPT_OR_RUN...]")
     parser.add_argument("--batch", type=int, default=1000, help="inputs predicted in one call")
     parser.add_argument("--singles", type=int, default=200, help="inputs predicted one call each")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--output", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
+    models = [model(spec) for spec in args.models]  # read after parsing: a usage error comes first
     inputs = {}
-    for spec in args.models:
+    for spec in models:
         if spec.workflow not in inputs:
             data = test_inputs(spec.workflow)[: args.batch]
             inputs[spec.workflow] = np.stack(data) if spec.workflow == "fashion_cnn" else data
     calls = {"batched": {}, "one a call": {}}
     counts = {}
     with tempfile.TemporaryDirectory() as folder:
-        for spec in args.models:
+        for spec in models:
             data = inputs[spec.workflow]
             few = [data[i : i + 1] for i in range(min(args.singles, len(data)))]
             counts[spec.name] = {"batched": len(data), "one a call": len(few)}
@@ -66,7 +67,7 @@ def main() -> None:
                 calls["one a call"][spec.name, runtime] = lambda p=predictor, f=few: [p.predict(one) for one in f]
         seconds = {kind: side_by_side(kind_calls, args.repeats) for kind, kind_calls in calls.items()}
     rows = {}
-    for spec in args.models:
+    for spec in models:
         for kind, timing in seconds.items():
             rows[f"{spec.name}, {kind}"] = {
                 runtime: counts[spec.name][kind] / timing[spec.name, runtime] for runtime in ("torch", "onnxruntime")
