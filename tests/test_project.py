@@ -1,6 +1,7 @@
 """What a newcomer reads first stays short and true (the README's size and links, the configs' citations), and the
 layout's one rule holds: what serves an export runs without torch."""
 
+import os
 import re
 import subprocess
 import sys
@@ -58,3 +59,19 @@ def test_the_torch_free_modules_import_without_torch():
 def test_every_run_of_the_suite_shows_its_slowest_tests():
     addopts = re.search(r'^addopts = "(.*)"$', (REPO / "pyproject.toml").read_text(), re.MULTILINE)[1]
     assert "--durations=10" in addopts.split()
+
+
+def test_the_gpu_check_says_how_to_run_it_and_refuses_without_a_gpu(tmp_path):
+    def gpu_check(*args, **env):
+        command = ["bash", str(REPO / "scripts" / "gpu_check.sh"), *args]
+        return subprocess.run(command, capture_output=True, text=True, env=os.environ | env, timeout=60)
+
+    shown = gpu_check("--help")
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: bash scripts/gpu_check.sh")
+    assert gpu_check("everything").returncode == 2
+    # An nvidia-smi that finds no GPU, whatever this machine has: the check stops before running anything.
+    (tmp_path / "nvidia-smi").write_text("#!/bin/sh\nexit 9\n")
+    (tmp_path / "nvidia-smi").chmod(0o755)
+    refused = gpu_check("suite", PATH=f"{tmp_path}:{os.environ['PATH']}", OUT=str(tmp_path / "out"))
+    assert refused.returncode == 2 and refused.stderr.startswith("error: no NVIDIA GPU here")
+    assert not (tmp_path / "out").exists()
