@@ -22,6 +22,19 @@ def test_every_relative_link_in_the_docs_leads_somewhere():
                 assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"
 
 
+def test_every_source_file_the_docs_name_exists():
+    # Paths of the repository's own files (runs' folders and placeholders aside); a line saying what a file
+    # "formerly" held tells history.
+    named = re.compile(
+        r"\b((?:common|fashion_cnn|sst2_bilstm|tests|bench|scripts|configs|examples)/[\w/.-]+\.(?:py|sh|yaml|html))"
+    )
+    for page in DOCS:
+        for line in page.read_text(encoding="utf-8").splitlines():
+            for path in named.findall(line):
+                if "formerly" not in line and not path.endswith("X.yaml"):
+                    assert (REPO / path).is_file(), f"{page.name} names {path}, which does not exist"
+
+
 def test_configs_cite_what_the_repository_holds():
     for config in (REPO / "configs").glob("*.yaml"):
         text = config.read_text()
