@@ -23,6 +23,12 @@ class EnsembleClassifier(ClassifierModule):
         kinds = {type(member) for member in members}
         if len(kinds) != 1:
             raise ValueError(f"an ensemble's members are of one kind, not {', '.join(k.__name__ for k in kinds)}.")
+        said = [member.data_hparams() for member in members]
+        if any(s != said[0] for s in said):
+            differ = sorted(name for s in said for name in s if s[name] != said[0][name])
+            raise ValueError(
+                f"an ensemble's members were trained on the same classes and inputs; {', '.join(differ)} differ."
+            )
         super().__init__(members[0].num_classes)
         self.members = nn.ModuleList(members)
 
@@ -37,6 +43,9 @@ class EnsembleClassifier(ClassifierModule):
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return self.members[0].probabilities(logits)
+
+    def data_hparams(self) -> dict:
+        return self.members[0].data_hparams()  # the members' alike
 
     def export_metadata(self) -> dict[str, str]:
         """What all members say alike."""
@@ -62,4 +71,7 @@ def load_ensemble(
             "the checkpoints of an ensemble must read their data alike, and these were trained with different "
             f"{datamodule_class.__name__} states (an SST-2 vocabulary of other data or num_words)."
         )
-    return EnsembleClassifier(members), states[0]
+    try:
+        return EnsembleClassifier(members), states[0]
+    except ValueError as error:
+        raise ConfigError(str(error)) from None

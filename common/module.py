@@ -34,6 +34,10 @@ class ClassifierModule(L.LightningModule):
     so a run resumed from such a checkpoint would miss that step.
     """
 
+    # The hyper-parameters that the data sets (linked) and that fix the weights' shapes (the classes, the input):
+    # a checkpoint is evaluated, resumed or joined in an ensemble only with data that gives the same.
+    DATA_HPARAMS: tuple[str, ...] = ()
+
     def __init__(self, num_classes: int) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -74,6 +78,10 @@ class ClassifierModule(L.LightningModule):
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def data_hparams(self) -> dict:
+        """The values of ``DATA_HPARAMS``."""
+        return {name: self.hparams.get(name) for name in self.DATA_HPARAMS}
 
     def export_metadata(self) -> dict[str, str]:
         """What a reader of the model's ONNX export should know beyond its classes (stored in its metadata)."""

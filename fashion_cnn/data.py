@@ -1,4 +1,5 @@
-"""Fashion-MNIST as in-memory tensors, found locally, downloaded, or taken from Debian's package."""
+"""Fashion-MNIST (or MNIST, KMNIST) as in-memory tensors, found locally, downloaded, or taken from Debian's
+package; or a user's folder of images, one sub-folder per class."""
 
 import gzip
 import hashlib
@@ -7,15 +8,19 @@ import os
 import struct
 import zlib
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torchvision.datasets import FashionMNIST
+from torchvision.datasets import KMNIST, MNIST, FashionMNIST
 
 from common.data import TensorDataModule, cache_dir, hold_out_end, resolve_data_dir
 from common.errors import DataError, require
+from common.images import class_folders, image_files, read_images
 
 CLASS_NAMES = tuple(FashionMNIST.classes)
+# torchvision's datasets of 28x28 grayscale images in the same IDX layout: <data_dir>/<name>/raw/.
+DATASETS = {"FashionMNIST": FashionMNIST, "MNIST": MNIST, "KMNIST": KMNIST}
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -24,27 +29,34 @@ ALL_FILES = (*FILES["train"], *FILES["test"])
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
 
 
-def locate(data_dir: Path, download: bool = True) -> Path:
-    """The root torchvision reads (``root/FashionMNIST/raw/<file>``), preparing the files if needed.
+def locate(data_dir: Path, download: bool = True, dataset: str = "FashionMNIST") -> Path:
+    """The root torchvision reads (``root/<dataset>/raw/<file>``), preparing the files if needed.
 
     In order: plain files under ``data_dir``; gzipped ones there; a download into ``data_dir``; Debian's
-    package. Gzipped files are unpacked into a cache, never beside the originals, so a read-only folder works
-    (and Debian's files, whose gzip headers defeat torchvision's md5 check, are handled the same way).
+    package (Fashion-MNIST's only). Gzipped files are unpacked into a cache, never beside the originals, so a
+    read-only folder works (and Debian's files, whose gzip headers defeat torchvision's md5 check, are handled the
+    same way).
     """
-    raw = data_dir / "FashionMNIST" / "raw"
+    raw = data_dir / dataset / "raw"
     if _missing(raw) == []:
         return data_dir
     if _missing(raw, ".gz") == []:
-        return _unpack(raw)
+        return _unpack(raw, dataset)
     download_problem = "downloading was not allowed (download: false)"
     if download:
         try:
-            FashionMNIST(data_dir, download=True)  # fetches all four files
+            DATASETS[dataset](data_dir, download=True)  # fetches all four files
             return data_dir
         except (OSError, RuntimeError) as error:  # URLError is an OSError
             download_problem = "downloading failed: " + str(error).strip().splitlines()[-1]
+    if dataset != "FashionMNIST":
+        raise DataError(
+            f"{dataset} not found: {', '.join(_missing(raw))} missing from {raw} (plain or .gz); {download_problem}. "
+            f"Put the files there, point DATA_DIR (or --data.data_dir) at a folder holding {dataset}/raw/, or run "
+            f"where the network reaches the {dataset} mirrors."
+        )
     if _missing(DEBIAN_DIR, ".gz") == []:
-        return _unpack(DEBIAN_DIR)
+        return _unpack(DEBIAN_DIR, dataset)
     raise DataError(
         f"Fashion-MNIST not found: {', '.join(_missing(raw))} missing from {raw} (plain or .gz), and "
         f"{DEBIAN_DIR} does not hold them either; {download_problem}. Provide the files in one of these ways: "
@@ -58,10 +70,10 @@ def _missing(folder: Path, suffix: str = "") -> list[str]:
     return [name + suffix for name in ALL_FILES if not (folder / (name + suffix)).is_file()]
 
 
-def _unpack(source: Path) -> Path:
+def _unpack(source: Path, dataset: str) -> Path:
     key = hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:12]
-    root = cache_dir() / f"fashion-mnist-{key}"
-    raw = root / "FashionMNIST" / "raw"
+    root = cache_dir() / f"{dataset.lower()}-{key}"
+    raw = root / dataset / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for name in ALL_FILES:
         packed, target = source / f"{name}.gz", raw / name
@@ -99,28 +111,46 @@ def check_idx(path: Path, shape: tuple[int | None, ...]) -> None:
         )
 
 
-def load_split(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def load_split(root: Path, train: bool, dataset: str = "FashionMNIST") -> tuple[torch.Tensor, torch.Tensor]:
     """Images as float32 (N, 1, 28, 28) in [0, 1] and labels as int64 (N,), checked before they are used."""
-    images_file, labels_file = (root / "FashionMNIST" / "raw" / name for name in FILES["train" if train else "test"])
+    images_file, labels_file = (root / dataset / "raw" / name for name in FILES["train" if train else "test"])
     check_idx(images_file, (None, 28, 28))
     check_idx(labels_file, (None,))
-    dataset = FashionMNIST(root, train=train)
-    images, labels = dataset.data, dataset.targets
+    read = DATASETS[dataset](root, train=train)
+    images, labels = read.data, read.targets
     if len(images) != len(labels):
         raise DataError(f"{images_file} holds {len(images):,} images but {labels_file} {len(labels):,} labels.")
-    if len(labels) and int(labels.max()) >= len(CLASS_NAMES):
-        raise DataError(f"{labels_file} holds label {int(labels.max())}; Fashion-MNIST labels are 0 to 9.")
+    if len(labels) and int(labels.max()) >= len(read.classes):
+        raise DataError(f"{labels_file} holds label {int(labels.max())}; {dataset} labels are 0 to 9.")
     return images.unsqueeze(1).float().div_(255), labels
 
 
+def load_folder(
+    folder: Path, class_names: list[str], size: int, channels: int, every_class: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A folder's images (one sub-folder per class of ``class_names``; with ``every_class`` false, some may be
+    missing) as float32 (N, channels, size, size) in [0, 1], converted as the predict command converts an image
+    (``--resize``), and their labels."""
+    from fashion_cnn.predict import load_image  # torch-free, and what prediction reads images with
+
+    files, labels = image_files(folder, class_names, every_class)
+
+    def decode(path: Path):
+        return load_image(path, resize=True, size=size, channels=channels)[0]
+
+    images = read_images(files, decode, f"{size}x{size}x{channels}")
+    return torch.from_numpy(images).float().div_(255), torch.tensor(labels)
+
+
 class FashionMNISTDataModule(TensorDataModule):
-    """Fashion-MNIST's 60,000 training and 10,000 test images, held as tensors on the training device.
+    """Fashion-MNIST's 60,000 training and 10,000 test images, held as tensors on the training device; or MNIST's,
+    KMNIST's, or a folder of one's own images.
 
     As in the reference, validation during training runs on the test split, unless ``val_fraction`` holds out
     part of the training split instead.
 
     Args:
-        data_dir: folder holding ``FashionMNIST/raw/``; defaults to ``$DATA_DIR``, else ``./data``.
+        data_dir: folder holding ``<dataset>/raw/``; defaults to ``$DATA_DIR``, else ``./data``.
         batch_size: samples per training batch (optimizer step).
         download: whether to download the files when they are not found locally.
         augment: flip each training image left-right with probability 1/2 and shift it by up to ``max_shift``
@@ -130,9 +160,15 @@ class FashionMNISTDataModule(TensorDataModule):
         val_fraction: 0 validates on the test split, as the reference does; above 0, that share of the training
             split, taken from its end (as Keras's ``validation_split`` cuts it), validates instead and is left out
             of training, so that choices made on validation never see the test split (not in the reference).
+        dataset: torchvision's FashionMNIST, MNIST or KMNIST (the same IDX files, 28x28 grayscale).
+        image_folder: instead of ``dataset``, a folder holding ``train/<class>/*.png|jpg`` and optionally
+            ``test/<class>/...``: the classes are the sub-folders of ``train/``, sorted. Without ``test/``, the
+            last ``test_fraction`` of the training images, in an order shuffled once with seed 0 (as Keras's
+            ``image_dataset_from_directory`` shuffles before its ``validation_split``), is the test split.
+        image_size: a folder's images are scaled to ``image_size`` x ``image_size`` (the model follows).
+        image_channels: 1 reads a folder's images as grayscale, 3 as RGB (the model follows).
+        test_fraction: the share of a folder's training images that tests, when it has no ``test/``.
     """
-
-    class_names = CLASS_NAMES
 
     def __init__(
         self,
@@ -143,30 +179,72 @@ class FashionMNISTDataModule(TensorDataModule):
         max_shift: int = 2,
         eval_batch_size: int = 1000,
         val_fraction: float = 0.0,
+        dataset: Literal["FashionMNIST", "MNIST", "KMNIST"] = "FashionMNIST",
+        image_folder: str | None = None,
+        image_size: int = 28,
+        image_channels: Literal[1, 3] = 1,
+        test_fraction: float = 0.2,
     ) -> None:
         super().__init__(batch_size, eval_batch_size)
         self.save_hyperparameters()
         require(max_shift >= 0, f"max_shift must be at least 0, not {max_shift}.")
         require(0 <= val_fraction < 1, f"val_fraction must be in [0, 1), not {val_fraction}.")
+        require(0 < test_fraction < 1, f"test_fraction must be between 0 and 1, not {test_fraction}.")
+        require(
+            image_size >= 10, f"image_size must be at least 10 (the network's two conv/pool blocks), not {image_size}."
+        )
         self.val_fraction = val_fraction
         self.data_dir = resolve_data_dir(data_dir)
         self.download = download
         self.augment = augment
         self.max_shift = max_shift
+        self.dataset = dataset
+        self.folder = Path(image_folder).expanduser() if image_folder else None
+        if self.folder is None:
+            require(
+                (image_size, image_channels) == (28, 1),
+                f"{dataset} is 28x28 grayscale: image_size and image_channels apply to --data.image_folder.",
+            )
+            self.class_names = tuple(DATASETS[dataset].classes)
+        else:
+            if not (self.folder / "train").is_dir():
+                raise DataError(
+                    f"{self.folder} holds no train/ folder: --data.image_folder names a folder of "
+                    "train/<class>/*.png|jpg, and optionally test/<class>/..."
+                )
+            self.class_names = tuple(class_folders(self.folder / "train"))
         self.train_set: tuple[torch.Tensor, torch.Tensor] | None = None
         self.test_set: tuple[torch.Tensor, torch.Tensor] | None = None
         self.val_set: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def prepare_data(self) -> None:
-        locate(self.data_dir, self.download)
+        if self.folder is None:
+            locate(self.data_dir, self.download, self.dataset)
 
     def setup(self, stage: str) -> None:
-        root = locate(self.data_dir, download=False)  # prepare_data ran on one process per node
+        if self.folder is not None:
+            return self._setup_folder()
+        root = locate(self.data_dir, download=False, dataset=self.dataset)  # prepare_data ran on one process per node
         held_out = stage == "validate" and self.val_fraction  # validation is then part of the training split
         if (stage == "fit" or held_out) and self.train_set is None:
-            self.train_set, self.val_set = hold_out_end(load_split(root, train=True), self.val_fraction)
+            self.train_set, self.val_set = hold_out_end(load_split(root, True, self.dataset), self.val_fraction)
         if self.test_set is None:
-            self.test_set = load_split(root, train=False)
+            self.test_set = load_split(root, False, self.dataset)
+
+    def _setup_folder(self) -> None:
+        if self.test_set is not None:
+            return
+        size, channels = self.hparams.image_size, self.hparams.image_channels
+        train = load_folder(self.folder / "train", list(self.class_names), size, channels)
+        test_folder = self.folder / "test"
+        if test_folder.is_dir():
+            self.test_set = load_folder(test_folder, list(self.class_names), size, channels, every_class=False)
+        if self.test_set is None or self.val_fraction:
+            order = torch.randperm(len(train[1]), generator=torch.Generator().manual_seed(0))
+            train = (train[0][order], train[1][order])
+        if self.test_set is None:
+            train, self.test_set = hold_out_end(train, self.hparams.test_fraction)
+        self.train_set, self.val_set = hold_out_end(train, self.val_fraction)
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         if name == "val" and self.val_fraction:

@@ -7,14 +7,19 @@ fashion-cnn-predict --model exported/ shirt.png
 
 import torch
 
-from common.deploy.export import class_metadata, export_command
-from fashion_cnn.data import CLASS_NAMES
+from common.deploy.export import export_command
 from fashion_cnn.model import FashionCNN
 
 
+def example(model: FashionCNN) -> torch.Tensor:
+    """Images of the model's input shape (its classes and input are in its metadata: export_metadata)."""
+    shape = model.data_hparams()
+    size = (2, shape["in_channels"], shape["image_size"], shape["image_size"])
+    return torch.rand(size, generator=torch.Generator().manual_seed(0))  # the caller's generator untouched
+
+
 def main(args: list[str] | None = None) -> None:
-    example = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))  # the caller's generator untouched
-    metadata = class_metadata("fashion_cnn", CLASS_NAMES)
+    metadata = {"workflow": "fashion_cnn"}
     export_command(args, workflow="fashion_cnn", model_class=FashionCNN, example=example, metadata=metadata)
 
 

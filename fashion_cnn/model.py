@@ -1,6 +1,9 @@
 """The reference CNN (docs/reference.md, section 1): two conv/pool blocks, a 64-unit dense layer, 10 classes;
 121,930 parameters.
-Its options (batch norm, widths, a one-cycle schedule) build the improved configs' variants of it."""
+Its options (batch norm, widths, a one-cycle schedule) build the improved configs' variants of it; its input and
+output follow the data (a folder's image size, channels and classes)."""
+
+import json
 
 import torch
 import torch.nn.functional as F
@@ -9,8 +12,7 @@ from torch import nn
 from common.errors import require
 from common.init import keras_init_
 from common.module import ClassifierModule
-
-NUM_CLASSES = 10
+from fashion_cnn.data import CLASS_NAMES
 
 
 class FashionCNN(ClassifierModule):
@@ -34,7 +36,13 @@ class FashionCNN(ClassifierModule):
         label_smoothing: in training, the target puts ``1 - label_smoothing`` on the true class and spreads the
             rest over all ten, so confident logits stop being pushed further; validation and test losses are the
             plain cross-entropy.
+        class_names: the classes, one output each; set from the data (``data.class_names``), and kept in the
+            checkpoint for prediction.
+        in_channels: the images' channels (1: grayscale, 3: RGB); set from ``data.channels``.
+        image_size: the images' height and width; set from ``data.image_size``.
     """
+
+    DATA_HPARAMS = ("class_names", "in_channels", "image_size")
 
     def __init__(
         self,
@@ -49,14 +57,21 @@ class FashionCNN(ClassifierModule):
         one_cycle: bool = False,
         weight_decay: float = 0.0,
         label_smoothing: float = 0.0,
+        class_names: tuple[str, ...] = CLASS_NAMES,
+        in_channels: int = 1,
+        image_size: int = 28,
     ) -> None:
-        super().__init__(NUM_CLASSES)
+        super().__init__(len(class_names))
+        class_names = list(class_names)  # recorded as a plain list in hparams.yaml, not a Python tuple
         self.save_hyperparameters()
         first, second = channels
         require(min(first, second, dense_size) >= 1, "channels and dense_size must be at least 1.")
         require(0 <= dropout < 1, f"dropout must be in [0, 1), not {dropout}.")
         require(lr > 0, f"lr must be positive, not {lr}.")
         require(0 <= label_smoothing < 1, f"label_smoothing must be in [0, 1), not {label_smoothing}.")
+        require(len(class_names) >= 2, f"a classifier needs at least two classes, not {len(class_names)}.")
+        side = ((image_size - 2) // 2 - 2) // 2  # after two valid 3x3 convolutions, each followed by a 2x2 pool
+        require(side >= 1, f"image_size must be at least 10, not {image_size}.")
 
         def norm(layer: type[nn.Module], width: int) -> list[nn.Module]:
             return [layer(width)] if batch_norm else []
@@ -65,7 +80,7 @@ class FashionCNN(ClassifierModule):
         # monotone), so values and gradients are the same, with the ReLU on a quarter of the elements. Batch
         # norm, where asked for, also comes after the pooling, for the same saving.
         self.net = nn.Sequential(
-            nn.Conv2d(1, first, kernel_size=3, bias=not batch_norm),
+            nn.Conv2d(in_channels, first, kernel_size=3, bias=not batch_norm),
             nn.MaxPool2d(2),
             *norm(nn.BatchNorm2d, first),
             nn.ReLU(),
@@ -74,18 +89,19 @@ class FashionCNN(ClassifierModule):
             *norm(nn.BatchNorm2d, second),
             nn.ReLU(),
             nn.Flatten(),
-            nn.Linear(second * 5 * 5, dense_size, bias=not batch_norm),
+            nn.Linear(second * side * side, dense_size, bias=not batch_norm),
             *norm(nn.BatchNorm1d, dense_size),
             nn.ReLU(),
             nn.Dropout(dropout),
-            nn.Linear(dense_size, NUM_CLASSES),
+            nn.Linear(dense_size, len(class_names)),
         )
         self.net.apply(keras_init_)
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits of shape (N, 10) for images of shape (N, 1, 28, 28) with pixels in [0, 1]."""
+        """Logits of shape (N, classes) for images of shape (N, in_channels, image_size, image_size) with pixels in
+        [0, 1]."""
         if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
@@ -96,6 +112,12 @@ class FashionCNN(ClassifierModule):
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.softmax(dim=1)
+
+    def export_metadata(self) -> dict[str, str]:
+        # What a reader needs to turn an image file into the model's input, and its output into names.
+        hparams = self.hparams
+        channels, size = str(hparams.in_channels), str(hparams.image_size)
+        return {"class_names": json.dumps(list(hparams.class_names)), "channels": channels, "image_size": size}
 
     def configure_optimizers(self):
         hparams = self.hparams

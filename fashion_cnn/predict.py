@@ -64,89 +64,113 @@ def open_image(source, name: str | None = None) -> Image.Image:
 
 
 def load_image(
-    source, resize: bool = False, invert: bool = False, name: str | None = None, to_resize: str = "pass --resize"
+    source,
+    resize: bool = False,
+    invert: bool = False,
+    name: str | None = None,
+    to_resize: str = "pass --resize",
+    size: int = 28,
+    channels: int = 1,
 ) -> tuple[np.ndarray, str]:
-    """A (1, 28, 28) float32 array in [0, 1] from a PNG or JPEG file (or file object, called ``name`` in messages),
-    converted to grayscale, and a note of what was done to the image to get it (a resize), or "". Checked from its
-    header first (``open_image``); a JPEG photo's EXIF orientation is applied, as viewers show it."""
+    """A (channels, size, size) float32 array in [0, 1] from a PNG or JPEG file (or file object, called ``name`` in
+    messages), converted to grayscale (1 channel) or RGB (3), and a note of what was done to the image to get it (a
+    resize), or "". Checked from its header first (``open_image``); a JPEG photo's EXIF orientation is applied, as
+    viewers show it."""
     name = name or str(source)
     with open_image(source, name) as image:
-        return image_pixels(image, resize, invert, name, to_resize)
+        return image_pixels(image, resize, invert, name, to_resize, size, channels)
 
 
 def image_pixels(
-    image: Image.Image, resize: bool, invert: bool, name: str, to_resize: str = "pass --resize"
+    image: Image.Image,
+    resize: bool,
+    invert: bool,
+    name: str,
+    to_resize: str = "pass --resize",
+    size: int = 28,
+    channels: int = 1,
 ) -> tuple[np.ndarray, str]:
     """``load_image`` of an image ``open_image`` gave: its pixels decoded, and the note."""
     with _reading(image.filename or None, name):
         if image.format == "JPEG":  # cameras' rotation; reading a PNG's would decode it a second time
             ImageOps.exif_transpose(image, in_place=True)
         width, height = image.size
-        pixels, note = _grayscale(image, resize, invert, f"{name} is {width}x{height}, not 28x28; {to_resize}")
+        wrong_size = f"{name} is {width}x{height}, not {size}x{size}; {to_resize}"
+        pixels, note = _pixels(image, resize, invert, wrong_size, size, channels)
     return (1 - pixels if invert else pixels), note
 
 
-def _grayscale(image: Image.Image, resize: bool, invert: bool, wrong_size: str) -> tuple[np.ndarray, str]:
+def _pixels(
+    image: Image.Image, resize: bool, invert: bool, wrong_size: str, size: int, channels: int
+) -> tuple[np.ndarray, str]:
     """Pixels in [0, 1] from any mode a PNG or JPEG opens in: 16-bit grayscale keeps its 65,536 levels (Pillow's
     conversion to 8 bits would clip them), and transparent pixels become the background (black, or white before
     ``invert``), which is what a garment's cut-out stands on."""
+    mode = "L" if channels == 1 else "RGB"
     if image.mode.startswith("I"):  # a 16-bit grayscale PNG: I;16 (or I in older Pillow)
         image = Image.fromarray(np.asarray(image, dtype=np.float32) / 65535, mode="F")
         levels = 1.0
     else:
         if image.mode in ("LA", "PA", "RGBA") or "transparency" in image.info:
             rgba = image.convert("RGBA")
-            image = Image.new("L", rgba.size, 255 if invert else 0)  # grayscale: a quarter of an RGBA's memory
-            image.paste(rgba.convert("L"), mask=rgba.getchannel("A"))
-        image = image.convert("RGB").convert("L") if image.mode == "CMYK" else image.convert("L")
+            image = Image.new(mode, rgba.size, (255 if invert else 0,) * channels)  # grayscale: a quarter of RGBA's
+            image.paste(rgba.convert(mode), mask=rgba.getchannel("A"))
+        image = image.convert("RGB").convert(mode) if image.mode == "CMYK" else image.convert(mode)
         levels = 255.0
     note = ""
-    if image.size != (28, 28):
+    if image.size != (size, size):
         if not resize:
             raise DataError(f"{wrong_size} to scale it.")
         note = f"resized from {image.size[0]}x{image.size[1]}"
-        image = image.resize((28, 28), Image.Resampling.LANCZOS)
-    pixels = np.asarray(image, dtype=np.float32).reshape(1, 28, 28) / levels
+        image = image.resize((size, size), Image.Resampling.LANCZOS)
+    pixels = np.asarray(image, dtype=np.float32) / levels
+    pixels = pixels.reshape(1, size, size) if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+    if len(pixels) != channels:  # 16-bit grayscale for an RGB model: the one channel three times
+        pixels = np.repeat(pixels, channels, axis=0)
     return np.clip(pixels, 0, 1), note  # LANCZOS overshoots a little; 8 bits saturate, floats must be clipped
 
 
-def read_image(path: Path, resize: bool = False, invert: bool = False):
+def read_image(path: Path, resize: bool = False, invert: bool = False, size: int = 28, channels: int = 1):
     """``load_image``'s pixels as a torch tensor, for the checkpoint's Python API."""
     import torch
 
-    return torch.from_numpy(load_image(path, resize, invert)[0])
+    return torch.from_numpy(load_image(path, resize, invert, size=size, channels=channels)[0])
 
 
-def checked_images(images) -> np.ndarray:
-    """``images`` (a torch tensor or a numpy array) as float32 (N, 1, 28, 28), or a ValueError: what the model was
-    trained on is 28x28 grayscale floats in [0, 1], and anything else would be reshaped into believable nonsense."""
+def checked_images(images, size: int = 28, channels: int = 1) -> np.ndarray:
+    """``images`` (a torch tensor or a numpy array) as float32 (N, channels, size, size), or a ValueError: what the
+    model was trained on is such floats in [0, 1] (28x28 grayscale for Fashion-MNIST), and anything else would be
+    reshaped into believable nonsense."""
     kind = getattr(images, "dtype", type(images).__name__)
     if type(images).__module__.startswith("torch"):
         images = images.detach().cpu()
         images = images.float().numpy() if images.is_floating_point() else images.numpy()
     if not isinstance(images, np.ndarray) or not np.issubdtype(images.dtype, np.floating):
         raise ValueError(f"images must be a float tensor with pixels in [0, 1], not {kind} (uint8: divide by 255).")
-    shape = tuple(images.shape)
-    if shape != (28, 28) and not (len(shape) == 4 and shape[1:] == (1, 28, 28)):
-        found = " x ".join(map(str, shape))
-        raise ValueError(f"images must be N x 1 x 28 x 28 (or one 28 x 28), grayscale, not {found}.")
+    shape, one = tuple(images.shape), (size, size) if channels == 1 else (channels, size, size)
+    if shape != one and not (len(shape) == 4 and shape[1:] == (channels, size, size)):
+        found, wanted = " x ".join(map(str, shape)), " x ".join(map(str, one))
+        kind = "grayscale" if channels == 1 else "RGB"
+        raise ValueError(f"images must be N x {channels} x {size} x {size} (or one {wanted}), {kind}, not {found}.")
     if images.size and not (float(images.min()) >= 0 and float(images.max()) <= 1):
         raise ValueError(f"pixels must be in [0, 1]; these span [{float(images.min()):g}, {float(images.max()):g}].")
-    return images.reshape(-1, 1, 28, 28).astype(np.float32, copy=False)
+    return images.reshape(-1, channels, size, size).astype(np.float32, copy=False)
 
 
 class FashionPredictor:
-    """``predict`` takes float images in [0, 1] of shape (N, 1, 28, 28), or one of (28, 28), as a torch tensor or
-    a numpy array, and refuses anything else. ``probabilities`` is the model's: a checkpoint's network, or an
-    export's."""
+    """``predict`` takes float images in [0, 1] of shape (N, channels, size, size) (Fashion-MNIST's: (N, 1, 28,
+    28)), or one of (size, size) in grayscale, as a torch tensor or a numpy array, and refuses anything else.
+    ``probabilities`` is the model's: a checkpoint's network, or an export's. ``size`` and ``channels`` are the
+    model's input, which image files are converted to."""
 
-    def __init__(self, probabilities, class_names: list[str]) -> None:
+    def __init__(self, probabilities, class_names: list[str], size: int = 28, channels: int = 1) -> None:
         self._probabilities = probabilities
         self.class_names = list(class_names)
+        self.size, self.channels = size, channels
 
     def probabilities(self, images) -> np.ndarray:
-        """(N, 10) class probabilities."""
-        return self._probabilities(checked_images(images))
+        """(N, classes) class probabilities."""
+        return self._probabilities(checked_images(images, self.size, self.channels))
 
     class_probabilities = probabilities  # what the server asks of both workflows' predictors
 
@@ -169,11 +193,13 @@ def load(*paths: str | Path, batch_size: int = 1000, shared_cores: bool = False)
         if len(paths) > 1:
             raise DataError("an export is one model: give one --model folder, or several checkpoints.")
         exported = ExportedModel(paths[0], "fashion_cnn", batch_size, shared_cores)
-        return FashionPredictor(exported.probabilities, exported.class_names)
+        size, channels = (
+            int(exported.metadata.get(key, default)) for key, default in (("image_size", 28), ("channels", 1))
+        )
+        return FashionPredictor(exported.probabilities, exported.class_names, size, channels)
     import torch
 
     from common.checkpoints import batched_probabilities, load_models
-    from fashion_cnn.data import CLASS_NAMES
     from fashion_cnn.model import FashionCNN
 
     model = load_models(paths, FashionCNN)
@@ -181,7 +207,8 @@ def load(*paths: str | Path, batch_size: int = 1000, shared_cores: bool = False)
     def probabilities(images: np.ndarray) -> np.ndarray:
         return batched_probabilities(model, torch.from_numpy(images), batch_size).float().numpy()
 
-    return FashionPredictor(probabilities, CLASS_NAMES)
+    trained = model.data_hparams()  # the classes and input the checkpoint was trained with
+    return FashionPredictor(probabilities, trained["class_names"], trained["image_size"], trained["in_channels"])
 
 
 def image_files(inputs: list[str]) -> list[Path]:
@@ -226,7 +253,8 @@ def main(args: list[str] | None = None) -> None:
     with exit_on_reported_error():
         predictor = load(*(options.ckpt or [options.model]))
         files = image_files(options.inputs)
-        images, notes = zip(*(load_image(f, options.resize, options.invert) for f in files))
+        shape = {"size": predictor.size, "channels": predictor.channels}
+        images, notes = zip(*(load_image(f, options.resize, options.invert, **shape) for f in files))
         predictions = predictor.predict(np.stack(images))
         rows = [{"file": str(f), **p, "note": note} for f, p, note in zip(files, predictions, notes)]
         write_rows(rows, options.output, COLUMNS)

@@ -89,16 +89,20 @@ class FashionAPI(ClassifierAPI):
             total = sum(image.size[0] * image.size[1] for image in opened.values())
             if total > MAX_PIXELS:
                 raise InputTooLarge(f"the images are {total:,} pixels in all; at most {MAX_PIXELS:,} a request.")
+            size, channels = self.predictor.size, self.predictor.channels  # the model's input
             images, notes = [], []
             for i, item in enumerate(request.inputs):
                 note = ""
                 if i in opened:
+                    shape = {"size": size, "channels": channels}
                     pixels, note = image_pixels(
-                        opened[i], request.resize, request.invert, f"input {i}", "send resize: true"
+                        opened[i], request.resize, request.invert, f"input {i}", "send resize: true", **shape
                     )
+                elif (size, channels) != (28, 1):
+                    raise ValueError(f"input {i} is an array: this model takes {size}x{size} images, as PNG or JPEG.")
                 else:
                     pixels = 1 - item if request.invert else item
-                images.append(pixels.reshape(1, 28, 28))
+                images.append(pixels.reshape(channels, size, size))
                 notes.append(note)
         return Decoded(np.stack(images), notes)
 

@@ -30,6 +30,15 @@ from common.cli.runs import (
 from common.deploy.console import program
 from common.ensemble import load_ensemble
 from common.errors import ConfigError, exit_on_reported_error, missing_package
+from common.module import ClassifierModule
+
+
+def _same_data(ckpt_path: str, trained: ClassifierModule, model: ClassifierModule) -> None:
+    """Refuses data that would give the checkpoint's model other classes or inputs than it was trained with."""
+    was, now = trained.data_hparams(), model.data_hparams()
+    if differ := [name for name in was if was[name] != now[name]]:
+        said = "; ".join(f"{name} {was[name]} in the checkpoint, {now[name]} from these data" for name in differ)
+        raise ConfigError(f"{ckpt_path} was trained on other data: {said}. Give the data options it was trained with.")
 
 
 class WorkflowCLI(LightningCLI):
@@ -50,6 +59,7 @@ class WorkflowCLI(LightningCLI):
         self.created: Path | None = None  # the outermost folder this run creates
         self.new_run = False  # whether the logger's run folder is this run's own
         self.members: tuple = ()  # an ensemble's model and DataModule state
+        self.trained: tuple[str, ClassifierModule] | None = None  # the checkpoint evaluated or resumed, its model
         try:
             super().__init__(*args, **kwargs)
         except BaseException as error:
@@ -97,7 +107,7 @@ class WorkflowCLI(LightningCLI):
         if not ckpt_path:
             return
         # Lightning would fail with a parser error on another model's hyper-parameters: say what is wrong instead.
-        read_checkpoint(ckpt_path, self.model_class)
+        self.trained = ckpt_path, read_checkpoint(ckpt_path, self.model_class)[1]
         run = run_of(Path(ckpt_path))
         if subcommand == "fit" and run is not None:
             self.resumed_run = run
@@ -117,6 +127,10 @@ class WorkflowCLI(LightningCLI):
             return
         config, config_init = self.config[self.subcommand], self.config_init[self.subcommand]
         config_init.report.seed = config.seed_everything  # the seed actually used, once LightningCLI set it
+        if self.ensemble:
+            self.trained = self.ensemble[0], self.members[0].members[0]
+        if self.trained is not None:
+            _same_data(*self.trained, self.model)
         if self.ensemble:
             self.model, state = self.members
             self.datamodule.load_state_dict(state)

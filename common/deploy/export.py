@@ -8,7 +8,7 @@ import json
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import onnx
@@ -79,7 +79,7 @@ def export_command(
     *,
     workflow: str,
     model_class: type,
-    example: torch.Tensor,
+    example: torch.Tensor | Callable[[nn.Module], torch.Tensor],
     metadata: dict[str, str],
     sequence: bool = False,
     beside=None,
@@ -87,7 +87,7 @@ def export_command(
 ) -> None:
     """The export command of a workflow: ``--ckpt CKPT --output DIR`` writes ``DIR/model.onnx``, and ``--ckpt``
     repeated one model of the checkpoints' ensemble; ``beside(ckpts, folder)`` writes what else the export needs
-    (SST-2's tokenizer)."""
+    (SST-2's tokenizer). ``example`` is an input to trace the model on, or makes one of the model."""
     command = workflow.replace("_", "-")
     parser = argparse.ArgumentParser(
         prog=program(f"{command}-export", f"{workflow}.export"),
@@ -113,7 +113,8 @@ def export_command(
             # The exporter's progress lines and its warnings about torch's own internals are not the user's concern.
             with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                export_onnx(model, example, staging, metadata, sequence, translations)
+                traced_on = example(model) if callable(example) else example
+                export_onnx(model, traced_on, staging, metadata, sequence, translations)
         print(f"Exported: {options.output / MODEL_FILE}")
 
 
