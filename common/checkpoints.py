@@ -48,7 +48,10 @@ def load_models(paths: list[str | Path], model_class: type) -> torch.nn.Module:
     from common.ensemble import EnsembleClassifier
 
     models = [load_checkpoint(path, model_class)[0] for path in paths]
-    return models[0] if len(models) == 1 else EnsembleClassifier(models).eval()
+    try:
+        return models[0] if len(models) == 1 else EnsembleClassifier(models).eval()
+    except ValueError as error:  # members of other classes or inputs
+        raise DataError(str(error)) from None
 
 
 @torch.inference_mode()

@@ -31,6 +31,12 @@ def hold_out_end(split: tuple[Sequence, ...], val_fraction: float) -> tuple[tupl
     return tuple(part[:kept] for part in split), tuple(part[kept:] for part in split)
 
 
+def class_names_of(data: "L.LightningDataModule") -> list[str]:
+    """A DataModule's classes, for a link to the model's ``class_names`` once the data is built (a function of
+    the module, not a lambda: ddp_spawn pickles the parser that holds the links)."""
+    return list(data.class_names)
+
+
 class TensorBatches(TensorDataset):
     """Tensors indexed a whole batch at a time: DataLoader calls ``__getitems__`` with a batch's indices, so a
     batch is one indexing operation (on whatever device the tensors are), not one per sample and a collate."""

@@ -24,10 +24,10 @@ class EnsembleClassifier(ClassifierModule):
         if len(kinds) != 1:
             raise ValueError(f"an ensemble's members are of one kind, not {', '.join(k.__name__ for k in kinds)}.")
         said = [member.data_hparams() for member in members]
-        if any(s != said[0] for s in said):
-            differ = sorted(name for s in said for name in s if s[name] != said[0][name])
+        if differ := [name for name in said[0] if any(s[name] != said[0][name] for s in said)]:
+            values = "; ".join(f"{name}: {', '.join(str(s[name]) for s in said)}" for name in differ)
             raise ValueError(
-                f"an ensemble's members were trained on the same classes and inputs; {', '.join(differ)} differ."
+                f"the checkpoints of an ensemble must be trained on the same classes and inputs; these differ in {values}."
             )
         super().__init__(members[0].num_classes)
         self.members = nn.ModuleList(members)

@@ -9,6 +9,7 @@ python -m fashion_cnn.train fit --data.image_folder photos/   # one's own images
 from lightning.pytorch.cli import ArgsType
 
 from common.cli.main import run_cli
+from common.data import class_names_of
 from fashion_cnn.data import FashionMNISTDataModule
 from fashion_cnn.model import FashionCNN
 
@@ -16,7 +17,7 @@ from fashion_cnn.model import FashionCNN
 LINKS = (
     ("data.image_size", "model.image_size"),
     ("data.image_channels", "model.in_channels"),
-    ("data", "model.class_names", lambda data: list(data.class_names), "instantiate"),  # a folder's classes
+    ("data", "model.class_names", class_names_of, "instantiate"),  # a folder's classes
 )
 
 

@@ -1,4 +1,5 @@
-"""GLUE SST-2 through Hugging Face ``datasets``: local GLUE files when present, else the hub."""
+"""GLUE SST-2 through Hugging Face ``datasets``: local GLUE files when present, else the hub; or one's own labelled
+texts (a CSV, TSV or JSON Lines file, or a Hugging Face dataset by name)."""
 
 import csv
 import os
@@ -16,6 +17,7 @@ from torch.utils.data import BatchSampler, RandomSampler
 from common.data import TensorDataModule, cache_dir, hold_out_end, resolve_data_dir
 from common.errors import DataError, require
 from common.files import write_text
+from common.texts import class_order, label_ids, read_hub, read_texts
 from sst2_bilstm.tokenizer import encode, fit_word_tokenizer
 
 CLASS_NAMES = ("negative", "positive")
@@ -154,6 +156,9 @@ class SST2DataModule(TensorDataModule):
     training part only, saved as ``tokenizer.json`` in the run folder and stored in checkpoints, so a
     checkpoint always encodes text as its model was trained.
 
+    One's own texts instead (``train_file`` or ``hf_dataset``): the classes are the training labels, numbers in
+    their order, else alphabetical; two keep the reference's single sigmoid output, more get a softmax output.
+
     Args:
         data_dir: folder holding ``SST-2/train.tsv`` and ``SST-2/dev.tsv``; defaults to ``$DATA_DIR``, else
             ``./data``. Without those files the data comes from the Hugging Face hub.
@@ -165,9 +170,17 @@ class SST2DataModule(TensorDataModule):
             sentence (training batches still come in random order); the reference pads everything to
             ``max_length``.
         eval_batch_size: samples per batch for validation, test and predict.
+        train_file: instead of SST-2, a ``.csv``, ``.tsv`` or ``.jsonl`` file of texts and labels (UTF-8, a header
+            row for CSV and TSV; a TSV quotes nothing).
+        test_file: the test texts of ``train_file``'s format; without it, the last ``test_fraction`` of
+            ``train_file``'s rows test (cut as ``val_fraction``'s are, after it).
+        text_column: the column of the texts; by default ``sentence``, else ``text``.
+        label_column: the column of the labels (numbers or names).
+        hf_dataset: instead of SST-2, a Hugging Face dataset by name (offline: the local cache), with
+            ``hf_config``, its splits ``hf_train_split`` and ``hf_test_split`` and the columns above; a label
+            feature with names (``ClassLabel``) gives the classes in its order.
+        test_fraction: the share of the training rows that tests when no test file is given.
     """
-
-    class_names = CLASS_NAMES
 
     def __init__(
         self,
@@ -178,6 +191,15 @@ class SST2DataModule(TensorDataModule):
         val_fraction: float = 0.2,
         length_buckets: bool = False,
         eval_batch_size: int = 1000,
+        train_file: str | None = None,
+        test_file: str | None = None,
+        text_column: str | None = None,
+        label_column: str = "label",
+        hf_dataset: str | None = None,
+        hf_config: str | None = None,
+        hf_train_split: str = "train",
+        hf_test_split: str = "test",
+        test_fraction: float = 0.2,
     ) -> None:
         super().__init__(batch_size, eval_batch_size)
         self.save_hyperparameters()
@@ -192,11 +214,51 @@ class SST2DataModule(TensorDataModule):
         self.texts: dict[str, tuple[list[str], torch.Tensor]] = {}
         self.tokenizer: Tokenizer | None = None
         self._encoded: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        require(not (train_file and hf_dataset), "give train_file or hf_dataset, not both.")
+        require(0 < test_fraction < 1, f"test_fraction must be between 0 and 1, not {test_fraction}.")
+        self.class_names, self.own = CLASS_NAMES, None
+        if train_file or hf_dataset:
+            # The classes are needed before setup (the model's output follows them), so the texts are read here.
+            self.own = self._read_own()
+
+    def _read_own(self) -> dict[str, tuple[list[str], list[str]]]:
+        """One's own texts by split (the test split None when it is cut from the training rows), the classes set."""
+        hparams = self.hparams
+        columns = hparams.text_column, hparams.label_column
+        if hparams.train_file:
+            train, test = read_texts(Path(hparams.train_file), *columns), None
+            if hparams.test_file:
+                test = read_texts(Path(hparams.test_file), *columns)
+            names, source = class_order(train[1]), hparams.test_file
+        else:
+            name, config = hparams.hf_dataset, hparams.hf_config
+            *train, names = read_hub(name, config, hparams.hf_train_split, *columns)
+            *test, _ = read_hub(name, config, hparams.hf_test_split, *columns)
+            names, source = names or class_order(train[1]), f"{name} ({hparams.hf_test_split})"
+        if len(names) < 2:
+            raise DataError(f"the training labels hold one class ({names[0]!r}); a classifier needs at least two.")
+        if test is not None:
+            label_ids(test[1], names, source)  # refused now, not after training
+        self.class_names = tuple(names)
+        return {"train": tuple(train), "test": tuple(test) if test is not None else None}
+
+    def _as_tensor(self, labels: list[str]) -> torch.Tensor:
+        ids = label_ids(labels, list(self.class_names), "the texts")
+        # Two classes: one sigmoid output and binary cross-entropy, as the reference (float targets); more: classes.
+        return torch.tensor(ids, dtype=torch.float32 if len(self.class_names) == 2 else torch.long)
 
     def setup(self, stage: str) -> None:
         if self.texts:
             return
-        glue = load_sst2(self.data_dir)
+        if self.own is None:
+            glue = load_sst2(self.data_dir)
+        else:
+            train, test = (
+                (texts, self._as_tensor(labels)) for texts, labels in (self.own["train"], self.own["test"] or ([], []))
+            )
+            if self.own["test"] is None:
+                train, test = hold_out_end(train, self.hparams.test_fraction)
+            glue = {"train": train, "test": test}
         train, val = hold_out_end(glue["train"], self.val_fraction)
         self.texts = {"train": train, "val": val, "test": glue["test"]}
 

@@ -11,8 +11,7 @@ import onnx
 import torch
 from onnxscript import opset18 as op
 
-from common.deploy.export import class_metadata, export_command
-from sst2_bilstm.data import CLASS_NAMES
+from common.deploy.export import export_command
 from sst2_bilstm.model import SST2BiLSTM
 from sst2_bilstm.predict import TOKENIZER_FILE, shared_tokenizer
 
@@ -49,7 +48,7 @@ TRANSLATIONS = {torch.ops.sst2_bilstm.packed_bidirectional.default: packed_bidir
 def main(args: list[str] | None = None) -> None:
     # Token ids of any batch size and length: a checkpoint's tokenizer pads to its own max_length.
     example = torch.randint(2, 10, (2, 50), generator=torch.Generator().manual_seed(0))  # the caller's untouched
-    metadata = class_metadata("sst2_bilstm", CLASS_NAMES)
+    metadata = {"workflow": "sst2_bilstm"}  # the classes: the model's export_metadata
     export_command(
         args,
         workflow="sst2_bilstm",

@@ -3,6 +3,7 @@
 
 import contextlib
 import functools
+import json
 from typing import Literal
 
 import torch
@@ -13,6 +14,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from common.errors import require
 from common.init import keras_init_, keras_lstm_init_
 from common.module import ClassifierModule
+from sst2_bilstm.data import CLASS_NAMES
 
 
 @functools.cache
@@ -91,7 +93,12 @@ class SST2BiLSTM(ClassifierModule):
             refused: the schedule's length is fixed when training starts.
         fused: use Adam's fused kernel: the same update in one pass over the parameters, much faster on a CPU
             for this model's 3.1M parameters (docs/speed.md). False gives PyTorch's default (a multi-tensor loop).
+        class_names: the classes; set from the data (``data.class_names``) and kept in the checkpoint. Two (the
+            reference's negative and positive) give one sigmoid output and binary cross-entropy; more give an
+            output per class, a softmax and cross-entropy, the rest of the network unchanged.
     """
+
+    DATA_HPARAMS = ("class_names", "vocab_size")
 
     def __init__(
         self,
@@ -113,9 +120,13 @@ class SST2BiLSTM(ClassifierModule):
         label_smoothing: float = 0.0,
         one_cycle: bool = False,
         fused: bool = True,
+        class_names: tuple[str, ...] = CLASS_NAMES,
     ) -> None:
-        super().__init__(2)
+        require(len(class_names) >= 2, f"a classifier needs at least two classes, not {len(class_names)}.")
+        super().__init__(len(class_names))
+        class_names = list(class_names)  # recorded as a plain list in hparams.yaml, not a Python tuple
         self.save_hyperparameters()
+        outputs = 1 if len(class_names) == 2 else len(class_names)
         first, second = hidden_sizes
         require(vocab_size >= 3, f"vocab_size must be at least 3 (padding, unknown, one word), not {vocab_size}.")
         require(min(embedding_dim, first, second, dense_size) >= 1, "layer sizes must be at least 1.")
@@ -139,7 +150,7 @@ class SST2BiLSTM(ClassifierModule):
             nn.Linear((4 if pooling == "mean_max" else 2) * second, dense_size),
             nn.ReLU(),
             nn.Dropout(dense_dropout),
-            nn.Linear(dense_size, 1),
+            nn.Linear(dense_size, outputs),
         )
         self.lstm_dropout = nn.Dropout(lstm_dropout)
         nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
@@ -148,8 +159,9 @@ class SST2BiLSTM(ClassifierModule):
         self.head.apply(keras_init_)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """One logit per sequence, shape (N,), for token ids of shape (N, L). Unless ``packed``, padding is read
-        like any token, as in the reference, which has no mask."""
+        """One logit per sequence, shape (N,), for token ids of shape (N, L); with more than two classes, one per
+        class, (N, classes). Unless ``packed``, padding is read like any token, as in the reference, which has no
+        mask."""
         embedded = self.embedding(tokens)
         # Dropout1d drops channels of (N, C, L): whole embedding dimensions for the whole sequence.
         embedded = self.spatial_dropout(embedded.transpose(1, 2)).transpose(1, 2)
@@ -164,13 +176,17 @@ class SST2BiLSTM(ClassifierModule):
             outputs, last_hidden = self._second_lstm(embedded, lengths)
         if self.hparams.pooling == "last":
             # (directions, N, H): the forward pass ends at the last (real) step, the backward at the first.
-            return self.head(torch.cat([last_hidden[0], last_hidden[1]], dim=1)).squeeze(1)
+            return self._logits(torch.cat([last_hidden[0], last_hidden[1]], dim=1))
         real = torch.arange(tokens.shape[1], device=tokens.device) < lengths.unsqueeze(1)  # (N, L)
         features = [outputs.masked_fill(~real.unsqueeze(2), float("-inf")).amax(dim=1)]
         if self.hparams.pooling == "mean_max":
             mean = (outputs * real.unsqueeze(2)).sum(dim=1) / lengths.unsqueeze(1)
             features.insert(0, mean.to(features[0].dtype))
-        return self.head(torch.cat(features, dim=1)).squeeze(1)
+        return self._logits(torch.cat(features, dim=1))
+
+    def _logits(self, features: torch.Tensor) -> torch.Tensor:
+        logits = self.head(features)
+        return logits.squeeze(1) if self.num_classes == 2 else logits
 
     def _second_lstm(
         self, embedded: torch.Tensor, lengths: torch.Tensor | None
@@ -196,17 +212,21 @@ class SST2BiLSTM(ClassifierModule):
         return pad_packed_sequence(outputs, batch_first=True, total_length=embedded.shape[1])[0], last_hidden
 
     def loss_and_predictions(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.num_classes > 2:
+            smoothing = self.hparams.label_smoothing if self.training else 0.0
+            return F.cross_entropy(logits, target, label_smoothing=smoothing), logits.argmax(dim=1)
         smoothed = target.float()
         if self.hparams.label_smoothing and self.training:
             smoothed = smoothed * (1 - self.hparams.label_smoothing) + self.hparams.label_smoothing / 2
         return F.binary_cross_entropy_with_logits(logits, smoothed), (logits > 0).long()
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(logits)
+        return torch.sigmoid(logits) if self.num_classes == 2 else logits.softmax(dim=1)
 
     def export_metadata(self) -> dict[str, str]:
         # A packed model reads no padding, so a reader may cut the padding after the longest sentence of a batch.
-        return {"reads_padding": str(not self.hparams.packed).lower()}
+        padding = str(not self.hparams.packed).lower()
+        return {"reads_padding": padding, "class_names": json.dumps(list(self.hparams.class_names))}
 
     def configure_optimizers(self) -> dict:
         optimizer = torch.optim.Adam(

@@ -27,43 +27,47 @@ from common.deploy.exported import ExportedModel
 from common.errors import DataError, exit_on_reported_error
 from sst2_bilstm.tokenizer import encode, unreadable, word_count
 
-COLUMNS = ["sentence", "label", "probability_positive", "note"]
 TOKENIZER_FILE = "tokenizer.json"
 
 
 class SentimentPredictor:
     """A trained model's probabilities with its tokenizer; ``predict`` takes a list of sentences.
-    ``probabilities`` maps token ids (int64, N x max_length) to the probability of the positive class: a
-    checkpoint's network, or an export's."""
+    ``class_probabilities`` maps token ids (int64, N x max_length) to (N, classes): a checkpoint's network, or an
+    export's. SST-2's classes are negative and positive; a model of one's own texts has its own."""
 
-    def __init__(self, probabilities, tokenizer: Tokenizer, class_names: list[str]) -> None:
-        self._probabilities = probabilities
+    def __init__(self, class_probabilities, tokenizer: Tokenizer, class_names: list[str]) -> None:
+        self._class_probabilities = class_probabilities
         self.tokenizer = tokenizer
         self.class_names = list(class_names)
-
-    def probabilities(self, tokens) -> np.ndarray:
-        """The probability of the positive class for each row of token ids (numpy, or a torch tensor)."""
-        if type(tokens).__module__.startswith("torch"):
-            tokens = tokens.cpu().numpy()
-        return self._probabilities(np.asarray(tokens, dtype=np.int64))
+        # Two classes: the probability of the second (SST-2's positive), as the model's one sigmoid output gives it.
+        self.score = f"probability_{self.class_names[1]}" if len(self.class_names) == 2 else "probability"
+        self.columns = ["sentence", "label", self.score, "note"]
 
     def class_probabilities(self, tokens) -> np.ndarray:
-        """(N, 2): the probabilities of negative and positive."""
-        positive = self.probabilities(tokens)
-        return np.stack([1 - positive, positive], axis=1)
+        """(N, classes) class probabilities for rows of token ids (numpy, or a torch tensor)."""
+        if type(tokens).__module__.startswith("torch"):
+            tokens = tokens.cpu().numpy()
+        return self._class_probabilities(np.asarray(tokens, dtype=np.int64))
+
+    def probabilities(self, tokens) -> np.ndarray:
+        """Two classes: the probability of the second (positive) for each row; more: ``class_probabilities``."""
+        probabilities = self.class_probabilities(tokens)
+        return probabilities[:, 1] if len(self.class_names) == 2 else probabilities
 
     def predict(self, sentences: list[str]) -> list[dict]:
-        """One dict per sentence: ``label`` (negative / positive), ``probability_positive`` and a ``note`` that
-        flags empty sentences, sentences without a known word, and sentences longer than the model reads."""
+        """One dict per sentence: ``label``, the probability (``probability_positive`` for SST-2, that of the
+        second class for two, of the label for more), and a ``note`` that flags empty sentences, sentences
+        without a known word, and sentences longer than the model reads."""
         if isinstance(sentences, str):
             raise TypeError("predict takes a list of sentences; wrap a single one: predict([sentence]).")
         if not sentences:
             return []
         tokens, notes = self.encoded(sentences)
         rows = []
-        for sentence, note, p in zip(sentences, notes, self.probabilities(tokens).tolist()):
-            row = {"sentence": sentence, "label": self.class_names[int(p > 0.5)], "probability_positive": p}
-            rows.append(row | {"note": note})
+        for sentence, note, p in zip(sentences, notes, self.class_probabilities(tokens).tolist()):
+            label = max(range(len(p)), key=p.__getitem__)  # ties: the first class, as p > 0.5 gave negative
+            score = p[1] if len(p) == 2 else p[label]
+            rows.append({"sentence": sentence, "label": self.class_names[label], self.score: score, "note": note})
         return rows
 
     def encoded(self, sentences: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -94,17 +98,16 @@ def load(*paths: str | Path, batch_size: int = 1000, shared_cores: bool = False)
         return load_export(paths[0], batch_size, shared_cores)
     import torch
 
-    from common.checkpoints import batched_probabilities, load_models
-    from sst2_bilstm.data import CLASS_NAMES
+    from common.checkpoints import batched_probabilities, load_models, per_class
     from sst2_bilstm.model import SST2BiLSTM
 
     model = load_models(paths, SST2BiLSTM)  # first: it refuses a checkpoint of the other workflow
     tokenizer = shared_tokenizer(paths)
 
     def probabilities(tokens: np.ndarray) -> np.ndarray:
-        return batched_probabilities(model, torch.from_numpy(tokens), batch_size).float().numpy()
+        return per_class(batched_probabilities(model, torch.from_numpy(tokens), batch_size)).float().numpy()
 
-    return SentimentPredictor(probabilities, tokenizer, CLASS_NAMES)
+    return SentimentPredictor(probabilities, tokenizer, model.data_hparams()["class_names"])
 
 
 def load_export(folder: str | Path, batch_size: int = 1000, shared_cores: bool = False) -> SentimentPredictor:
@@ -113,8 +116,7 @@ def load_export(folder: str | Path, batch_size: int = 1000, shared_cores: bool =
     if not path.is_file():
         raise DataError(f"{path} does not exist: an SST-2 export is model.onnx and the tokenizer.json beside it.")
 
-    def probabilities(tokens: np.ndarray) -> np.ndarray:
-        return exported.probabilities(tokens)[:, 1]
+    probabilities = exported.probabilities
 
     if exported.metadata.get("reads_padding") == "false":
         probabilities = _padding_cut(probabilities, batch_size)
@@ -131,11 +133,13 @@ def _padding_cut(probabilities, batch_size: int):
     def cut(tokens: np.ndarray) -> np.ndarray:
         lengths = (tokens != 0).sum(axis=1)  # the padding id, which only ever follows the words
         order = np.argsort(lengths, kind="stable")
-        positive = np.empty(len(tokens), np.float32)
+        result = None
         for start in range(0, len(tokens), size):
             rows = order[start : start + size]
-            positive[rows] = probabilities(tokens[rows, : max(1, int(lengths[rows].max()))])
-        return positive
+            batch = probabilities(tokens[rows, : max(1, int(lengths[rows].max()))])
+            result = np.empty((len(tokens), *batch.shape[1:]), np.float32) if result is None else result
+            result[rows] = batch
+        return result if result is not None else probabilities(tokens)
 
     return cut
 
@@ -198,7 +202,7 @@ def main(args: list[str] | None = None) -> None:
         parser.error("give sentences or --file, not both")
     with exit_on_reported_error():
         predictor = load(*(options.ckpt or [options.model]))
-        write_rows(predictor.predict(read_sentences(options)), options.output, COLUMNS)
+        write_rows(predictor.predict(read_sentences(options)), options.output, predictor.columns)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,16 @@ python -m sst2_bilstm.train test --ckpt_path runs/sst2_bilstm/version_0/checkpoi
 from lightning.pytorch.cli import ArgsType
 
 from common.cli.main import run_cli
+from common.data import class_names_of
 from sst2_bilstm.data import SST2DataModule
 from sst2_bilstm.model import SST2BiLSTM
 
-# The embedding has a row per token id: its size is the tokenizer's, never an option of its own.
-LINKS = (("data.num_words", "model.vocab_size"),)
+# The embedding has a row per token id: its size is the tokenizer's, never an option of its own; the output
+# follows the data's classes.
+LINKS = (
+    ("data.num_words", "model.vocab_size"),
+    ("data", "model.class_names", class_names_of, "instantiate"),
+)
 
 
 def main(args: ArgsType = None) -> None:

@@ -108,7 +108,7 @@ def test_an_ensemble_exports_as_one_model_of_the_mean_and_serves(three_runs, tmp
     # Members of other vocabularies: refused in one line before anything is written.
     with pytest.raises(SystemExit) as exit_info:
         sst2_export.main(["--ckpt", checkpoints[0], "--ckpt", other, "--output", str(tmp_path / "mixed")])
-    assert exit_info.value.code == 2 and "share their vocabulary" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "differ in vocab_size: 10000, 5." in capsys.readouterr().err
     assert not (tmp_path / "mixed").exists()
 
 
@@ -126,4 +126,4 @@ def test_an_ensemble_of_other_vocabularies_or_in_fit_is_refused(three_runs, caps
     assert exit_info.value.code == 2 and "ensemble) are one list: --ckpt_path '[A, B]'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         sst2_predict.main(["--ckpt", checkpoints[0], "--ckpt", other, "fine"])
-    assert exit_info.value.code == 2 and "share their vocabulary" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "differ in vocab_size: 10000, 5." in capsys.readouterr().err
