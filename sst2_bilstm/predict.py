@@ -157,11 +157,16 @@ def shared_tokenizer(ckpt_paths: list[str | Path]) -> Tokenizer:
 
 def saved_tokenizer(ckpt_path: str | Path) -> Tokenizer:
     """The tokenizer a checkpoint was trained with: stored in it, else its run folder's tokenizer.json."""
+    import torch
+
     from sst2_bilstm.data import SST2DataModule
 
-    saved = SST2DataModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True).tokenizer
+    # Read from the DataModule's state in the checkpoint, not by rebuilding the DataModule, which would read the
+    # training texts again (one's own file, which prediction must not need).
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    saved = checkpoint.get(SST2DataModule.__qualname__, {}).get("tokenizer")
     if saved is not None:
-        return saved
+        return Tokenizer.from_str(saved)
     beside = Path(ckpt_path).resolve().parent.parent / TOKENIZER_FILE  # run folder: version_N/checkpoints/x.ckpt
     if not beside.is_file():
         raise DataError(f"{ckpt_path} holds no tokenizer and there is no {beside}: the text cannot be encoded.")

@@ -66,7 +66,12 @@ def test_three_classes_train_and_test_with_a_softmax_output(text_run):
 def test_predict_export_and_serve_name_the_texts_classes(text_run):
     run, exported = text_run
     sentences = ["the rain news 1", "the chip news 2", ""]
-    checkpoint, export = sst2_predict.load(run / "checkpoints" / "last.ckpt"), sst2_predict.load(exported)
+    train = run.parent.parent / "train.csv"
+    train.rename(train.with_suffix(".away"))  # a checkpoint predicts without the texts it was trained on
+    try:
+        checkpoint, export = sst2_predict.load(run / "checkpoints" / "last.ckpt"), sst2_predict.load(exported)
+    finally:
+        train.with_suffix(".away").rename(train)
     assert checkpoint.class_names == export.class_names == ["sports", "tech", "weather"]
     by_ckpt, by_export = checkpoint.predict(sentences), export.predict(sentences)
     assert [set(row) for row in by_ckpt] == [{"sentence", "label", "probability", "note"}] * 3
@@ -178,3 +183,16 @@ def test_a_checkpoint_is_refused_with_data_of_other_classes_or_vocabulary(text_r
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and message in err and "Traceback" not in err, case
         assert not (tmp_path / "runs").exists()
+
+
+def test_a_hugging_face_dataset_from_a_local_folder_trains(tmp_path):
+    """``load_dataset`` given a folder of train.csv and test.csv, as it reads a dataset without the network."""
+    folder = tmp_path / "reviews"
+    folder.mkdir()
+    write(folder / "train.csv", rows(60))
+    write(folder / "test.csv", rows(12))
+    main(tiny_run("sst2_bilstm", tmp_path / "none", tmp_path / "runs", "--data.hf_dataset", str(folder)))
+    metrics = json.loads((tmp_path / "runs" / "version_0" / "metrics.json").read_text())
+    assert (
+        list(metrics["per_class"]) == ["sports", "tech", "weather"] and sum(map(sum, metrics["confusion_matrix"])) == 12
+    )
