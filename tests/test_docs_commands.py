@@ -61,7 +61,8 @@ def test_every_command_in_the_docs_is_one_the_project_takes(tmp_path):
             if "-m" in argv[2:] and not any(marker in argv[argv.index("-m", 2) + 1] for marker in markers):
                 problems.append(f"{shown}: no such marker")
         elif argv[0] == "-m" or argv[0].endswith(".py") or argv[0] in scripts:
-            checked.append((shown, argv))
+            if argv not in (seen for _, seen in checked):  # a command shown on several pages is parsed once
+                checked.append((shown, argv))
         else:
             problems.append(f"{shown}: a program this test does not know")
     # The relative paths the pages use (configs/, scripts/, bench/) from the repository, placeholders beside them.
