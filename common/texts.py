@@ -3,11 +3,16 @@ Face dataset by name; every row checked, and the classes in a stated order."""
 
 import csv
 import json
+import os
+import socket
+import urllib.parse
 from pathlib import Path
 
 from common.errors import DataError
 
 SUFFIXES = (".csv", ".tsv", ".jsonl")
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 TEXT_COLUMNS = ("sentence", "text")  # looked for in this order when no text column is named
 
 
@@ -99,6 +104,11 @@ def read_hub(name: str, config: str | None, split: str, text_column: str | None,
     label feature's class names where it has them (a ``ClassLabel``), else None."""
     import datasets
 
+    if not Path(name).exists() and (unreachable := hub_unreachable()) is not None:
+        raise DataError(
+            f"the Hugging Face dataset {name} cannot be fetched: the hub cannot be reached ({unreachable}). Run where "
+            "it can, or set HF_DATASETS_OFFLINE=1 to read a copy the Hugging Face cache holds."
+        )
     try:
         rows = datasets.load_dataset(name, config, split=split)
     except Exception as error:  # the hub's and datasets' failures come in many types
@@ -119,3 +129,19 @@ def read_hub(name: str, config: str | None, split: str, text_column: str | None,
         if not isinstance(text, str) or not text.strip():
             raise DataError(f"{name} ({split}), row {i}: the text is empty.")
     return texts, labels, names
+
+
+def hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the hub's host cannot be reached, or None. Asked once, before ``datasets`` would retry for half a
+    minute on a machine without network. Behind a proxy, or in the hub's offline mode (its cache), there is
+    nothing to ask: ``datasets`` is left to answer."""
+    offline = any(os.environ.get(name, "").lower() in ("1", "true", "yes", "on") for name in OFFLINE_VARIABLES)
+    if offline or any(os.environ.get(name) for name in PROXY_VARIABLES):
+        return None
+    url = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+    except OSError as error:
+        return f"{url.hostname}:{port}: {error.strerror or error}"
+    return None

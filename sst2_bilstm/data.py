@@ -2,9 +2,6 @@
 texts (a CSV, TSV or JSON Lines file, or a Hugging Face dataset by name)."""
 
 import csv
-import os
-import socket
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,13 +14,17 @@ from torch.utils.data import BatchSampler, RandomSampler
 from common.data import TensorDataModule, cache_dir, hold_out_end, resolve_data_dir
 from common.errors import DataError, require
 from common.files import write_text
-from common.texts import class_order, label_ids, read_hub, read_texts
+from common.texts import (
+    class_order,
+    hub_unreachable,
+    label_ids,
+    read_hub,
+    read_texts,
+)
 from sst2_bilstm.tokenizer import encode, fit_word_tokenizer
 
 CLASS_NAMES = ("negative", "positive")
 FILES = {"train": "train.tsv", "test": "dev.tsv"}  # GLUE's validation split is the reference's test set
-PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
-OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 COLUMNS = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.Value("string")})
 
 
@@ -102,22 +103,6 @@ def load_sst2(data_dir: Path) -> dict[str, tuple[list[str], torch.Tensor]]:
         return load_glue_hub()
     except Exception as error:  # the hub's failures come in many types; all end here
         raise DataError(f"{not_found}, and the Hugging Face hub failed ({error}). {advice}") from None
-
-
-def hub_unreachable(timeout: float = 3.0) -> str | None:
-    """Why the hub's host cannot be reached, or None. Asked once, before ``datasets`` would retry for half a
-    minute on a machine without network. Behind a proxy, or in the hub's offline mode (its cache), there is
-    nothing to ask: ``datasets`` is left to answer."""
-    offline = any(os.environ.get(name, "").lower() in ("1", "true", "yes", "on") for name in OFFLINE_VARIABLES)
-    if offline or any(os.environ.get(name) for name in PROXY_VARIABLES):
-        return None
-    url = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((url.hostname, port), timeout=timeout).close()
-    except OSError as error:
-        return f"{url.hostname}:{port}: {error.strerror or error}"
-    return None
 
 
 class LengthBuckets(BatchSampler):

@@ -6,8 +6,8 @@ import shutil
 import pytest
 import torch
 
+from common.texts import OFFLINE_VARIABLES, PROXY_VARIABLES
 from fashion_cnn.train import main as fashion_main
-from sst2_bilstm.data import OFFLINE_VARIABLES, PROXY_VARIABLES
 from sst2_bilstm.train import main as sst2_main
 from tests.conftest import tiny_run, write_fashion_mnist, write_idx, write_sst2
 

@@ -113,6 +113,7 @@ def test_a_hugging_face_dataset_by_name_reads_its_label_names(tmp_path, monkeypa
         return built[split]
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr("common.texts.hub_unreachable", lambda: None)  # as where the network reaches the hub
     data = SST2DataModule(hf_dataset="someone/reviews", hf_config="small", hf_test_split="test")
     data.setup("fit")
     assert data.class_names == ("no", "yes") and calls == [
@@ -196,3 +197,14 @@ def test_a_hugging_face_dataset_from_a_local_folder_trains(tmp_path):
     assert (
         list(metrics["per_class"]) == ["sports", "tech", "weather"] and sum(map(sum, metrics["confusion_matrix"])) == 12
     )
+
+
+def test_a_hugging_face_dataset_without_the_hub_is_refused_at_once(monkeypatch):
+    from common.errors import DataError
+    from common.texts import OFFLINE_VARIABLES, PROXY_VARIABLES
+
+    for name in PROXY_VARIABLES + OFFLINE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
+    with pytest.raises(DataError, match="someone/reviews cannot be fetched: the hub cannot be reached"):
+        SST2DataModule(hf_dataset="someone/reviews")

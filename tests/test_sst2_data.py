@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from common.errors import DataError
-from sst2_bilstm.data import OFFLINE_VARIABLES, PROXY_VARIABLES, SST2DataModule
+from common.texts import OFFLINE_VARIABLES, PROXY_VARIABLES
+from sst2_bilstm.data import SST2DataModule
 from tests.conftest import training_batches
 
 
