@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler, SequentialSampler, TensorDataset
 
-from common.errors import require
+from common.errors import DataError, require
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
@@ -29,6 +29,17 @@ def hold_out_end(split: tuple[Sequence, ...], val_fraction: float) -> tuple[tupl
     Keras's ``validation_split`` cuts it: the first ``floor(n * (1 - val_fraction))`` items train."""
     kept = math.floor(len(split[0]) * (1 - val_fraction))
     return tuple(part[:kept] for part in split), tuple(part[kept:] for part in split)
+
+
+def check_splits(splits: dict[str, tuple], class_names: Sequence[str], how: str) -> None:
+    """Refuses a split without rows, and a class without training rows (its output would never learn), in one
+    line naming the splits' sizes and ``how`` they were cut."""
+    sizes = ", ".join(f"{name} {len(split[1]):,}" for name, split in splits.items())
+    if empty := [name for name, split in splits.items() if len(split[1]) == 0]:
+        raise DataError(f"the {empty[0]} split is empty ({sizes}): {how}")
+    trained = set(torch.as_tensor(splits["train"][1]).long().unique().tolist())
+    if missing := [name for i, name in enumerate(class_names) if i not in trained]:
+        raise DataError(f"the training split has no {', '.join(missing)} ({sizes}): {how}")
 
 
 def class_names_of(data: "L.LightningDataModule") -> list[str]:

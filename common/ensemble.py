@@ -62,9 +62,10 @@ def load_ensemble(
     """The ensemble of the checkpoints' models, and the DataModule state they share: each reads its data as it was
     trained (SST-2's tokenizer), so all must read it alike."""
     members = [read_checkpoint(path, model_class)[1] for path in paths]
+    # The states as saved (Lightning keeps a DataModule's under its class name), not by rebuilding each member's
+    # DataModule, which would read its training data again.
     states = [
-        datamodule_class.load_from_checkpoint(path, map_location="cpu", weights_only=True).state_dict()
-        for path in paths
+        torch.load(path, map_location="cpu", weights_only=True).get(datamodule_class.__qualname__, {}) for path in paths
     ]
     if any(state != states[0] for state in states):
         raise ConfigError(

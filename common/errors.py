@@ -43,6 +43,9 @@ def exit_on_reported_error() -> Iterator[None]:
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
     except OSError as error:
+        if error.errno in (errno.EACCES, errno.EPERM):  # a data file or folder the user may not read
+            print(f"error: permission denied: {error.filename or error}.", file=sys.stderr)
+            sys.exit(2)
         if error.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         # A write that no writer of this project made whole (a logger's, Lightning's own): where, at least.

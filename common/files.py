@@ -9,6 +9,7 @@ import contextlib
 import errno
 import io
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,7 +44,9 @@ def written_whole(path: str | Path, mode: str = "w", size: int | None = None) ->
     """A file to write ``path``'s content into (``mode`` "w" text, "wb" bytes), which becomes ``path`` once it is
     closed whole; on any failure ``path`` is left as it was, and a full disk is a DiskFull (``size``: the bytes)."""
     path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")
+    # Its own name per writer: processes writing one file at once (DDP's ranks filling a cache) each rename a
+    # whole file of their own, and the last one stays.
+    partial = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
     try:
         with open(partial, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as file:
             yield file

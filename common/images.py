@@ -54,6 +54,8 @@ def image_files(folder: Path, class_names: list[str], every_class: bool = True) 
         files += [(image, label) for image in images]
     if skipped:
         print(f"{folder}: skipped {skipped} files that are not PNG or JPEG.", file=sys.stderr)
+    if not files:
+        raise DataError(f"{folder} holds no class folder with images: add them, or remove {folder.name}/.")
     files.sort()
     return [folder / class_names[label] / name for name, label in files], [label for _, label in files]
 
@@ -63,8 +65,8 @@ def read_images(files: list[Path], decode: Callable[[Path], np.ndarray], setting
     the same files (by path, size and time) were read with the same ``settings`` before, else decoded and cached."""
     key = hashlib.sha1(settings.encode())
     for path in map(str, files):  # absolute (image_files): resolving 70,000 paths would cost seconds
-        stat = os.stat(path)
-        key.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        stat = os.stat(path)  # a file copied over another with its time kept changes its inode and ctime
+        key.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}\0{stat.st_ctime_ns}\n".encode())
     cached = cache_dir() / "images" / f"{key.hexdigest()}.npy"
     if cached.is_file():
         try:

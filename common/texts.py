@@ -85,9 +85,10 @@ def class_order(labels: list[str]) -> list[str]:
     """The classes of the training labels, in the order the model's outputs take: numbers by value when every
     label is an integer, else alphabetically."""
     distinct = set(labels)
-    if all(label.lstrip("-").isdigit() for label in distinct):
-        return sorted(distinct, key=int)
-    return sorted(distinct)
+    try:
+        return sorted(distinct, key=lambda label: (int(label), label))  # "1" and "01" stay two classes
+    except ValueError:
+        return sorted(distinct)
 
 
 def label_ids(labels: list[str], class_names: list[str], source: str) -> list[int]:
@@ -123,7 +124,14 @@ def read_hub(name: str, config: str | None, split: str, text_column: str | None,
             raise DataError(f"{name} ({split}) has no column {column!r}; its columns: {', '.join(columns)}.")
     feature = rows.features[label_column]
     names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
-    labels = [names[label] if names else str(label) for label in rows[label_column]]
+    values = rows[label_column]
+    for i, label in enumerate(values):
+        if label is None or (names and not 0 <= label < len(names)):  # -1: a split whose labels are held back
+            raise DataError(
+                f"{name} ({split}), row {i}: no label ({label!r}); a split held back for a leaderboard has none: give "
+                "--data.hf_test_split a labelled one (validation?)."
+            )
+    labels = [names[label] if names else str(label) for label in values]
     texts = rows[text_column]
     for i, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():

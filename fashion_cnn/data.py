@@ -10,11 +10,12 @@ import zlib
 from pathlib import Path
 from typing import Literal
 
+import PIL
 import torch
 import torch.nn.functional as F
 from torchvision.datasets import KMNIST, MNIST, FashionMNIST
 
-from common.data import TensorDataModule, cache_dir, hold_out_end, resolve_data_dir
+from common.data import TensorDataModule, cache_dir, check_splits, hold_out_end, resolve_data_dir
 from common.errors import DataError, require
 from common.images import class_folders, image_files, read_images
 
@@ -138,7 +139,8 @@ def load_folder(
     def decode(path: Path):
         return load_image(path, resize=True, size=size, channels=channels)[0]
 
-    images = read_images(files, decode, f"{size}x{size}x{channels}")
+    # The decoder's version in the cache's key: a change to how images are converted must not reuse old arrays.
+    images = read_images(files, decode, f"decode 1, Pillow {PIL.__version__}, {size}x{size}x{channels}")
     return torch.from_numpy(images).float().div_(255), torch.tensor(labels)
 
 
@@ -245,6 +247,9 @@ class FashionMNISTDataModule(TensorDataModule):
         if self.test_set is None:
             train, self.test_set = hold_out_end(train, self.hparams.test_fraction)
         self.train_set, self.val_set = hold_out_end(train, self.val_fraction)
+        splits = {"train": self.train_set, "test": self.test_set} | ({"val": self.val_set} if self.val_fraction else {})
+        how = "add images, or lower --data.test_fraction or --data.val_fraction."
+        check_splits(splits, self.class_names, how)
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         if name == "val" and self.val_fraction:
@@ -259,13 +264,14 @@ class FashionMNISTDataModule(TensorDataModule):
 
 
 def flip_and_shift(images: torch.Tensor, max_shift: int) -> torch.Tensor:
-    """Each image of (N, 1, H, W) flipped left-right with probability 1/2 and moved by up to ``max_shift`` pixels
+    """Each image of (N, C, H, W) flipped left-right with probability 1/2 and moved by up to ``max_shift`` pixels
     along each axis, the uncovered border black; drawn per image, in a few whole-batch operations."""
-    n, _, height, width = images.shape
+    n, channels, height, width = images.shape
     device = images.device
     flip = torch.rand(n, 1, 1, 1, device=device) < 0.5
     padded = F.pad(torch.where(flip, images.flip(-1), images), (max_shift,) * 4)
     dy, dx = torch.randint(0, 2 * max_shift + 1, (2, n, 1, 1), device=device)
     rows = torch.arange(height, device=device).view(1, height, 1) + dy
     columns = torch.arange(width, device=device).view(1, 1, width) + dx
-    return padded[torch.arange(n, device=device).view(n, 1, 1), 0, rows, columns].unsqueeze(1)
+    sample, channel = torch.arange(n, device=device).view(n, 1, 1, 1), torch.arange(channels, device=device)
+    return padded[sample, channel.view(1, channels, 1, 1), rows.unsqueeze(1), columns.unsqueeze(1)]

@@ -11,7 +11,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from tokenizers import Tokenizer
 from torch.utils.data import BatchSampler, RandomSampler
 
-from common.data import TensorDataModule, cache_dir, hold_out_end, resolve_data_dir
+from common.data import TensorDataModule, cache_dir, check_splits, hold_out_end, resolve_data_dir
 from common.errors import DataError, require
 from common.files import write_text
 from common.texts import (
@@ -246,6 +246,12 @@ class SST2DataModule(TensorDataModule):
             glue = {"train": train, "test": test}
         train, val = hold_out_end(glue["train"], self.val_fraction)
         self.texts = {"train": train, "val": val, "test": glue["test"]}
+        if self.own is not None:
+            how = (
+                "the validation rows (and without --data.test_file the test rows) are the training file's last, so "
+                "a file sorted by label leaves classes out: shuffle its rows, or give more."
+            )
+            check_splits(self.texts, self.class_names, how)
 
     def tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids and labels of a split, encoded once. The tokenizer is fitted here, on first use, rather than

@@ -3,6 +3,7 @@ with its own classes and input; MNIST and KMNIST by name; bad folders refused in
 
 import base64
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +44,20 @@ def write_folder(root, splits=(("train", 8), ("test", 3)), classes=CLASSES):
 
 @pytest.fixture(scope="module")
 def folder_run(tmp_path_factory):
-    """A 3-class RGB folder read at 20x20, two epochs, and its export."""
+    """A 3-class RGB folder read at 20x20, two epochs with augmentation (flips and shifts of all three channels),
+    and its export."""
     root = tmp_path_factory.mktemp("own-images")
     images = write_folder(root / "shapes")
-    shape = ["--data.image_size", "20", "--data.image_channels", "3", "--data.batch_size", "8"]
+    shape = [
+        "--data.image_size",
+        "20",
+        "--data.image_channels",
+        "3",
+        "--data.batch_size",
+        "8",
+        "--data.augment",
+        "true",
+    ]
     main(tiny_run("fashion_cnn", root / "unused", root / "runs", "--data.image_folder", str(images), *shape))
     run = root / "runs" / "version_0"
     export_main(["--ckpt", str(run / "checkpoints" / "last.ckpt"), "--output", str(root / "export")])
@@ -146,12 +157,23 @@ def damage_cases():
     def no_train(root):
         (root / "train").rename(root / "training")
 
+    def empty_test(root):
+        shutil.rmtree(root / "test")
+        (root / "test").mkdir()
+
     return {
         "empty class folder": (empty_class, [], "train/star holds no PNG or JPEG images"),
         "one class": (one_class, [], "needs a sub-folder per class, at least two; it has only circle/"),
         "not an image": (not_an_image, [], "005.png is not a PNG or JPEG image"),
         "class training never saw": (unseen_class, [], "has classes the training images have not: hexagon"),
         "no train folder": (no_train, [], "holds no train/ folder"),
+        "empty test folder": (empty_test, [], "test holds no class folder with images"),
+        "a class left out of training": (
+            None,
+            ["--data.val_fraction", "0.9"],
+            "the training split has no circle, square (train 2, test 9, val 22)",
+        ),
+        "an empty training split": (None, ["--data.val_fraction", "0.99"], "the train split is empty (train 0, test 9"),
         "size for an IDX dataset": (
             None,
             ["--data.image_folder", "null", "--data.image_size", "32"],

@@ -155,6 +155,10 @@ def bad_cases():
             "is it a TSV file under another extension?",
         ),
         "unknown extension": (lambda p: write(p / "train.csv", good).rename(p / "train.txt"), "not .txt"),
+        "rows sorted by label": (
+            lambda p: write(p / "train.csv", sorted(good, key=lambda row: row["label"])),
+            "the training split has no weather",
+        ),
     }
 
 
@@ -208,3 +212,14 @@ def test_a_hugging_face_dataset_without_the_hub_is_refused_at_once(monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
     with pytest.raises(DataError, match="someone/reviews cannot be fetched: the hub cannot be reached"):
         SST2DataModule(hf_dataset="someone/reviews")
+
+
+def test_a_hugging_face_split_without_labels_is_refused(monkeypatch):
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["no", "yes"])})
+    held_back = datasets.Dataset.from_list([{"text": "a fine day", "label": -1}], features=features)
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, config=None, split=None: held_back)
+    monkeypatch.setattr("common.texts.hub_unreachable", lambda: None)
+    from common.errors import DataError
+
+    with pytest.raises(DataError, match="row 0: no label \\(-1\\); a split held back"):
+        SST2DataModule(hf_dataset="glue", hf_config="sst2")
