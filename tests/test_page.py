@@ -18,8 +18,9 @@ if os.environ.get("REQUIRE_BROWSER") != "1" and not (CHROMIUM and CHROMEDRIVER):
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser():
+    """One headless chromium for the module's tests (a start costs seconds); each test loads its own server's page."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
