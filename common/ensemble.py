@@ -7,7 +7,7 @@ from torch import nn
 
 from common.checkpoints import read_checkpoint
 from common.errors import ConfigError
-from common.module import ClassifierModule
+from common.module import ClassifierModule, data_differences
 
 
 class EnsembleClassifier(ClassifierModule):
@@ -23,9 +23,8 @@ class EnsembleClassifier(ClassifierModule):
         kinds = {type(member) for member in members}
         if len(kinds) != 1:
             raise ValueError(f"an ensemble's members are of one kind, not {', '.join(k.__name__ for k in kinds)}.")
-        said = [member.data_hparams() for member in members]
-        if differ := [name for name in said[0] if any(s[name] != said[0][name] for s in said)]:
-            values = "; ".join(f"{name}: {', '.join(str(s[name]) for s in said)}" for name in differ)
+        if differ := data_differences(members):
+            values = "; ".join(f"{name}: {', '.join(map(str, said))}" for name, said in differ.items())
             raise ValueError(
                 f"the checkpoints of an ensemble must be trained on the same classes and inputs; these differ in {values}."
             )
@@ -61,12 +60,11 @@ def load_ensemble(
 ) -> tuple[EnsembleClassifier, dict]:
     """The ensemble of the checkpoints' models, and the DataModule state they share: each reads its data as it was
     trained (SST-2's tokenizer), so all must read it alike."""
-    members = [read_checkpoint(path, model_class)[1] for path in paths]
+    read = [read_checkpoint(path, model_class) for path in paths]
+    members = [model for _, model in read]
     # The states as saved (Lightning keeps a DataModule's under its class name), not by rebuilding each member's
     # DataModule, which would read its training data again.
-    states = [
-        torch.load(path, map_location="cpu", weights_only=True).get(datamodule_class.__qualname__, {}) for path in paths
-    ]
+    states = [checkpoint.get(datamodule_class.__qualname__, {}) for checkpoint, _ in read]
     if any(state != states[0] for state in states):
         raise ConfigError(
             "the checkpoints of an ensemble must read their data alike, and these were trained with different "

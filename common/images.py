@@ -10,9 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.data import cache_dir
 from common.errors import DataError
-from common.files import write_bytes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # A progress bar from this many images on: fewer decode in a moment.
@@ -63,6 +61,10 @@ def image_files(folder: Path, class_names: list[str], every_class: bool = True) 
 def read_images(files: list[Path], decode: Callable[[Path], np.ndarray], settings: str) -> np.ndarray:
     """The images ``decode`` makes of ``files`` (float arrays in [0, 1]), as one uint8 array: from the cache when
     the same files (by path, size and time) were read with the same ``settings`` before, else decoded and cached."""
+    # Here, not at the top: the rest of this module (IMAGE_SUFFIXES, for the torch-free predictor) needs no torch.
+    from common.data import cache_dir
+    from common.files import write_bytes
+
     key = hashlib.sha1(settings.encode())
     for path in map(str, files):  # absolute (image_files): resolving 70,000 paths would cost seconds
         stat = os.stat(path)  # a file copied over another with its time kept changes its inode and ctime

@@ -1,5 +1,7 @@
 """The training, validation and test steps both workflows share."""
 
+import json
+
 import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
@@ -16,6 +18,12 @@ from torchmetrics.classification import (
 from common.errors import ConfigError, NonFiniteLossError
 
 EVAL_STAGES = ("val", "test")
+
+
+def data_differences(models: list["ClassifierModule"]) -> dict[str, list]:
+    """Each of the models' ``DATA_HPARAMS`` whose values differ between them, with the values in order."""
+    said = [model.data_hparams() for model in models]
+    return {name: [s[name] for s in said] for name in said[0] if any(s[name] != said[0][name] for s in said)}
 
 
 class ClassifierModule(L.LightningModule):
@@ -84,8 +92,10 @@ class ClassifierModule(L.LightningModule):
         return {name: self.hparams.get(name) for name in self.DATA_HPARAMS}
 
     def export_metadata(self) -> dict[str, str]:
-        """What a reader of the model's ONNX export should know beyond its classes (stored in its metadata)."""
-        return {}
+        """What a reader of the model's ONNX export should know (stored in its metadata): its classes, and what a
+        subclass adds."""
+        names = self.hparams.get("class_names")
+        return {"class_names": json.dumps(list(names))} if names is not None else {}
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         inputs, target = batch

@@ -3,8 +3,6 @@
 Its options (batch norm, widths, a one-cycle schedule) build the improved configs' variants of it; its input and
 output follow the data (a folder's image size, channels and classes)."""
 
-import json
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,7 +36,7 @@ class FashionCNN(ClassifierModule):
             plain cross-entropy.
         class_names: the classes, one output each; set from the data (``data.class_names``), and kept in the
             checkpoint for prediction.
-        in_channels: the images' channels (1: grayscale, 3: RGB); set from ``data.channels``.
+        in_channels: the images' channels (1: grayscale, 3: RGB); set from ``data.image_channels``.
         image_size: the images' height and width; set from ``data.image_size``.
     """
 
@@ -114,10 +112,9 @@ class FashionCNN(ClassifierModule):
         return logits.softmax(dim=1)
 
     def export_metadata(self) -> dict[str, str]:
-        # What a reader needs to turn an image file into the model's input, and its output into names.
-        hparams = self.hparams
-        channels, size = str(hparams.in_channels), str(hparams.image_size)
-        return {"class_names": json.dumps(list(hparams.class_names)), "channels": channels, "image_size": size}
+        # What a reader needs to turn an image file into the model's input.
+        input_shape = {"channels": str(self.hparams.in_channels), "image_size": str(self.hparams.image_size)}
+        return super().export_metadata() | input_shape
 
     def configure_optimizers(self):
         hparams = self.hparams

@@ -24,8 +24,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from common.deploy.console import program, write_rows
 from common.deploy.exported import ExportedModel
 from common.errors import DataError, InputTooLarge, exit_on_reported_error
+from common.images import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 IMAGE_FORMATS = ("PNG", "JPEG")
 # An image is refused above this many pixels before it is decoded, and a server's request above this many in all
 # its images, so that one request cannot take the server's memory, or its worker for long: a 24-megapixel photo
@@ -113,7 +113,7 @@ def _pixels(
     else:
         if image.mode in ("LA", "PA", "RGBA") or "transparency" in image.info:
             rgba = image.convert("RGBA")
-            image = Image.new(mode, rgba.size, (255 if invert else 0,) * channels)  # grayscale: a quarter of RGBA's
+            image = Image.new(mode, rgba.size, (255 if invert else 0,) * channels)  # the model's mode, not RGBA
             image.paste(rgba.convert(mode), mask=rgba.getchannel("A"))
         image = image.convert("RGB").convert(mode) if image.mode == "CMYK" else image.convert(mode)
         levels = 255.0

@@ -3,7 +3,6 @@
 
 import contextlib
 import functools
-import json
 from typing import Literal
 
 import torch
@@ -225,8 +224,7 @@ class SST2BiLSTM(ClassifierModule):
 
     def export_metadata(self) -> dict[str, str]:
         # A packed model reads no padding, so a reader may cut the padding after the longest sentence of a batch.
-        padding = str(not self.hparams.packed).lower()
-        return {"reads_padding": padding, "class_names": json.dumps(list(self.hparams.class_names))}
+        return super().export_metadata() | {"reads_padding": str(not self.hparams.packed).lower()}
 
     def configure_optimizers(self) -> dict:
         optimizer = torch.optim.Adam(

@@ -30,14 +30,15 @@ from common.cli.runs import (
 from common.deploy.console import program
 from common.ensemble import load_ensemble
 from common.errors import ConfigError, exit_on_reported_error, missing_package
-from common.module import ClassifierModule
+from common.module import ClassifierModule, data_differences
 
 
 def _same_data(ckpt_path: str, trained: ClassifierModule, model: ClassifierModule) -> None:
     """Refuses data that would give the checkpoint's model other classes or inputs than it was trained with."""
-    was, now = trained.data_hparams(), model.data_hparams()
-    if differ := [name for name in was if was[name] != now[name]]:
-        said = "; ".join(f"{name} {was[name]} in the checkpoint, {now[name]} from these data" for name in differ)
+    if differ := data_differences([trained, model]):
+        said = "; ".join(
+            f"{name} {was} in the checkpoint, {now} from these data" for name, (was, now) in differ.items()
+        )
         raise ConfigError(f"{ckpt_path} was trained on other data: {said}. Give the data options it was trained with.")
 
 

@@ -4,7 +4,6 @@ activation (softmax, or the sigmoid's two columns), so that the exported model n
 import argparse
 import contextlib
 import io
-import json
 import shutil
 import tempfile
 import warnings
@@ -68,10 +67,6 @@ def export_onnx(
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, str(path))
     return path
-
-
-def class_metadata(workflow: str, class_names: list[str], **extra: str) -> dict[str, str]:
-    return {"workflow": workflow, "class_names": json.dumps(list(class_names)), **extra}
 
 
 def export_command(
