@@ -97,6 +97,9 @@ def training_batches(data) -> list:
 
 ONE_QUIET_EPOCH = ["--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"]
 TINY_SST2 = ["--model.embedding_dim", "16", "--model.hidden_sizes", "[8, 4]", "--model.dense_size", "8"]
+# A rate too small to move val_loss by Keras's min_delta: every epoch after the first is a plateau, and SST-2's
+# plateau schedule (patience 1) halves the rate after each of them.
+STALLED = ["--model.lr", "1e-12", "--model.min_lr", "0", "--model.plateau_patience", "1"]
 
 
 def tiny_run(

@@ -19,7 +19,7 @@ from fashion_cnn.train import main as fashion_main
 from sst2_bilstm.data import SST2DataModule
 from sst2_bilstm.model import SST2BiLSTM
 from sst2_bilstm.train import main as sst2_main
-from tests.conftest import tiny_run, write_fashion_mnist, write_sst2
+from tests.conftest import STALLED, tiny_run, write_fashion_mnist, write_sst2
 
 WORKFLOWS = ("fashion_cnn", "sst2_bilstm")
 # 64 training images or 80 training sentences, in batches of 8: 8 and 10 batches an epoch.
@@ -167,12 +167,7 @@ def test_check_val_every_n_epoch_leaves_the_other_epochs_without_validation(data
         "2",
         "--trainer.max_epochs",
         "4",
-        "--model.lr",
-        "1e-12",
-        "--model.min_lr",
-        "0",
-        "--model.plateau_patience",
-        "1",
+        *STALLED,
     )
     history = metrics(run)["history"]
     assert [("val_loss" in e, "train_loss" in e) for e in history] == [(False, True), (True, True)] * 2

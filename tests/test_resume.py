@@ -14,7 +14,7 @@ import yaml
 from fashion_cnn.data import FashionMNISTDataModule
 from fashion_cnn.train import main
 from sst2_bilstm.train import main as sst2_main
-from tests.conftest import REPO, tiny_run, write_fashion_mnist
+from tests.conftest import REPO, STALLED, tiny_run, write_fashion_mnist
 
 # On the CPU, where the same seed gives the same figures; a GPU needs deterministic kernels for that.
 ON_CPU = ["--trainer.accelerator", "cpu"]
@@ -156,7 +156,7 @@ def test_a_one_cycle_run_cannot_be_resumed_for_longer(fashion_dir, tmp_path, cap
 
 def test_a_resumed_run_keeps_the_plateau_schedule(sst2_dir, tmp_path):
     # A rate too small to improve val_loss: the plateau schedule halves it after every epoch from the second on.
-    slow = ["--model.lr", "1e-12", "--model.min_lr", "0", "--model.plateau_patience", "1", *ON_CPU]
+    slow = [*STALLED, *ON_CPU]
 
     def fit(root, epochs, *extra):
         sst2_main(tiny_run("sst2_bilstm", sst2_dir, root, *slow, "--trainer.max_epochs", str(epochs), *extra))

@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from sst2_bilstm.data import SST2DataModule
 from sst2_bilstm.model import SST2BiLSTM, cpu_runs_bf16_lstm
 from sst2_bilstm.train import main
-from tests.conftest import REPO, tiny_run, write_sst2
+from tests.conftest import REPO, STALLED, tiny_run, write_sst2
 
 # Three epochs of short sentences in batches of 16, a figure logged at every step.
 SHORT = ["--trainer.max_epochs", "3", "--trainer.log_every_n_steps", "1", "--data.max_length", "12"]
@@ -72,20 +72,7 @@ def test_a_checkpoint_encodes_text_with_its_own_tokenizer(sst2_dir, tmp_path):
 
 def test_lightning_steps_the_plateau_scheduler_on_val_loss(sst2_dir, tmp_path):
     # A learning rate too small to move val_loss by Keras's min_delta: every epoch after the first is a plateau.
-    main(
-        tiny_run(
-            "sst2_bilstm",
-            sst2_dir,
-            tmp_path,
-            *SHORT,
-            "--model.lr",
-            "1e-12",
-            "--model.min_lr",
-            "0",
-            "--model.plateau_patience",
-            "1",
-        )
-    )
+    main(tiny_run("sst2_bilstm", sst2_dir, tmp_path, *SHORT, *STALLED))
     history = json.loads((tmp_path / "version_0" / "metrics.json").read_text())["history"]
     assert [e["lr"] for e in history] == [1e-12, 1e-12, 5e-13]  # halved after the first epoch without improvement
 
