@@ -19,7 +19,7 @@ from bench_io import write_result
 from PIL import Image
 from pydantic import BaseModel
 
-from fashion_cnn.predict import load_image
+from common.decoding import load_image
 from fashion_cnn.serve import ImageRequest
 from sst2_bilstm.serve import SentenceRequest
 

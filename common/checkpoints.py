@@ -1,6 +1,7 @@
 """Reading checkpoints, checked, and predicting with their models: what both workflows' predict and export
-commands, the CLI's ensembles and the benchmarks share."""
+commands, the CLI, the ensembles and the benchmarks share."""
 
+import inspect
 import pickle
 import zipfile
 from pathlib import Path
@@ -10,12 +11,13 @@ import torch
 from common.errors import DataError
 
 
-def read_checkpoint(path: str | Path, model_class: type) -> tuple[dict, torch.nn.Module]:
-    """A checkpoint of ``model_class`` and its model (Lightning's ``load_from_checkpoint``: built from the saved
-    hyper-parameters, weights loaded, on the CPU), or a DataError saying why not: missing, unreadable, not
-    Lightning's, or saved by another model.
+def read_checkpoint(path: str | Path, model_class: type) -> tuple[torch.nn.Module, dict]:
+    """The model of a checkpoint of ``model_class``, on the CPU, and the checkpoint itself, read once; or a
+    DataError saying why not: missing, unreadable, not Lightning's, or saved by another model.
 
-    Read with ``weights_only=True``: tensors and plain containers only, no arbitrary objects unpickled.
+    Read with ``weights_only=True``: tensors and plain containers only, no arbitrary objects unpickled. The model is
+    built as Lightning's ``load_from_checkpoint`` builds it (from the saved hyper-parameters, then the weights), from
+    the dict read here instead of reading the file again.
     """
     path = Path(path)
     if not path.is_file():
@@ -28,30 +30,26 @@ def read_checkpoint(path: str | Path, model_class: type) -> tuple[dict, torch.nn
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise DataError(f"{path} is not a PyTorch Lightning checkpoint (it holds no state_dict).")
     try:
-        model = model_class.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+        model = built(model_class, checkpoint)
     except (TypeError, ValueError, KeyError, RuntimeError):  # unknown arguments, another class, other weights
         raise DataError(
             f"{path} was not saved by a {model_class.__name__}: is it a checkpoint of the other workflow?"
         ) from None
-    return checkpoint, model
+    return model, checkpoint
 
 
-def load_checkpoint(path: str | Path, model_class: type) -> tuple[torch.nn.Module, dict]:
-    """The model of a checkpoint, in eval mode on the CPU, and the checkpoint itself."""
-    checkpoint, model = read_checkpoint(path, model_class)
-    return model.eval(), checkpoint
-
-
-def load_models(paths: list[str | Path], model_class: type) -> torch.nn.Module:
-    """The model of one checkpoint, or the ensemble of several (the mean of their class probabilities), in eval
-    mode on the CPU."""
-    from common.ensemble import EnsembleClassifier
-
-    models = [load_checkpoint(path, model_class)[0] for path in paths]
-    try:
-        return models[0] if len(models) == 1 else EnsembleClassifier(models).eval()
-    except ValueError as error:  # members of other classes or inputs
-        raise DataError(str(error)) from None
+def built(model_class: type, checkpoint: dict) -> torch.nn.Module:
+    """``model_class`` built from a checkpoint's hyper-parameters (those its constructor takes, as Lightning
+    passes them; our modules take no ``**kwargs``) with its weights loaded, strictly."""
+    saved = checkpoint.get(model_class.CHECKPOINT_HYPER_PARAMS_KEY) or {}
+    taken = inspect.signature(model_class).parameters
+    # Building draws the initial weights, which the checkpoint's replace: the caller's random generator untouched,
+    # as ClassifierModule.load_from_checkpoint leaves it.
+    with torch.random.fork_rng(devices=[]):
+        model = model_class(**{name: value for name, value in saved.items() if name in taken})
+    model.on_load_checkpoint(checkpoint)  # Lightning's hook, as load_from_checkpoint calls it
+    model.load_state_dict(checkpoint["state_dict"])
+    return model
 
 
 @torch.inference_mode()

@@ -1,4 +1,5 @@
-"""Several trained classifiers of one kind used as one: the mean of their class probabilities."""
+"""Several trained classifiers of one kind used as one: the mean of their class probabilities; and the model of
+one checkpoint or more, as the predictors and the export load it."""
 
 from pathlib import Path
 
@@ -6,7 +7,7 @@ import torch
 from torch import nn
 
 from common.checkpoints import read_checkpoint
-from common.errors import ConfigError
+from common.errors import ConfigError, DataError
 from common.module import ClassifierModule, data_differences
 
 
@@ -55,16 +56,27 @@ class EnsembleClassifier(ClassifierModule):
         raise TypeError("an ensemble of trained models is evaluated, not trained.")
 
 
+def load_models(paths: list[str | Path], model_class: type) -> tuple[ClassifierModule, list[dict]]:
+    """The model of one checkpoint, or the ensemble of several (the mean of their class probabilities), in eval
+    mode on the CPU, and the checkpoints, each file read once."""
+    read = [read_checkpoint(path, model_class) for path in paths]
+    models, checkpoints = [model for model, _ in read], [checkpoint for _, checkpoint in read]
+    try:
+        return (models[0] if len(models) == 1 else EnsembleClassifier(models)).eval(), checkpoints
+    except ValueError as error:  # members of other classes or inputs
+        raise DataError(str(error)) from None
+
+
 def load_ensemble(
     paths: list[str | Path], model_class: type, datamodule_class: type
 ) -> tuple[EnsembleClassifier, dict]:
     """The ensemble of the checkpoints' models, and the DataModule state they share: each reads its data as it was
     trained (SST-2's tokenizer), so all must read it alike."""
     read = [read_checkpoint(path, model_class) for path in paths]
-    members = [model for _, model in read]
+    members = [model for model, _ in read]
     # The states as saved (Lightning keeps a DataModule's under its class name), not by rebuilding each member's
     # DataModule, which would read its training data again.
-    states = [checkpoint.get(datamodule_class.__qualname__, {}) for checkpoint, _ in read]
+    states = [checkpoint.get(datamodule_class.__qualname__, {}) for _, checkpoint in read]
     if any(state != states[0] for state in states):
         raise ConfigError(
             "the checkpoints of an ensemble must read their data alike, and these were trained with different "

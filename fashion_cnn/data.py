@@ -132,7 +132,7 @@ def load_folder(
     """A folder's images (one sub-folder per class of ``class_names``; with ``every_class`` false, some may be
     missing) as float32 (N, channels, size, size) in [0, 1], converted as the predict command converts an image
     (``--resize``), and their labels."""
-    from fashion_cnn.predict import load_image  # torch-free, and what prediction reads images with
+    from common.decoding import load_image  # what prediction and the server read images with
 
     files, labels = image_files(folder, class_names, every_class)
 

@@ -11,123 +11,19 @@ Fashion-MNIST images are 28x28 grayscale, a light garment on a black background.
 """
 
 import argparse
-import contextlib
-import struct
 import sys
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
+from common.decoding import load_image
 from common.deploy.console import program, write_rows
 from common.deploy.exported import ExportedModel
-from common.errors import DataError, InputTooLarge, exit_on_reported_error
+from common.deploy.predictor import Predictor
+from common.errors import DataError, exit_on_reported_error
 from common.images import IMAGE_SUFFIXES
 
-IMAGE_FORMATS = ("PNG", "JPEG")
-# An image is refused above this many pixels before it is decoded, and a server's request above this many in all
-# its images, so that one request cannot take the server's memory, or its worker for long: a 24-megapixel photo
-# passes (about 1 s and 500 MB to decode with transparency, on one core), a decompression bomb does not.
-MAX_PIXELS = 25_000_000
 COLUMNS = ["file", "label", "probability", "top3", "note"]
-
-
-@contextlib.contextmanager
-def _reading(source, name: str) -> Iterator[None]:
-    """What Pillow raises for a file that is not a whole PNG or JPEG, as one-line DataErrors."""
-    try:
-        yield
-    except Image.DecompressionBombError:
-        raise InputTooLarge(f"{name} is over {MAX_PIXELS:,} pixels; scale it down first.") from None
-    except UnidentifiedImageError:
-        raise DataError(f"{name} is not a PNG or JPEG image (the formats read here).") from None
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as error:  # truncated, corrupt chunks
-        why = f" ({error})" if isinstance(source, str | Path) else ""
-        raise DataError(f"{name} is not a readable PNG or JPEG image{why}.") from None
-
-
-def open_image(source, name: str | None = None) -> Image.Image:
-    """A PNG or JPEG image opened from its header alone: another format is refused, and so is an image over
-    MAX_PIXELS (``InputTooLarge``), before a single pixel is decoded."""
-    name = name or str(source)
-    with _reading(source, name), warnings.catch_warnings():
-        # Pillow warns from 89 megapixels and refuses from 179; MAX_PIXELS, checked here, is lower.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        image = Image.open(source, formats=IMAGE_FORMATS)
-    width, height = image.size
-    if width * height > MAX_PIXELS:
-        image.close()
-        raise InputTooLarge(f"{name} is {width}x{height}, over {MAX_PIXELS:,} pixels; scale it down first.")
-    return image
-
-
-def load_image(
-    source,
-    resize: bool = False,
-    invert: bool = False,
-    name: str | None = None,
-    to_resize: str = "pass --resize",
-    size: int = 28,
-    channels: int = 1,
-) -> tuple[np.ndarray, str]:
-    """A (channels, size, size) float32 array in [0, 1] from a PNG or JPEG file (or file object, called ``name`` in
-    messages), converted to grayscale (1 channel) or RGB (3), and a note of what was done to the image to get it (a
-    resize), or "". Checked from its header first (``open_image``); a JPEG photo's EXIF orientation is applied, as
-    viewers show it."""
-    name = name or str(source)
-    with open_image(source, name) as image:
-        return image_pixels(image, resize, invert, name, to_resize, size, channels)
-
-
-def image_pixels(
-    image: Image.Image,
-    resize: bool,
-    invert: bool,
-    name: str,
-    to_resize: str = "pass --resize",
-    size: int = 28,
-    channels: int = 1,
-) -> tuple[np.ndarray, str]:
-    """``load_image`` of an image ``open_image`` gave: its pixels decoded, and the note."""
-    with _reading(image.filename or None, name):
-        if image.format == "JPEG":  # cameras' rotation; reading a PNG's would decode it a second time
-            ImageOps.exif_transpose(image, in_place=True)
-        width, height = image.size
-        wrong_size = f"{name} is {width}x{height}, not {size}x{size}; {to_resize}"
-        pixels, note = _pixels(image, resize, invert, wrong_size, size, channels)
-    return (1 - pixels if invert else pixels), note
-
-
-def _pixels(
-    image: Image.Image, resize: bool, invert: bool, wrong_size: str, size: int, channels: int
-) -> tuple[np.ndarray, str]:
-    """Pixels in [0, 1] from any mode a PNG or JPEG opens in: 16-bit grayscale keeps its 65,536 levels (Pillow's
-    conversion to 8 bits would clip them), and transparent pixels become the background (black, or white before
-    ``invert``), which is what a garment's cut-out stands on."""
-    mode = "L" if channels == 1 else "RGB"
-    if image.mode.startswith("I"):  # a 16-bit grayscale PNG: I;16 (or I in older Pillow)
-        image = Image.fromarray(np.asarray(image, dtype=np.float32) / 65535, mode="F")
-        levels = 1.0
-    else:
-        if image.mode in ("LA", "PA", "RGBA") or "transparency" in image.info:
-            rgba = image.convert("RGBA")
-            image = Image.new(mode, rgba.size, (255 if invert else 0,) * channels)  # the model's mode, not RGBA
-            image.paste(rgba.convert(mode), mask=rgba.getchannel("A"))
-        image = image.convert("RGB").convert(mode) if image.mode == "CMYK" else image.convert(mode)
-        levels = 255.0
-    note = ""
-    if image.size != (size, size):
-        if not resize:
-            raise DataError(f"{wrong_size} to scale it.")
-        note = f"resized from {image.size[0]}x{image.size[1]}"
-        image = image.resize((size, size), Image.Resampling.LANCZOS)
-    pixels = np.asarray(image, dtype=np.float32) / levels
-    pixels = pixels.reshape(1, size, size) if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
-    if len(pixels) != channels:  # 16-bit grayscale for an RGB model: the one channel three times
-        pixels = np.repeat(pixels, channels, axis=0)
-    return np.clip(pixels, 0, 1), note  # LANCZOS overshoots a little; 8 bits saturate, floats must be clipped
 
 
 def read_image(path: Path, resize: bool = False, invert: bool = False, size: int = 28, channels: int = 1):
@@ -157,27 +53,35 @@ def checked_images(images, size: int = 28, channels: int = 1) -> np.ndarray:
     return images.reshape(-1, channels, size, size).astype(np.float32, copy=False)
 
 
-class FashionPredictor:
-    """``predict`` takes float images in [0, 1] of shape (N, channels, size, size) (Fashion-MNIST's: (N, 1, 28,
-    28)), or one of (size, size) in grayscale, as a torch tensor or a numpy array, and refuses anything else.
-    ``probabilities`` is the model's: a checkpoint's network, or an export's. ``size`` and ``channels`` are the
-    model's input, which image files are converted to."""
+class FashionPredictor(Predictor):
+    """``predict`` takes float images in [0, 1] of ``input_shape``, (N, channels, size, size) (Fashion-MNIST's: (N,
+    1, 28, 28)), or one of (size, size) in grayscale, as a torch tensor or a numpy array, and refuses anything else.
+    ``probabilities`` is the model's: a checkpoint's network, or an export's. Image files are converted to
+    ``input_shape`` (``size`` and ``channels``)."""
 
     def __init__(self, probabilities, class_names: list[str], size: int = 28, channels: int = 1) -> None:
         self._probabilities = probabilities
         self.class_names = list(class_names)
-        self.size, self.channels = size, channels
+        self.input_shape = (channels, size, size)
 
-    def probabilities(self, images) -> np.ndarray:
+    @property
+    def channels(self) -> int:
+        return self.input_shape[0]
+
+    @property
+    def size(self) -> int:
+        return self.input_shape[1]
+
+    def class_probabilities(self, images) -> np.ndarray:
         """(N, classes) class probabilities."""
         return self._probabilities(checked_images(images, self.size, self.channels))
 
-    class_probabilities = probabilities  # what the server asks of both workflows' predictors
+    probabilities = class_probabilities  # the Python API's earlier name: the same (N, classes)
 
     def predict(self, images) -> list[dict]:
         """One dict per image: ``label``, its ``probability``, and the ``top3`` (class, probability) pairs."""
         rows = []
-        for p in self.probabilities(images).tolist():
+        for p in self.class_probabilities(images).tolist():
             top = sorted(range(len(p)), key=lambda k: -p[k])[:3]  # ties keep the class order
             top3 = [(self.class_names[k], p[k]) for k in top]
             rows.append({"label": top3[0][0], "probability": top3[0][1], "top3": top3})
@@ -199,10 +103,11 @@ def load(*paths: str | Path, batch_size: int = 1000, shared_cores: bool = False)
         return FashionPredictor(exported.probabilities, exported.class_names, size, channels)
     import torch
 
-    from common.checkpoints import batched_probabilities, load_models
+    from common.checkpoints import batched_probabilities
+    from common.ensemble import load_models
     from fashion_cnn.model import FashionCNN
 
-    model = load_models(paths, FashionCNN)
+    model, _ = load_models(paths, FashionCNN)
 
     def probabilities(images: np.ndarray) -> np.ndarray:
         return batched_probabilities(model, torch.from_numpy(images), batch_size).float().numpy()
@@ -211,7 +116,7 @@ def load(*paths: str | Path, batch_size: int = 1000, shared_cores: bool = False)
     return FashionPredictor(probabilities, trained["class_names"], trained["image_size"], trained["in_channels"])
 
 
-def image_files(inputs: list[str]) -> list[Path]:
+def named_files(inputs: list[str]) -> list[Path]:
     """The files named, and the PNG and JPEG files of the folders named (by extension; what a file holds is
     checked when it is read). A folder's other files are skipped, and said so on standard error."""
     files = []
@@ -252,8 +157,9 @@ def main(args: list[str] | None = None) -> None:
     options = parser.parse_args(args)
     with exit_on_reported_error():
         predictor = load(*(options.ckpt or [options.model]))
-        files = image_files(options.inputs)
-        shape = {"size": predictor.size, "channels": predictor.channels}
+        files = named_files(options.inputs)
+        channels, size, _ = predictor.input_shape
+        shape = {"size": size, "channels": channels}
         images, notes = zip(*(load_image(f, options.resize, options.invert, **shape) for f in files))
         predictions = predictor.predict(np.stack(images))
         rows = [{"file": str(f), **p, "note": note} for f, p, note in zip(files, predictions, notes)]

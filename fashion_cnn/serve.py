@@ -17,10 +17,11 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, PlainValidator, TypeAdapter, ValidationError, WithJsonSchema
 
+from common.decoding import MAX_PIXELS, image_pixels, open_image
 from common.deploy.contract import checked_inputs, inputs_schema, json_kind, refuse
 from common.deploy.serve import ClassifierAPI, Decoded, serve_command
 from common.errors import InputTooLarge
-from fashion_cnn.predict import MAX_PIXELS, image_pixels, load, open_image
+from fashion_cnn.predict import load
 
 IMAGE = {"type": "string", "contentEncoding": "base64", "description": "a PNG or JPEG image, base64"}
 NUMBER = {"type": "number", "minimum": 0, "maximum": 1}
@@ -89,7 +90,7 @@ class FashionAPI(ClassifierAPI):
             total = sum(image.size[0] * image.size[1] for image in opened.values())
             if total > MAX_PIXELS:
                 raise InputTooLarge(f"the images are {total:,} pixels in all; at most {MAX_PIXELS:,} a request.")
-            size, channels = self.predictor.size, self.predictor.channels  # the model's input
+            channels, size, _ = self.predictor.input_shape  # the model's input
             images, notes = [], []
             for i, item in enumerate(request.inputs):
                 note = ""

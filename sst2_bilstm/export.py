@@ -16,8 +16,8 @@ from sst2_bilstm.model import SST2BiLSTM
 from sst2_bilstm.predict import TOKENIZER_FILE, shared_tokenizer
 
 
-def write_tokenizer(ckpt_paths: list[str], folder: Path) -> None:
-    shared_tokenizer(ckpt_paths).save(str(folder / TOKENIZER_FILE))
+def write_tokenizer(ckpt_paths: list[str], checkpoints: list[dict], folder: Path) -> None:
+    shared_tokenizer(ckpt_paths, checkpoints).save(str(folder / TOKENIZER_FILE))
 
 
 def packed_bidirectional_onnx(inputs, lengths, weights):

@@ -24,16 +24,20 @@ from tokenizers import Tokenizer
 
 from common.deploy.console import program, write_rows
 from common.deploy.exported import ExportedModel
+from common.deploy.predictor import Predictor
 from common.errors import DataError, exit_on_reported_error
 from sst2_bilstm.tokenizer import encode, unreadable, word_count
 
 TOKENIZER_FILE = "tokenizer.json"
 
 
-class SentimentPredictor:
+class SentimentPredictor(Predictor):
     """A trained model's probabilities with its tokenizer; ``predict`` takes a list of sentences.
-    ``class_probabilities`` maps token ids (int64, N x max_length) to (N, classes): a checkpoint's network, or an
-    export's. SST-2's classes are negative and positive; a model of one's own texts has its own."""
+    ``class_probabilities`` maps token ids (int64, N x max_length: ``encoded``'s rows) to (N, classes): a
+    checkpoint's network, or an export's. SST-2's classes are negative and positive; a model of one's own texts has
+    its own."""
+
+    input_shape = (None,)  # a row of token ids, of any length
 
     def __init__(self, class_probabilities, tokenizer: Tokenizer, class_names: list[str]) -> None:
         self._class_probabilities = class_probabilities
@@ -48,11 +52,6 @@ class SentimentPredictor:
         if type(tokens).__module__.startswith("torch"):
             tokens = tokens.cpu().numpy()
         return self._class_probabilities(np.asarray(tokens, dtype=np.int64))
-
-    def probabilities(self, tokens) -> np.ndarray:
-        """Two classes: the probability of the second (positive) for each row; more: ``class_probabilities``."""
-        probabilities = self.class_probabilities(tokens)
-        return probabilities[:, 1] if len(self.class_names) == 2 else probabilities
 
     def predict(self, sentences: list[str]) -> list[dict]:
         """One dict per sentence: ``label``, the probability (``probability_positive`` for SST-2, that of the
@@ -98,11 +97,12 @@ def load(*paths: str | Path, batch_size: int = 1000, shared_cores: bool = False)
         return load_export(paths[0], batch_size, shared_cores)
     import torch
 
-    from common.checkpoints import batched_probabilities, load_models, per_class
+    from common.checkpoints import batched_probabilities, per_class
+    from common.ensemble import load_models
     from sst2_bilstm.model import SST2BiLSTM
 
-    model = load_models(paths, SST2BiLSTM)  # first: it refuses a checkpoint of the other workflow
-    tokenizer = shared_tokenizer(paths)
+    model, checkpoints = load_models(paths, SST2BiLSTM)  # first: it refuses a checkpoint of the other workflow
+    tokenizer = shared_tokenizer(paths, checkpoints)
 
     def probabilities(tokens: np.ndarray) -> np.ndarray:
         return per_class(batched_probabilities(model, torch.from_numpy(tokens), batch_size)).float().numpy()
@@ -144,9 +144,10 @@ def _padding_cut(probabilities, batch_size: int):
     return cut
 
 
-def shared_tokenizer(ckpt_paths: list[str | Path]) -> Tokenizer:
-    """The tokenizer the checkpoints were trained with, which the members of an ensemble must share."""
-    tokenizers = [saved_tokenizer(path) for path in ckpt_paths]
+def shared_tokenizer(ckpt_paths: list[str | Path], checkpoints: list[dict]) -> Tokenizer:
+    """The tokenizer the checkpoints (read from ``ckpt_paths``) were trained with, which the members of an ensemble
+    must share."""
+    tokenizers = [saved_tokenizer(path, checkpoint) for path, checkpoint in zip(ckpt_paths, checkpoints)]
     if any(tokenizer.to_str() != tokenizers[0].to_str() for tokenizer in tokenizers):
         raise DataError(
             "the checkpoints of an ensemble must share their vocabulary, and these were trained with "
@@ -155,15 +156,13 @@ def shared_tokenizer(ckpt_paths: list[str | Path]) -> Tokenizer:
     return tokenizers[0]
 
 
-def saved_tokenizer(ckpt_path: str | Path) -> Tokenizer:
-    """The tokenizer a checkpoint was trained with: stored in it, else its run folder's tokenizer.json."""
-    import torch
-
+def saved_tokenizer(ckpt_path: str | Path, checkpoint: dict) -> Tokenizer:
+    """The tokenizer a checkpoint (read from ``ckpt_path``) was trained with: stored in it, else its run folder's
+    tokenizer.json."""
     from sst2_bilstm.data import SST2DataModule
 
     # Read from the DataModule's state in the checkpoint, not by rebuilding the DataModule, which would read the
     # training texts again (one's own file, which prediction must not need).
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     saved = checkpoint.get(SST2DataModule.__qualname__, {}).get("tokenizer")
     if saved is not None:
         return Tokenizer.from_str(saved)

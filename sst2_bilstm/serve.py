@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, PlainValidator, WithJsonSchema
 
 from common.deploy.contract import checked_inputs, inputs_schema, json_kind, refuse, too_large
 from common.deploy.serve import ClassifierAPI, Decoded, serve_command
-from sst2_bilstm.predict import load
+from sst2_bilstm.predict import SentimentPredictor, load
 from sst2_bilstm.tokenizer import unreadable
 
 # The model reads a sentence's first 50 words (SST-2's longest has 52); these bound what a request costs to read.
@@ -56,6 +56,8 @@ class SentenceRequest(BaseModel):
 
 
 class SentimentAPI(ClassifierAPI):
+    predictor: SentimentPredictor  # its tokenizer reads the sentences
+
     def decode_request(self, request: SentenceRequest):  # the annotation is the endpoint's body
         return super().decode_request(request)
 

@@ -58,7 +58,9 @@ def test_the_test_subcommand_scores_the_ensemble(three_runs, caplog):
     data = SST2DataModule.load_from_checkpoint(checkpoints[0], data_dir=str(data_dir))
     data.setup("test")
     tokens, labels = data.tensors("test")
-    mean = torch.from_numpy(np.mean([sst2_predict.load(c).probabilities(tokens) for c in checkpoints], axis=0))
+    mean = torch.from_numpy(
+        np.mean([sst2_predict.load(c).class_probabilities(tokens)[:, 1] for c in checkpoints], axis=0)
+    )
     assert metrics["test"]["accuracy"] == pytest.approx(((mean > 0.5).float() == labels).float().mean().item())
     bce = torch.nn.functional.binary_cross_entropy(mean.clamp(1e-7, 1 - 1e-7), labels)
     assert metrics["test"]["loss"] == pytest.approx(bce.item(), rel=1e-4)
@@ -94,13 +96,13 @@ def test_an_ensemble_exports_as_one_model_of_the_mean_and_serves(three_runs, tmp
     sentences = ["good the film is , really", "bad the film is", "zzzz", "fine " * 60]
     ensemble, exported = sst2_predict.load(*checkpoints), sst2_predict.load(folder)
     tokens = ensemble.encoded(sentences)[0]
-    assert np.abs(exported.probabilities(tokens) - ensemble.probabilities(tokens)).max() < 1e-5
+    assert np.abs(exported.class_probabilities(tokens) - ensemble.class_probabilities(tokens)).max() < 1e-5
     assert exported.tokenizer.to_str() == ensemble.tokenizer.to_str()
     server = Server("sst2_bilstm", "--model", str(folder))
     try:
         status, reply = server.predict({"inputs": sentences[:1]})
         assert status == 200 and reply["predictions"][0]["probabilities"]["positive"] == pytest.approx(
-            float(exported.probabilities(tokens[:1])[0]), abs=1e-6
+            float(exported.class_probabilities(tokens[:1])[0, 1]), abs=1e-6
         )
         assert server.stop() == 0
     finally:

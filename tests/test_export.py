@@ -42,8 +42,8 @@ def sst2(tiny_sst2, sst2_exported):
 def test_the_fashion_export_gives_the_checkpoints_probabilities(fashion):
     ckpt, exported, _ = fashion
     images = np.random.default_rng(1).random((257, 1, 28, 28), dtype=np.float32)  # more than one chunk of 100
-    torch_p = fashion_predict.load(ckpt, batch_size=100).probabilities(images)
-    onnx_p = fashion_predict.load(exported, batch_size=100).probabilities(images)
+    torch_p = fashion_predict.load(ckpt, batch_size=100).class_probabilities(images)
+    onnx_p = fashion_predict.load(exported, batch_size=100).class_probabilities(images)
     assert onnx_p.shape == (257, 10) and np.abs(onnx_p - torch_p).max() <= 1e-5
     assert (onnx_p.argmax(axis=1) == torch_p.argmax(axis=1)).all()
 

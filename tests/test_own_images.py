@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from common import decoding
 from fashion_cnn import predict as fashion_predict
 from fashion_cnn.data import FashionMNISTDataModule
 from fashion_cnn.export import main as export_main
@@ -117,13 +118,13 @@ def test_a_folder_without_test_images_tests_on_a_share_of_its_training_images(tm
 def test_a_folder_is_decoded_once_then_read_from_the_cache(tmp_path, monkeypatch):
     images = write_folder(tmp_path / "shapes")
     decoded = []
-    original = fashion_predict.load_image
+    original = decoding.load_image
 
     def counting(*args, **kwargs):
         decoded.append(args[0])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(fashion_predict, "load_image", counting)
+    monkeypatch.setattr(decoding, "load_image", counting)
     first = FashionMNISTDataModule(image_folder=str(images))
     first.setup("fit")
     assert len(decoded) == 33

@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from common.decoding import MAX_PIXELS, load_image
 from fashion_cnn import predict as fashion_predict
 from fashion_cnn.data import CLASS_NAMES, FashionMNISTDataModule
 from fashion_cnn.train import main as fashion_train
@@ -133,17 +134,17 @@ def png_header_only(path, width: int, height: int, bit_depth: int = 8):
 
 def test_an_image_over_the_pixel_limit_is_refused_before_it_is_decoded(fashion_run, tmp_path, capsys):
     ckpt = str(fashion_run[1] / "checkpoints" / "last.ckpt")
-    for width, height in ((20_000, 20_000), (13_000, 13_000), (fashion_predict.MAX_PIXELS // 1000 + 1, 1000)):
+    for width, height in ((20_000, 20_000), (13_000, 13_000), (MAX_PIXELS // 1000 + 1, 1000)):
         path = png_header_only(tmp_path / f"{width}.png", width, height)
         status, _, err = run_main(fashion_predict.main, ["--ckpt", ckpt, "--resize", str(path)], capsys)
-        assert status == 2 and f"over {fashion_predict.MAX_PIXELS:,} pixels" in err and len(err.splitlines()) == 1
+        assert status == 2 and f"over {MAX_PIXELS:,} pixels" in err and len(err.splitlines()) == 1
     # Decoding 13,000 x 13,000 would take 169 MB; the refusal reads only the header.
     path = png_header_only(tmp_path / "bomb.png", 13_000, 13_000)
     # The peak resident memory of a new process (VmHWM: ru_maxrss would carry over the test process's own).
     probe = f"""
 import re
 from pathlib import Path
-from fashion_cnn.predict import InputTooLarge, load_image
+from common.decoding import InputTooLarge, load_image
 def peak(): return int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text())[1]) / 1024
 before = peak()
 try:
@@ -179,7 +180,7 @@ def test_image_modes_are_converted_not_clipped(tmp_path):
     exif = upright.getexif()
     exif[0x0112] = 6  # a camera held on its side: viewers turn the picture a quarter
     upright.save(tmp_path / "turned.jpg", exif=exif)
-    assert fashion_predict.load_image(tmp_path / "turned.jpg", resize=True)[1] == "resized from 40x30"
+    assert load_image(tmp_path / "turned.jpg", resize=True)[1] == "resized from 40x30"
     Image.new("CMYK", (28, 28), (0, 0, 0, 255)).save(tmp_path / "cmyk.jpg")  # print workflows' JPEGs
     assert fashion_predict.read_image(tmp_path / "cmyk.jpg").max() < 0.05
 
@@ -283,6 +284,27 @@ def test_sst2_tokenizer_from_the_run_folder_when_the_checkpoint_has_none(sst2_ru
     torch.save(checkpoint, elsewhere)
     with pytest.raises(Exception, match="holds no tokenizer"):
         sst2_predict.load(elsewhere)
+
+
+def test_a_predictor_reads_each_checkpoint_once_and_leaves_the_random_generator_alone(
+    fashion_run, sst2_run, tmp_path, monkeypatch
+):
+    fashion, sst2 = (run / "checkpoints" / "last.ckpt" for run in (fashion_run[1], sst2_run[1]))
+    second = shutil.copy(sst2, tmp_path / "second.ckpt")  # an ensemble of two files
+    original, read = torch.load, []
+
+    def counting(path, *args, **kwargs):
+        read.append(str(path))
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counting)
+    for predict, paths in ((fashion_predict, [fashion]), (sst2_predict, [sst2]), (sst2_predict, [sst2, second])):
+        read.clear()
+        state = torch.get_rng_state()
+        predictor = predict.load(*paths)
+        assert sorted(read) == sorted(map(str, paths)), f"{predict.__name__} read {read}"
+        assert torch.equal(torch.get_rng_state(), state)  # building the network drew from a generator of its own
+        assert predictor.class_probabilities(np.zeros((1, *(d or 5 for d in predictor.input_shape)))).shape[0] == 1
 
 
 def test_predict_subcommand_writes_into_the_checkpoints_run_or_says_why_not(fashion_run, tmp_path, capsys):

@@ -1,6 +1,7 @@
 """What a newcomer reads first stays short and true (the README's size and links, the configs' citations), and the
-layout's one rule holds: what serves an export runs without torch."""
+layout's rules hold: what serves an export runs without torch, and no module imports itself through others."""
 
+import ast
 import os
 import re
 import subprocess
@@ -49,6 +50,7 @@ TORCH_FREE = [
     "common",
     "common.errors",
     "common.images",  # its cache's writing imports what it needs when it writes
+    "common.decoding",  # training on a folder of images decodes with it too
     *(f"common.deploy.{path.stem}" for path in (REPO / "common" / "deploy").glob("*.py") if path.stem != "export"),
     *(f"{workflow}.{name}" for workflow in ("fashion_cnn", "sst2_bilstm") for name in ("__init__", "predict", "serve")),
     "sst2_bilstm.tokenizer",
@@ -68,6 +70,62 @@ def test_the_torch_free_modules_import_without_torch():
     )
     result = subprocess.run([sys.executable, "-c", code, *TORCH_FREE], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr[-2000:]
+
+
+PACKAGES = ("common", "fashion_cnn", "sst2_bilstm", "examples")
+
+
+def project_imports() -> dict[str, set[str]]:
+    """Each module of the project's packages, and the project's modules it imports: every ``import`` and ``from ...
+    import`` in its code, those inside functions included (a deferred import still ties the two modules)."""
+    modules = {}
+    for package in PACKAGES:
+        for path in (REPO / package).rglob("*.py"):
+            parts = path.relative_to(REPO).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in modules.items():
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from the module's package up
+                    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+                    base = ".".join([*package[: len(package) - node.level + 1], *filter(None, [node.module])])
+                # ``from package import module`` imports the module; ``from module import name``, the module
+                imported.update(f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names)
+        graph[name] = {module for module in imported if module in modules and module != name}
+    return graph
+
+
+def import_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """A cycle of imports (its modules, the first repeated at the end), or [] where there is none."""
+    done, path = set(), []
+
+    def visit(module: str) -> list[str]:
+        if module in path:
+            return [*path[path.index(module) :], module]
+        if module in done:
+            return []
+        path.append(module)
+        for imported in sorted(graph[module]):
+            if cycle := visit(imported):
+                return cycle
+        path.pop()
+        done.add(module)
+        return []
+
+    return next(filter(None, map(visit, sorted(graph))), [])
+
+
+def test_no_module_imports_itself_through_others():
+    graph = project_imports()
+    # What the graph must see: an import inside a function, and one of a module from its package.
+    assert "fashion_cnn.model" in graph["fashion_cnn.predict"] and "common.errors" in graph["common.deploy.serve"]
+    cycle = import_cycle(graph)
+    assert not cycle, "an import cycle: " + " -> ".join(cycle)
 
 
 def test_every_run_of_the_suite_shows_its_slowest_tests():

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from common.decoding import MAX_PIXELS
 from common.deploy.contract import API_KEY_VARIABLE
-from fashion_cnn.predict import MAX_PIXELS
 from tests.conftest import REPO
 
 

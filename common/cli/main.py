@@ -108,7 +108,7 @@ class WorkflowCLI(LightningCLI):
         if not ckpt_path:
             return
         # Lightning would fail with a parser error on another model's hyper-parameters: say what is wrong instead.
-        self.trained = ckpt_path, read_checkpoint(ckpt_path, self.model_class)[1]
+        self.trained = ckpt_path, read_checkpoint(ckpt_path, self.model_class)[0]
         run = run_of(Path(ckpt_path))
         if subcommand == "fit" and run is not None:
             self.resumed_run = run

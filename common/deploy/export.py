@@ -15,9 +15,10 @@ import onnxscript.optimizer
 import torch
 from torch import nn
 
-from common.checkpoints import load_models, per_class
+from common.checkpoints import per_class
 from common.deploy.console import program
 from common.deploy.exported import MODEL_FILE
+from common.ensemble import load_models
 from common.errors import DataError, exit_on_reported_error
 
 
@@ -81,8 +82,8 @@ def export_command(
     translations: dict | None = None,
 ) -> None:
     """The export command of a workflow: ``--ckpt CKPT --output DIR`` writes ``DIR/model.onnx``, and ``--ckpt``
-    repeated one model of the checkpoints' ensemble; ``beside(ckpts, folder)`` writes what else the export needs
-    (SST-2's tokenizer). ``example`` is an input to trace the model on, or makes one of the model."""
+    repeated one model of the checkpoints' ensemble; ``beside(ckpts, checkpoints, folder)`` writes what else the
+    export needs (SST-2's tokenizer) from the checkpoints' paths and the dicts already read from them. ``example`` is an input to trace the model on, or makes one of the model."""
     command = workflow.replace("_", "-")
     parser = argparse.ArgumentParser(
         prog=program(f"{command}-export", f"{workflow}.export"),
@@ -101,10 +102,10 @@ def export_command(
     parser.add_argument("--force", action="store_true", help="write into a folder that holds other files")
     options = parser.parse_args(args)
     with exit_on_reported_error():
-        model = load_models(options.ckpt, model_class)
+        model, checkpoints = load_models(options.ckpt, model_class)
         with staged(options.output, options.force) as staging:
             if beside is not None:  # first: it may refuse the checkpoints (an ensemble's differing tokenizers)
-                beside(options.ckpt, staging)
+                beside(options.ckpt, checkpoints, staging)
             # The exporter's progress lines and its warnings about torch's own internals are not the user's concern.
             with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
                 warnings.simplefilter("ignore")

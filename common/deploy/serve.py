@@ -28,6 +28,7 @@ from fastapi.routing import APIRoute
 
 from common.deploy.console import program
 from common.deploy.contract import API_KEY_VARIABLE, MAX_BODY, MAX_INPUTS, one_line_validation_error, openapi
+from common.deploy.predictor import Predictor
 from common.errors import ConfigError, DataError, InputTooLarge, exit_on_reported_error
 
 # Measured with bench/serve_load.py (docs/serving.md): a batch waits at most this long for others to join it.
@@ -55,12 +56,15 @@ class Refused:
 
 
 class ClassifierAPI(ls.LitAPI):
-    """``load()`` gives a predictor whose ``class_probabilities`` maps an input array to (N, classes). A workflow's
-    subclass overrides ``decode_request`` only to annotate it with its request model (LitServe reads the endpoint's
-    body from that annotation), and implements ``decode(request)``, raising DataError or ValueError for an input
-    it cannot read (InputTooLarge: 413)."""
+    """A ``Predictor`` (common/deploy/predictor.py) behind LitServe: ``load()`` gives it, in the model's worker. A
+    workflow's subclass overrides ``decode_request`` only to annotate it with its request model (LitServe reads the
+    endpoint's body from that annotation), and implements ``decode(request)``, which gives the request's inputs as
+    the predictor's ``input_shape`` rows, raising DataError or ValueError for an input it cannot read
+    (InputTooLarge: 413)."""
 
-    def __init__(self, load: Callable, max_batch_size: int, batch_timeout: float) -> None:
+    predictor: Predictor
+
+    def __init__(self, load: Callable[[], Predictor], max_batch_size: int, batch_timeout: float) -> None:
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
         self.load = load
 
@@ -160,7 +164,12 @@ def build_server(api: ClassifierAPI, workflow: str, class_names: list[str], limi
 
 
 def serve_command(
-    args: list[str] | None, *, workflow: str, load: Callable, api_class: type[ClassifierAPI], limits: dict
+    args: list[str] | None,
+    *,
+    workflow: str,
+    load: Callable[..., Predictor],
+    api_class: type[ClassifierAPI],
+    limits: dict,
 ) -> None:
     """The serve command of a workflow: ``--ckpt CKPT`` (torch; repeated, an ensemble) or ``--model DIR`` (an export,
     onnxruntime)."""
@@ -190,7 +199,9 @@ def serve_command(
         for path in paths:
             if not Path(path).exists():
                 raise DataError(f"{path} does not exist.")
-        class_names = load(*paths).class_names  # a bad path refused here, in one line, not in the server's worker
+        # A bad path refused here, in one line, not in the server's worker; this process's predictor is then
+        # dropped: the worker loads its own (one read of each file in each).
+        class_names = load(*paths).class_names
         api = api_class(_Loader(load, paths), options.max_batch_size, options.batch_timeout)
         server = build_server(api, workflow, class_names, limits)
         stop_on_sigterm()
@@ -217,8 +228,8 @@ def _interrupt(main_pid: int, signum: int, frame) -> None:
 class _Loader:
     """``load(*paths)``, deferred to LitServe's worker process (picklable, unlike a lambda)."""
 
-    def __init__(self, load: Callable, paths: list[str]) -> None:
+    def __init__(self, load: Callable[..., Predictor], paths: list[str]) -> None:
         self.load, self.paths = load, paths
 
-    def __call__(self):
+    def __call__(self) -> Predictor:
         return self.load(*self.paths, shared_cores=True)  # the worker shares the cores with the HTTP process

@@ -1,0 +1,116 @@
+"""Image files decoded into a model's input: a PNG or JPEG checked from its header (its format, its pixel count)
+before it is decoded, then converted to (channels, size, size) float32 pixels in [0, 1]. What training on a folder
+of images, the predict command and the server read images with; torch-free."""
+
+import contextlib
+import struct
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from common.errors import DataError, InputTooLarge
+
+IMAGE_FORMATS = ("PNG", "JPEG")
+# An image is refused above this many pixels before it is decoded, and a server's request above this many in all
+# its images, so that one request cannot take the server's memory, or its worker for long: a 24-megapixel photo
+# passes (about 1 s and 500 MB to decode with transparency, on one core), a decompression bomb does not.
+MAX_PIXELS = 25_000_000
+
+
+@contextlib.contextmanager
+def _reading(source, name: str) -> Iterator[None]:
+    """What Pillow raises for a file that is not a whole PNG or JPEG, as one-line DataErrors."""
+    try:
+        yield
+    except Image.DecompressionBombError:
+        raise InputTooLarge(f"{name} is over {MAX_PIXELS:,} pixels; scale it down first.") from None
+    except UnidentifiedImageError:
+        raise DataError(f"{name} is not a PNG or JPEG image (the formats read here).") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as error:  # truncated, corrupt chunks
+        why = f" ({error})" if isinstance(source, str | Path) else ""
+        raise DataError(f"{name} is not a readable PNG or JPEG image{why}.") from None
+
+
+def open_image(source, name: str | None = None) -> Image.Image:
+    """A PNG or JPEG image opened from its header alone: another format is refused, and so is an image over
+    MAX_PIXELS (``InputTooLarge``), before a single pixel is decoded."""
+    name = name or str(source)
+    with _reading(source, name), warnings.catch_warnings():
+        # Pillow warns from 89 megapixels and refuses from 179; MAX_PIXELS, checked here, is lower.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        image = Image.open(source, formats=IMAGE_FORMATS)
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        image.close()
+        raise InputTooLarge(f"{name} is {width}x{height}, over {MAX_PIXELS:,} pixels; scale it down first.")
+    return image
+
+
+def load_image(
+    source,
+    resize: bool = False,
+    invert: bool = False,
+    name: str | None = None,
+    to_resize: str = "pass --resize",
+    size: int = 28,
+    channels: int = 1,
+) -> tuple[np.ndarray, str]:
+    """A (channels, size, size) float32 array in [0, 1] from a PNG or JPEG file (or file object, called ``name`` in
+    messages), converted to grayscale (1 channel) or RGB (3), and a note of what was done to the image to get it (a
+    resize), or "". Checked from its header first (``open_image``); a JPEG photo's EXIF orientation is applied, as
+    viewers show it."""
+    name = name or str(source)
+    with open_image(source, name) as image:
+        return image_pixels(image, resize, invert, name, to_resize, size, channels)
+
+
+def image_pixels(
+    image: Image.Image,
+    resize: bool,
+    invert: bool,
+    name: str,
+    to_resize: str = "pass --resize",
+    size: int = 28,
+    channels: int = 1,
+) -> tuple[np.ndarray, str]:
+    """``load_image`` of an image ``open_image`` gave: its pixels decoded, and the note."""
+    with _reading(image.filename or None, name):
+        if image.format == "JPEG":  # cameras' rotation; reading a PNG's would decode it a second time
+            ImageOps.exif_transpose(image, in_place=True)
+        width, height = image.size
+        wrong_size = f"{name} is {width}x{height}, not {size}x{size}; {to_resize}"
+        pixels, note = _pixels(image, resize, invert, wrong_size, size, channels)
+    return (1 - pixels if invert else pixels), note
+
+
+def _pixels(
+    image: Image.Image, resize: bool, invert: bool, wrong_size: str, size: int, channels: int
+) -> tuple[np.ndarray, str]:
+    """Pixels in [0, 1] from any mode a PNG or JPEG opens in: 16-bit grayscale keeps its 65,536 levels (Pillow's
+    conversion to 8 bits would clip them), and transparent pixels become the background (black, or white before
+    ``invert``), which is what a garment's cut-out stands on."""
+    mode = "L" if channels == 1 else "RGB"
+    if image.mode.startswith("I"):  # a 16-bit grayscale PNG: I;16 (or I in older Pillow)
+        image = Image.fromarray(np.asarray(image, dtype=np.float32) / 65535, mode="F")
+        levels = 1.0
+    else:
+        if image.mode in ("LA", "PA", "RGBA") or "transparency" in image.info:
+            rgba = image.convert("RGBA")
+            image = Image.new(mode, rgba.size, (255 if invert else 0,) * channels)  # the model's mode, not RGBA
+            image.paste(rgba.convert(mode), mask=rgba.getchannel("A"))
+        image = image.convert("RGB").convert(mode) if image.mode == "CMYK" else image.convert(mode)
+        levels = 255.0
+    note = ""
+    if image.size != (size, size):
+        if not resize:
+            raise DataError(f"{wrong_size} to scale it.")
+        note = f"resized from {image.size[0]}x{image.size[1]}"
+        image = image.resize((size, size), Image.Resampling.LANCZOS)
+    pixels = np.asarray(image, dtype=np.float32) / levels
+    pixels = pixels.reshape(1, size, size) if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+    if len(pixels) != channels:  # 16-bit grayscale for an RGB model: the one channel three times
+        pixels = np.repeat(pixels, channels, axis=0)
+    return np.clip(pixels, 0, 1), note  # LANCZOS overshoots a little; 8 bits saturate, floats must be clipped
