@@ -23,7 +23,9 @@ CASES = {"sst2_bilstm_packed": REPO / "configs" / "sst2_bilstm_packed.yaml"}
 
 @pytest.mark.parametrize("case", CASES)
 def test_ddp_on_two_cpu_processes(case, tmp_path):
-    config, data_dir, root, n_test = CASES[case], write_sst2(tmp_path / "data"), tmp_path / "ddp", 20
+    # Validation labels flipped: val_loss rises from the first epoch, so fit tests the first epoch, not the last.
+    data_dir = write_sst2(tmp_path / "data", misleading_validation=True)
+    config, root, n_test = CASES[case], tmp_path / "ddp", 20
     ddp = ["--trainer.max_epochs", "2", "--trainer.strategy", "ddp", "--trainer.devices", "2"]
     fit = tiny_run("sst2_bilstm", data_dir, root, *ON_CPU, *ddp, config=config)
     command = [sys.executable, "-m", "sst2_bilstm.train", *fit]
@@ -36,8 +38,10 @@ def test_ddp_on_two_cpu_processes(case, tmp_path):
     assert sum(map(sum, confusion)) == n_test  # both processes' halves of the test set
     assert ddp["test"]["accuracy"] == pytest.approx(sum(row[i] for i, row in enumerate(confusion)) / n_test)
 
-    # One process testing the same checkpoint on the same kind of device finds the same figures.
-    checkpoint = str(root / "version_0" / "checkpoints" / "last.ckpt")
+    # One process testing the checkpoint the two tested (the best epoch's, not last.ckpt) on the same kind of device
+    # finds the same figures.
+    assert ddp["checkpoint"] == "checkpoints/best-epoch=0.ckpt" and len(ddp["history"]) == 2
+    checkpoint = str(root / "version_0" / ddp["checkpoint"])
     single_root = tmp_path / "single"
     sst2_main(
         tiny_run(

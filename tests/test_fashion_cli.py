@@ -96,7 +96,8 @@ def test_validate_and_predict_without_ckpt_path_use_the_newest_run_and_say_so(fa
     with caplog.at_level(logging.INFO):
         main(["validate", *common])
     assert f"validate uses the newest run's {root / 'version_0' / 'checkpoints' / 'last.ckpt'}" in caplog.text
-    assert "litlogger" not in caplog.text  # Lightning's advertisement, printed by every Trainer, is filtered out
+    # Lightning's advertisement, which every Trainer logs (tests/test_pinned.py checks that it does), filtered out.
+    assert "litlogger" not in caplog.text
     events = EventAccumulator(str(root / "version_1")).Reload()
     # The last epoch's weights on the same (test) split: the fit's own figures for that epoch.
     assert events.Scalars("val_acc")[0].value == pytest.approx(trained["history"][-1]["val_acc"])

@@ -191,3 +191,29 @@ def test_loading_a_model_leaves_the_callers_random_state_alone(tiny_fashion, tin
         torch.manual_seed(7)
         load()
         assert torch.equal(torch.rand(4), expected), way
+
+
+@pytest.mark.parametrize("stage", ["validate", "test", "predict"])
+def test_evaluating_a_checkpoint_leaves_the_callers_random_state_alone(stage, tiny_fashion):
+    """Only a Trainer resuming a fit takes the checkpoint's random state (ClassifierModule.on_load_checkpoint):
+    a Trainer evaluating through ckpt_path loads the checkpoint into the model it is given, where no fork of the
+    generator protects the caller's. Each DataLoader iterator draws its base seed from that generator, so the
+    caller's state after the run is compared with a run of the same weights without ckpt_path."""
+    import lightning as L
+
+    from fashion_cnn.model import FashionCNN
+
+    data_dir, checkpoint = tiny_fashion
+    model = FashionCNN.load_from_checkpoint(checkpoint)  # the checkpoint's weights, loaded already
+
+    def state_after(**ckpt_path) -> torch.Tensor:
+        data = FashionMNISTDataModule(data_dir=str(data_dir), download=False)
+        quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+        trainer = L.Trainer(accelerator="cpu", devices=1, enable_checkpointing=False, **quiet)
+        torch.manual_seed(7)
+        getattr(trainer, stage)(model, datamodule=data, **ckpt_path)
+        return torch.get_rng_state()
+
+    torch.manual_seed(7)
+    assert not torch.equal(torch.load(checkpoint, weights_only=True)["torch_rng_state"], torch.get_rng_state())
+    assert torch.equal(state_after(ckpt_path=str(checkpoint)), state_after())

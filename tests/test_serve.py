@@ -308,16 +308,27 @@ def test_a_key_guards_the_model_and_the_network_needs_one(fashion_exported):
     try:
         good = {"inputs": [np.full((28, 28), 0.5).tolist()]}
         assert server.predict(good)[0] == 200
-        for wrong in ("", "not-the-key"):
+
+        def without_key(method: str, path: str, wrong: str = "") -> tuple[int, bytes]:
             connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
             headers = {"Content-Type": "application/json"} | ({"X-API-Key": wrong} if wrong else {})
-            connection.request("POST", "/predict", body=json.dumps(good), headers=headers)
-            response = connection.getresponse()
-            assert response.status == 401 and "detail" in json.loads(response.read()), wrong
-            connection.close()
+            body = json.dumps(good) if method == "POST" else None
+            try:
+                connection.request(method, path, body=body, headers=headers)
+                response = connection.getresponse()
+                return response.status, response.read()
+            finally:
+                connection.close()
+
+        for wrong in ("", "not-the-key"):
+            for method, path in (("POST", "/predict"), ("GET", "/health"), ("GET", "/info")):
+                status, body = without_key(method, path, wrong)
+                assert status == 401 and "detail" in json.loads(body), (method, path, wrong)
         schema = json.loads(server.get("/openapi.json")[1])
         assert "401" in schema["paths"]["/predict"]["post"]["responses"]
-        assert server.get("/")[0] == 200  # the page loads, and asks for the key
+        # The page loads without the key, and then asks the user for it (its own requests send it).
+        status, page = without_key("GET", "/")
+        assert status == 200 and page.lstrip().lower().startswith(b"<!doctype html")
         assert server.stop() == 0
     finally:
         server.kill()
