@@ -2,6 +2,7 @@
 Face dataset by name; every row checked, and the classes in a stated order."""
 
 import csv
+import io
 import json
 import os
 import socket
@@ -20,17 +21,11 @@ def read_texts(path: Path, text_column: str | None, label_column: str) -> tuple[
     """The texts and labels (as written: a label ``1`` and a label ``"1"`` are one) of a ``.csv``, ``.tsv`` or
     ``.jsonl`` file, UTF-8. Refused in one line: another extension, a file of another format than its extension
     says, a missing column (the file's columns listed), an empty text or label, text that is not UTF-8."""
-    if path.suffix.lower() not in SUFFIXES:
-        raise DataError(
-            f"{path}: texts are read from {', '.join(SUFFIXES)} files, not {path.suffix or 'no extension'}."
-        )
-    if not path.is_file():
-        raise DataError(f"{path} does not exist.")
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as file:  # -sig: a byte-order mark is no part of the header
-            rows, columns = _jsonl(file, path) if path.suffix.lower() == ".jsonl" else _delimited(file, path)
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}).") from None
+    rows, columns = read_rows(path)
+    suffix = path.suffix.lower()
+    if suffix != ".jsonl" and len(columns) == 1 and ("\t" if suffix == ".csv" else ",") in columns[0]:
+        other = "a TSV" if suffix == ".csv" else "a CSV"
+        raise DataError(f"{path} reads as one column {columns[0][:60]!r}: is it {other} file under another extension?")
     text_column = text_column or next((c for c in TEXT_COLUMNS if c in columns), TEXT_COLUMNS[0])
     for column in (text_column, label_column):
         if column not in columns:
@@ -50,18 +45,45 @@ def read_texts(path: Path, text_column: str | None, label_column: str) -> tuple[
     return texts, labels
 
 
-def _delimited(file, path: Path) -> tuple[list, list[str]]:
+def read_rows(path: Path, blank_lines: bool = False) -> tuple[list[tuple[str, dict]], list[str]]:
+    """The rows of a ``.csv``, ``.tsv`` or ``.jsonl`` file, UTF-8, each as where it stands (``"line 7"``) and its
+    values by column, and the columns (a CSV's or TSV's header row). A TSV quotes nothing; a row with more fields
+    than the header keeps the rest in a list under the key None (as ``csv.DictReader`` does), one with fewer lacks
+    the last columns. Blank lines are skipped, or with ``blank_lines`` kept as rows without values (for a reader
+    that reports them). Refused in one line: another extension, text that is not UTF-8, a malformed CSV."""
+    if path.suffix.lower() not in SUFFIXES:
+        raise DataError(
+            f"{path}: texts are read from {', '.join(SUFFIXES)} files, not {path.suffix or 'no extension'}."
+        )
+    if not path.is_file():
+        raise DataError(f"{path} does not exist.")
+    try:
+        # Decoded whole, so an error's byte is the file's (a stream's is within its buffer); a byte-order mark is
+        # no part of the header.
+        text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}).") from None
+    file = io.StringIO(text, newline="")  # lines end at \n, \r\n or \r, as a file opened with newline="" does
+    if path.suffix.lower() == ".jsonl":
+        return _jsonl(file, path)
+    return _delimited(file, path, blank_lines)
+
+
+def _delimited(file, path: Path, blank_lines: bool) -> tuple[list, list[str]]:
     tsv = path.suffix.lower() == ".tsv"
     # A TSV quotes nothing (GLUE's do not): a '"' is part of the text. A CSV quotes as spreadsheets write it.
     reader = csv.reader(file, delimiter="\t", quoting=csv.QUOTE_NONE) if tsv else csv.reader(file)
+    rows = []
     try:
         columns = next(reader, [])
-        rows = [(f"line {i}", dict(zip(columns, values))) for i, values in enumerate(reader, start=2) if values]
+        for i, values in enumerate(reader, start=2):
+            if values or blank_lines:
+                row = dict(zip(columns, values))
+                if len(values) > len(columns):
+                    row[None] = values[len(columns) :]
+                rows.append((f"line {i}", row))
     except csv.Error as error:
         raise DataError(f"{path} is not a readable {'TSV' if tsv else 'CSV'} file ({error}).") from None
-    if len(columns) == 1 and ("\t" if not tsv else ",") in columns[0]:
-        other = "a TSV" if not tsv else "a CSV"
-        raise DataError(f"{path} reads as one column {columns[0][:60]!r}: is it {other} file under another extension?")
     return rows, columns
 
 

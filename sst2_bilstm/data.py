@@ -1,7 +1,6 @@
 """GLUE SST-2 through Hugging Face ``datasets``: local GLUE files when present, else the hub; or one's own labelled
 texts (a CSV, TSV or JSON Lines file, or a Hugging Face dataset by name)."""
 
-import csv
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from tokenizers import Tokenizer
 from torch.utils.data import BatchSampler, RandomSampler
 
-from common.data import TensorDataModule, cache_dir, check_splits, hold_out_end, resolve_data_dir
+from common.data import TensorDataModule, check_splits, hold_out_end, resolve_data_dir
 from common.errors import DataError, require
 from common.files import write_text
 from common.texts import (
@@ -19,13 +18,14 @@ from common.texts import (
     hub_unreachable,
     label_ids,
     read_hub,
+    read_rows,
     read_texts,
 )
 from sst2_bilstm.tokenizer import encode, fit_word_tokenizer
 
 CLASS_NAMES = ("negative", "positive")
 FILES = {"train": "train.tsv", "test": "dev.tsv"}  # GLUE's validation split is the reference's test set
-COLUMNS = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.Value("string")})
+COLUMNS = ["sentence", "label"]  # GLUE's header, exactly
 
 
 def load_glue_files(folder: Path) -> dict[str, tuple[list[str], torch.Tensor]]:
@@ -34,42 +34,28 @@ def load_glue_files(folder: Path) -> dict[str, tuple[list[str], torch.Tensor]]:
 
 
 def load_tsv(path: Path) -> tuple[list[str], torch.Tensor]:
-    try:
-        # -sig: a byte-order mark is no part of the header (pandas drops it from the rows itself).
-        with path.open(encoding="utf-8-sig") as file:
-            header, first_row = file.readline(), file.readline()
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path} is not UTF-8 text ({error}).") from None
-    if not header:
+    """A GLUE TSV file, read as one's own TSV texts are (nothing quoted, every sentence as written), with GLUE's
+    checks on top: the header exactly sentence<TAB>label, then rows of a sentence, a tab and 0 or 1."""
+    rows, columns = read_rows(path, blank_lines=True)  # a blank line is a malformed row to report, not to skip
+    if not columns and not rows:
         raise DataError(f"{path} is empty (GLUE's header is sentence<TAB>label, then one row per line).")
-    if header.rstrip("\r\n").split("\t") != ["sentence", "label"]:
-        raise DataError(f"{path} starts with {header.strip()[:80]!r}; GLUE's header is sentence<TAB>label.")
-    if not first_row:
+    if columns != COLUMNS:
+        header = "\t".join(columns).strip()[:80]
+        raise DataError(f"{path} starts with {header!r}; GLUE's header is sentence<TAB>label.")
+    if not rows:
         raise DataError(f"{path} holds no rows after its header.")
-    try:
-        rows = datasets.load_dataset(
-            "csv",
-            data_files=str(path),
-            split="train",
-            features=COLUMNS,
-            delimiter="\t",
-            quoting=csv.QUOTE_NONE,  # GLUE's files quote nothing: a '"' is part of the sentence
-            na_filter=False,  # a sentence such as "null" or "n/a" stays text
-            skip_blank_lines=False,  # a blank line is a malformed row to report, not to skip
-            cache_dir=str(cache_dir() / "datasets"),
-        )
-    except datasets.exceptions.DatasetGenerationError as error:
-        raise DataError(f"{path} could not be read as GLUE's TSV: {error.__cause__ or error}".strip()) from None
     return _checked(rows, path)
 
 
-def _checked(rows: datasets.Dataset, path: Path) -> tuple[list[str], torch.Tensor]:
-    sentences, labels = rows["sentence"], rows["label"]
-    for index, label in enumerate(labels):
-        if label not in ("0", "1"):
+def _checked(rows: list[tuple[str, dict]], path: Path) -> tuple[list[str], torch.Tensor]:
+    for line, row in rows:
+        if None in row:  # a tab within the sentence
+            fields = len(COLUMNS) + len(row[None])
+            raise DataError(f"{path} could not be read as GLUE's TSV: Expected 2 fields in {line}, saw {fields}.")
+        if (label := row.get("label")) not in ("0", "1"):
             found = f"label {label!r}" if label else "no label"
-            raise DataError(f"{path}, line {index + 2}: {found}; every row needs a sentence, a tab and 0 or 1.")
-    return sentences, torch.tensor([float(label) for label in labels])
+            raise DataError(f"{path}, {line}: {found}; every row needs a sentence, a tab and 0 or 1.")
+    return [row["sentence"] for _, row in rows], torch.tensor([float(row["label"]) for _, row in rows])
 
 
 def load_glue_hub() -> dict[str, tuple[list[str], torch.Tensor]]:

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from common.errors import DataError
+from common.texts import read_texts
 from sst2_bilstm import predict as sst2_predict
 from sst2_bilstm.data import SST2DataModule
 from sst2_bilstm.export import main as export_main
@@ -38,6 +40,20 @@ def write(path, table: list[dict], columns=("text", "label")):
             writer.writeheader()
             writer.writerows({c: row[c] for c in columns} for row in table)
     return path
+
+
+def test_own_files_skip_blank_lines_where_glue_files_report_them(tmp_path):
+    """The reader GLUE's files share: one's own files skip a blank line (GLUE's reading asks to keep them), a TSV
+    keeps its quotes, a CSV takes its own off, and a byte-order mark and CRLF line ends are no part of the data."""
+    tsv, csv_file = tmp_path / "texts.tsv", tmp_path / "texts.csv"
+    tsv.write_bytes('\ufefftext\tlabel\r\n"quoted" film\t1\r\n\r\nplain \t0\r\n\n'.encode())
+    csv_file.write_bytes('\ufefftext,label\r\n"a, b",x\r\n\r\nc,y\r\n'.encode())
+    assert read_texts(tsv, None, "label") == (['"quoted" film', "plain "], ["1", "0"])
+    assert read_texts(csv_file, None, "label") == (["a, b", "c"], ["x", "y"])
+    far = tmp_path / "far.jsonl"
+    far.write_bytes(b'{"text": "fine", "label": 1}\n' * 1000 + b'{"text": "caf\xe9", "label": 1}\n')
+    with pytest.raises(DataError, match="invalid continuation byte at byte 29013"):  # the file's byte
+        read_texts(far, None, "label")
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,14 @@
+import csv
 import time
 
+import datasets
 import pytest
 import torch
 
 from common.errors import DataError
 from common.texts import OFFLINE_VARIABLES, PROXY_VARIABLES
-from sst2_bilstm.data import SST2DataModule
-from tests.conftest import training_batches
+from sst2_bilstm.data import SST2DataModule, load_tsv
+from tests.conftest import REAL_DATA_DIR, training_batches
 
 
 def setup_data(data_dir, **kwargs):
@@ -76,10 +78,10 @@ def test_malformed_rows_name_the_file_and_line(sst2_dir, row, expected):
         (b"sentence\tscore\nfine\t1\n", "starts with 'sentence\\tscore'"),
         (b"sentence\tlabel\n", "holds no rows after its header"),
         (b"sentence\tlabel\ncaf\xe9\t1\n", "is not UTF-8 text"),
-        # Far enough that the header check's read-ahead does not reach it: datasets' own reader does.
+        # Past the first buffer a stream decodes (8 KiB): the byte named is the file's, not the buffer's.
         (
             b"sentence\tlabel\n" + b"fine film\t1\n" * 2000 + b"caf\xe9\t1\n",
-            "could not be read as GLUE's TSV: 'utf-8' codec can't decode",
+            "is not UTF-8 text (invalid continuation byte at byte 24018)",
         ),
     ],
 )
@@ -148,3 +150,65 @@ def test_length_buckets_group_similar_lengths_and_cut_padding(sst2_dir):
     assert [b[1].tolist() for b in training_batches(data)] != [b[1].tolist() for b in batches]  # reshuffled
     test_lengths = [int(b[0].ne(0).sum(dim=1).max()) for b in data.test_dataloader()]
     assert test_lengths == sorted(test_lengths)  # evaluation: sorted by length
+
+
+def datasets_csv(path, cache):
+    """GLUE's TSV as the project read it through ``datasets``' CSV builder (pandas) before ``load_tsv`` read it
+    through common.texts: the reference the one reader is held to."""
+    string = datasets.Value("string")
+    rows = datasets.load_dataset(
+        "csv",
+        data_files=str(path),
+        split="train",
+        features=datasets.Features({"sentence": string, "label": string}),
+        delimiter="\t",
+        quoting=csv.QUOTE_NONE,
+        na_filter=False,
+        skip_blank_lines=False,
+        cache_dir=str(cache),
+    )
+    return rows["sentence"], torch.tensor([float(label) for label in rows["label"]])
+
+
+TRICKY = [
+    '"a quoted film"',
+    'an "inner" quote',
+    '"',
+    'a lone " quote',
+    "'single quoted'",
+    "null",
+    "n/a",
+    "NaN",
+    "None",
+    "#not a comment",
+    "12345",
+    "007",
+    "1e5",
+    "  spaces before and after  ",
+    "café, naïve, 東京, 🎬",
+    "a\u2028line separator, a \x0cform feed, a \x85next line",
+    "a back\\slash and a \\t",
+    "\ufeffa mark inside",
+    "",
+]
+
+
+def test_the_one_reader_reads_as_datasets_read_glue_tsv(tmp_path):
+    lines = [f"{sentence}\t{i % 2}" for i, sentence in enumerate(TRICKY)]
+    path = tmp_path / "dev.tsv"
+    path.write_bytes(("\ufeffsentence\tlabel\r\n" + "\r\n".join(lines) + "\r\n").encode())
+    sentences, labels = load_tsv(path)
+    assert sentences == TRICKY and labels.tolist() == [i % 2 for i in range(len(TRICKY))]
+    reference = datasets_csv(path, tmp_path / "cache")
+    assert sentences == reference[0] and torch.equal(labels, reference[1])
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("name", ["train.tsv", "dev.tsv"])
+def test_the_one_reader_reads_glue_sst2_as_datasets_did(name, tmp_path):
+    path = REAL_DATA_DIR / "SST-2" / name
+    if not path.exists():
+        pytest.skip(f"no {path}")
+    sentences, labels = load_tsv(path)
+    reference = datasets_csv(path, tmp_path / "cache")
+    assert sentences == reference[0] and torch.equal(labels, reference[1])
