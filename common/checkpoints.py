@@ -31,9 +31,17 @@ def read_checkpoint(path: str | Path, model_class: type) -> tuple[torch.nn.Modul
         raise DataError(f"{path} is not a PyTorch Lightning checkpoint (it holds no state_dict).")
     try:
         model = built(model_class, checkpoint)
-    except (TypeError, ValueError, KeyError, RuntimeError):  # unknown arguments, another class, other weights
+    except (TypeError, ValueError, KeyError, RuntimeError) as error:  # unknown arguments, other weights
+        saved = checkpoint.get(model_class.CHECKPOINT_HYPER_PARAMS_KEY) or {}
+        taken = inspect.signature(model_class).parameters
+        if sum(name in taken for name in saved) * 2 < len(saved):  # most of its settings mean nothing here
+            raise DataError(
+                f"{path} was not saved by a {model_class.__name__}: is it a checkpoint of the other workflow?"
+            ) from None
+        reason = str(error).strip().splitlines()[0][:200]
         raise DataError(
-            f"{path} was not saved by a {model_class.__name__}: is it a checkpoint of the other workflow?"
+            f"{path} is a {model_class.__name__} checkpoint that this version cannot load ({reason}): was it "
+            "saved by an older version of the project?"
         ) from None
     return model, checkpoint
 

@@ -26,6 +26,29 @@ def data_differences(models: list["ClassifierModule"]) -> dict[str, list]:
     return {name: [s[name] for s in said] for name in said[0] if any(s[name] != said[0][name] for s in said)}
 
 
+def refuse_other_data(source: str, saved: dict, model: "ClassifierModule") -> None:
+    """Refuses a checkpoint (``source``, its hyper-parameters ``saved``) trained on data that gave other classes or
+    inputs than the data that built ``model``."""
+    now = model.data_hparams()
+    differ = {
+        name: (saved[name], now[name]) for name in now if name in saved and _plain(saved[name]) != _plain(now[name])
+    }
+    if differ:
+        said = "; ".join(
+            f"{name} {was} in the checkpoint, {given} from these data" for name, (was, given) in differ.items()
+        )
+        raise ConfigError(f"{source} was trained on other data: {said}. Give the data options it was trained with.")
+
+
+def _stepped_here(config) -> bool:
+    """Whether a schedule of ``trainer.lr_scheduler_configs`` is one ClassifierModule steps itself."""
+    return config.reduce_on_plateau and config.interval == "epoch"
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
 class ClassifierModule(L.LightningModule):
     """Steps, metrics and logging of a classifier; a subclass builds the network and the optimizer.
 
@@ -37,9 +60,10 @@ class ClassifierModule(L.LightningModule):
     ``train_loss`` and ``train_acc`` (over the batches the epoch trained on, however it ended), ``val_loss``,
     ``val_acc``, ``test_loss``, ``test_acc``. Losses are means over samples, as Keras reports them.
 
-    A ``ReduceLROnPlateau`` schedule (``interval: epoch``, ``monitor``: what it watches) is stepped here, at the end
-    of each epoch that validated and before the epoch's checkpoints save it: Lightning would step it after them,
-    so a run resumed from such a checkpoint would miss that step.
+    Schedules are stepped as Lightning documents them (``interval``, ``frequency``, ``monitor``, ``strict``), by
+    Lightning, but for one moment: a ``ReduceLROnPlateau`` with ``interval: epoch`` is stepped here, at the end of
+    the epoch as Lightning would, and before the epoch's checkpoints save it. Lightning steps it after them, and
+    does not step it again when a run resumes from such a checkpoint, so the resumed run would miss that step.
     """
 
     # The hyper-parameters that the data sets (linked) and that fix the weights' shapes (the classes, the input):
@@ -71,7 +95,6 @@ class ClassifierModule(L.LightningModule):
         self._train_figures: dict[str, float] | None = None
         self._last_logged_step = -1
         self.batch_loss: torch.Tensor | None = None
-        self.validated_epoch: int | None = None
 
     def setup(self, stage: str) -> None:
         # Each process its own metric states. Under ddp_spawn on a CPU the module reaches the processes in memory
@@ -135,26 +158,26 @@ class ClassifierModule(L.LightningModule):
         return dict(self._train_figures)
 
     def epoch_figures(self) -> dict[str, float]:
-        """The ending epoch's training figures, and its validation figures if it validated: Lightning keeps the
-        last validation's in ``callback_metrics`` through epochs that do not validate (``check_val_every_n_epoch``,
-        ``limit_val_batches 0``), and they count only for the epoch that computed them, as in Keras's history.
-        For the callbacks (report, curves) whose epoch end Lightning calls before this module's."""
-        figures = self.train_figures()
-        if self.validated_epoch == self.current_epoch:
-            metrics = self.trainer.callback_metrics
-            figures |= {key: float(metrics[key]) for key in ("val_loss", "val_acc") if key in metrics}
-        return figures
+        """The ending epoch's training figures, for the callbacks (report, curves) whose epoch end Lightning calls
+        before this module's, where they are logged (common/callbacks/figures.py)."""
+        return self.train_figures()
 
     def on_train_epoch_end(self) -> None:
         self._stop_if_not_finite()
         # Logged here, where Lightning's monitoring callbacks (checkpoints, early stopping) read them next.
         self.log_dict(self.train_figures(), on_step=False, on_epoch=True, prog_bar=True)
-        if self.validated_epoch != self.current_epoch:
-            return  # as Keras does, a plateau schedule skips an epoch that did not validate
         for config in self.trainer.lr_scheduler_configs:
-            value = self.trainer.callback_metrics.get(config.monitor) if config.reduce_on_plateau else None
+            if not _stepped_here(config) or (self.current_epoch + 1) % config.frequency:
+                continue
+            value = self.trainer.callback_metrics.get(config.monitor)
             if value is not None:
                 config.scheduler.step(value)
+            elif config.strict:  # Lightning's own refusal, which it would give at this point
+                available = ", ".join(self.trainer.callback_metrics) or "none"
+                raise ConfigError(
+                    f"the plateau schedule watches {config.monitor}, which this run does not log (logged: "
+                    f"{available}); name a logged metric, or set strict: false to skip such epochs."
+                )
 
     def one_cycle(self, optimizer: torch.optim.Optimizer) -> dict:
         """The optimizer with a one-cycle schedule over the whole fit, peaking at its learning rate, stepped after
@@ -181,9 +204,12 @@ class ClassifierModule(L.LightningModule):
                 )
 
     def lr_scheduler_step(self, scheduler, metric) -> None:
-        # Lightning calls this after the epoch's checkpoints; a plateau schedule was stepped before them.
-        if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            scheduler.step()
+        # Lightning calls this after the epoch's checkpoints, for every schedule; an epoch plateau's step was
+        # taken before them (on_train_epoch_end).
+        config = next(c for c in self.trainer.lr_scheduler_configs if c.scheduler is scheduler)
+        if _stepped_here(config):
+            return
+        super().lr_scheduler_step(scheduler, metric)
 
     def _stop_if_not_finite(self) -> None:
         step = int(self.first_nonfinite_step)
@@ -214,8 +240,6 @@ class ClassifierModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_eval_metrics("val")
-        if not self.trainer.sanity_checking:
-            self.validated_epoch = self.current_epoch
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         predictions = self._eval_step(batch, "test")
@@ -253,12 +277,16 @@ class ClassifierModule(L.LightningModule):
             checkpoint["cuda_rng_states"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        try:
+            trainer = self.trainer
+        except RuntimeError:  # not attached to a Trainer: load_from_checkpoint, built from the checkpoint itself
+            trainer = None
+        if trainer is not None:
+            # The data built this module (its classes and input): a checkpoint of other data would not fit it.
+            refuse_other_data(trainer.ckpt_path or "the checkpoint", checkpoint.get("hyper_parameters") or {}, self)
         # Only a Trainer resuming a fit takes the saved random state: load_from_checkpoint (the predictors, the
         # export, the server) and validate / test / predict leave the caller's own alone.
-        try:
-            resuming = self.trainer.state.fn == TrainerFn.FITTING
-        except RuntimeError:  # not attached to a Trainer
-            resuming = False
+        resuming = trainer is not None and trainer.state.fn == TrainerFn.FITTING
         if not resuming:
             return
         if "torch_rng_state" in checkpoint:

@@ -242,7 +242,19 @@ class SST2BiLSTM(ClassifierModule):
             min_lr=self.hparams.min_lr,
             eps=0.0,  # Keras applies any reduction; PyTorch by default ignores those under 1e-8
         )
-        # Stepped on val_loss at the end of each epoch that validated (ClassifierModule). Not strict: where nothing
-        # validates (limit_val_batches 0), Lightning says once that it has nothing to watch, and training goes on.
-        schedule = {"scheduler": scheduler, "interval": "epoch", "monitor": "val_loss", "strict": False}
+        # Stepped on val_loss at the end of each epoch that validates: Lightning's documentation asks a schedule
+        # that watches a validation figure for a frequency that is a multiple of check_val_every_n_epoch (None:
+        # validation by steps, seen at every epoch's end). Not strict: where nothing validates (limit_val_batches
+        # 0), Lightning says once that it has nothing to watch, and training goes on.
+        try:
+            every = self.trainer.check_val_every_n_epoch or 1
+        except RuntimeError:  # not attached to a Trainer
+            every = 1
+        schedule = {
+            "scheduler": scheduler,
+            "interval": "epoch",
+            "frequency": every,
+            "monitor": "val_loss",
+            "strict": False,
+        }
         return {"optimizer": optimizer, "lr_scheduler": schedule}

@@ -497,3 +497,35 @@ def test_a_compiled_module_fits_validates_tests_and_predicts(workflow, data_dirs
     assert model.test_results["confusion_matrix"].sum() == (32 if workflow == "fashion_cnn" else 20)
     predictions = torch.cat(run.predict(compiled, datamodule=data))
     assert len(predictions) == (32 if workflow == "fashion_cnn" else 20) and torch.isfinite(predictions).all()
+
+
+class PlateauOf(FashionCNN):
+    """FashionCNN with a plateau schedule of the given ``interval`` and ``frequency``, its steps counted."""
+
+    def __init__(self, interval: str, frequency: int, **options) -> None:
+        super().__init__(**options)
+        self.interval, self.frequency, self.steps = interval, frequency, []
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(self.parameters(), lr=1e-3)
+        schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
+        original = schedule.step
+        schedule.step = lambda value: (self.steps.append((self.current_epoch, self.global_step)), original(value))[1]
+        config = {"scheduler": schedule, "interval": self.interval, "frequency": self.frequency}
+        return {"optimizer": optimizer, "lr_scheduler": config | {"monitor": "train_loss_step"}}
+
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        self.log("train_loss_step", loss)  # a figure there is at every step, for a schedule that steps by steps
+        return loss
+
+
+@pytest.mark.parametrize(("interval", "frequency"), [("epoch", 2), ("step", 3)])
+def test_a_plateau_schedule_steps_at_its_own_interval_and_frequency(interval, frequency, data_dirs, tmp_path):
+    model = PlateauOf(interval, frequency, channels=(4, 8), dense_size=8)
+    data = FashionMNISTDataModule(str(data_dirs["fashion_cnn"]), batch_size=8, download=False)
+    trainer(tmp_path, max_epochs=4, limit_val_batches=0).fit(model, data)
+    if interval == "epoch":  # at the end of epochs 2 and 4, once each
+        assert [epoch for epoch, _ in model.steps] == [1, 3]
+    else:  # every third batch of each epoch, as Lightning counts them (8 an epoch: the 3rd and 6th)
+        assert [step for _, step in model.steps] == [s for s in range(1, 33) if (s - 1) % 8 + 1 in (3, 6)]

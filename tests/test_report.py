@@ -47,3 +47,46 @@ def test_macro_and_weighted_averages():
     table = markdown(summary, ["a", "b", "c"], "Title", HISTORY)
     assert "| test | 0.8500 | 1.0000 |" in table and "| **b** | 1 | 3 | 0 |" in table
     assert "| 2 | 0.9000 | 0.3000 | 0.8400 | 0.4500 |" in table
+
+
+def test_the_report_and_curves_read_what_any_lightningmodule_logs(tmp_path):
+    import lightning as L
+    from lightning.pytorch.demos.boring_classes import BoringModel
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from common.callbacks.curves import KerasCurves
+    from common.callbacks.report import ReportCallback
+
+    class Plain(BoringModel):  # no ClassifierModule: figures logged the usual way, per epoch
+        def training_step(self, batch, batch_idx):
+            out = super().training_step(batch, batch_idx)
+            self.log("train_loss", out["loss"], on_step=False, on_epoch=True)
+            self.log("train_acc", 0.5, on_step=False, on_epoch=True)
+            return out
+
+        def validation_step(self, batch, batch_idx):
+            self.log("val_loss", 1.0 + self.current_epoch, on_epoch=True)
+
+    report, curves = ReportCallback(), KerasCurves()
+    logger = TensorBoardLogger(tmp_path, name="", version=0)
+    trainer = L.Trainer(
+        max_epochs=4,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        check_val_every_n_epoch=2,
+        logger=logger,
+        callbacks=[report, curves],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
+    trainer.fit(Plain())
+    assert [sorted(k for k in e if k in ("train_loss", "train_acc", "val_loss")) for e in report.history] == [
+        ["train_acc", "train_loss"],
+        ["train_acc", "train_loss", "val_loss"],
+    ] * 2
+    assert [e.get("val_loss") for e in report.history] == [None, 2.0, None, 4.0]  # not the stale epoch-2 figure
+    validation = EventAccumulator(str(tmp_path / "version_0" / "validation")).Reload()
+    assert [e.value for e in validation.Scalars("epoch_loss")] == [2.0, 4.0]

@@ -6,12 +6,14 @@ import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.tensorboard import SummaryWriter
 
+from common.callbacks.figures import EpochFigures
+
 # Keras's tag for each epoch figure, and the names this project logs it under.
 TAGS = {"epoch_loss": "loss", "epoch_accuracy": "acc"}
 SPLITS = {"train": "train", "validation": "val"}
 
 
-class KerasCurves(L.Callback):
+class KerasCurves(EpochFigures):
     """Writes each epoch's loss and accuracy of training and validation to ``train/`` and ``validation/`` in the
     run folder, under Keras's tags ``epoch_loss`` and ``epoch_accuracy``, at the epoch's last optimizer step (the
     step axis of every other scalar of the run; Keras counts epochs instead). An epoch that did not validate has
@@ -23,10 +25,11 @@ class KerasCurves(L.Callback):
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.writers: dict[str, SummaryWriter] = {}
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        figures, step = pl_module.epoch_figures(), max(trainer.global_step - 1, 0)  # every process asks
+        figures, step = self.epoch_figures(trainer, pl_module), max(trainer.global_step - 1, 0)
         if not trainer.is_global_zero or not isinstance(trainer.logger, TensorBoardLogger):
             return
         for folder, split in SPLITS.items():

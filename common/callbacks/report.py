@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torchmetrics.utilities.plot import plot_confusion_matrix
 
+from common.callbacks.figures import EpochFigures
 from common.files import save_figure, write_text
 
 SPLITS = (("train", "train"), ("val", "validation"), ("test", "test"))
@@ -143,7 +144,7 @@ def _tunable(trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
     return {key: value for key, value in values.items() if value is not None}
 
 
-class ReportCallback(L.Callback):
+class ReportCallback(EpochFigures):
     """Records the per-epoch history during fit and writes the report after each test.
 
     The history is part of the callback's state, so it is saved in checkpoints and a resumed run reports all of
@@ -153,6 +154,7 @@ class ReportCallback(L.Callback):
     """
 
     def __init__(self, title: str = "Results") -> None:
+        super().__init__()
         self.title = title
         self.seed: int | None = None
         self.history: list[dict[str, float]] = []
@@ -190,7 +192,7 @@ class ReportCallback(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         entry = {"epoch": trainer.current_epoch + 1, "seconds": time.perf_counter() - self._epoch_start}
-        entry |= pl_module.epoch_figures()  # the module logs them after this hook: ask it
+        entry |= self.epoch_figures(trainer, pl_module)
         if trainer.optimizers:
             entry["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
         self.history = [e for e in self.history if e["epoch"] < entry["epoch"]] + [entry]
