@@ -1,5 +1,5 @@
-"""GLUE SST-2 through Hugging Face ``datasets``: local GLUE files when present, else the hub; or one's own labelled
-texts (a CSV, TSV or JSON Lines file, or a Hugging Face dataset by name)."""
+"""GLUE SST-2: local GLUE files when present (read as common/texts.py reads a TSV), else the hub through Hugging
+Face ``datasets``; or one's own labelled texts (a CSV, TSV or JSON Lines file, or a Hugging Face dataset by name)."""
 
 from collections.abc import Iterator
 from pathlib import Path

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -97,7 +97,7 @@ class WorkflowCLI(LightningCLI):
         if plan.predict_run is not None:
             # Predictions go beside the checkpoint's own run, whatever the logger (predict logs nothing): no new
             # run folder, and the run's config.yaml is kept.
-            kwargs["logger"], self.save_config_callback = False, None
+            kwargs["logger"] = False
         elif config.trainer.get("logger") in (None, True):
             # The Trainer's own default logger would add a "lightning_logs" level between the root and version_N.
             run = plan.resumed_run
@@ -108,6 +108,7 @@ class WorkflowCLI(LightningCLI):
         run = Path(logger.log_dir) if isinstance(logger, TensorBoardLogger) else None
         trainer.callbacks.append(RemoveUnusedRun(run, Path(trainer.default_root_dir)))
         if plan.predict_run is not None:
+            trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, SaveConfigCallback)]
             writer = next(c for c in trainer.callbacks if isinstance(c, PredictionWriter))
             writer.folder, writer.name = plan.predict_run, f"predictions-{Path(plan.ckpt_path).stem}"
         return trainer
