@@ -29,12 +29,12 @@ def read_checkpoint(path: str | Path, model_class: type) -> tuple[torch.nn.Modul
         raise DataError(f"{path} is not a readable PyTorch Lightning checkpoint ({reason}).") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise DataError(f"{path} is not a PyTorch Lightning checkpoint (it holds no state_dict).")
+    saved = checkpoint.get(model_class.CHECKPOINT_HYPER_PARAMS_KEY) or {}
+    taken = {name: value for name, value in saved.items() if name in inspect.signature(model_class).parameters}
     try:
-        model = built(model_class, checkpoint)
+        model = built(model_class, taken, checkpoint)
     except (TypeError, ValueError, KeyError, RuntimeError) as error:  # unknown arguments, other weights
-        saved = checkpoint.get(model_class.CHECKPOINT_HYPER_PARAMS_KEY) or {}
-        taken = inspect.signature(model_class).parameters
-        if sum(name in taken for name in saved) * 2 < len(saved):  # most of its settings mean nothing here
+        if len(taken) * 2 < len(saved):  # most of its settings mean nothing here
             raise DataError(
                 f"{path} was not saved by a {model_class.__name__}: is it a checkpoint of the other workflow?"
             ) from None
@@ -46,15 +46,13 @@ def read_checkpoint(path: str | Path, model_class: type) -> tuple[torch.nn.Modul
     return model, checkpoint
 
 
-def built(model_class: type, checkpoint: dict) -> torch.nn.Module:
-    """``model_class`` built from a checkpoint's hyper-parameters (those its constructor takes, as Lightning
-    passes them; our modules take no ``**kwargs``) with its weights loaded, strictly."""
-    saved = checkpoint.get(model_class.CHECKPOINT_HYPER_PARAMS_KEY) or {}
-    taken = inspect.signature(model_class).parameters
+def built(model_class: type, arguments: dict, checkpoint: dict) -> torch.nn.Module:
+    """``model_class(**arguments)`` (a checkpoint's hyper-parameters that its constructor takes, as Lightning
+    passes them; our modules take no ``**kwargs``) with the checkpoint's weights loaded, strictly."""
     # Building draws the initial weights, which the checkpoint's replace: the caller's random generator untouched,
     # as ClassifierModule.load_from_checkpoint leaves it.
     with torch.random.fork_rng(devices=[]):
-        model = model_class(**{name: value for name, value in saved.items() if name in taken})
+        model = model_class(**arguments)
     model.on_load_checkpoint(checkpoint)  # Lightning's hook, as load_from_checkpoint calls it
     model.load_state_dict(checkpoint["state_dict"])
     return model

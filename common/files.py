@@ -59,6 +59,15 @@ def written_whole(path: str | Path, mode: str = "w", size: int | None = None) ->
         raise
 
 
+def nearest_existing(folder: Path) -> tuple[Path, Path | None]:
+    """The nearest folder at or above ``folder`` (made absolute) that exists, and the outermost one below it that
+    does not (None where ``folder`` exists): what making ``folder`` would create."""
+    existing, missing = folder.absolute(), None
+    while not existing.exists():
+        existing, missing = existing.parent, existing
+    return existing, missing
+
+
 def write_text(path: str | Path, text: str) -> None:
     with written_whole(path, size=len(text.encode())) as file:
         file.write(text)

@@ -57,26 +57,17 @@ class FashionPredictor(Predictor):
     """``predict`` takes float images in [0, 1] of ``input_shape``, (N, channels, size, size) (Fashion-MNIST's: (N,
     1, 28, 28)), or one of (size, size) in grayscale, as a torch tensor or a numpy array, and refuses anything else.
     ``probabilities`` is the model's: a checkpoint's network, or an export's. Image files are converted to
-    ``input_shape`` (``size`` and ``channels``)."""
+    ``input_shape``."""
 
     def __init__(self, probabilities, class_names: list[str], size: int = 28, channels: int = 1) -> None:
         self._probabilities = probabilities
         self.class_names = list(class_names)
         self.input_shape = (channels, size, size)
 
-    @property
-    def channels(self) -> int:
-        return self.input_shape[0]
-
-    @property
-    def size(self) -> int:
-        return self.input_shape[1]
-
     def class_probabilities(self, images) -> np.ndarray:
         """(N, classes) class probabilities."""
-        return self._probabilities(checked_images(images, self.size, self.channels))
-
-    probabilities = class_probabilities  # the Python API's earlier name: the same (N, classes)
+        channels, size, _ = self.input_shape
+        return self._probabilities(checked_images(images, size, channels))
 
     def predict(self, images) -> list[dict]:
         """One dict per image: ``label``, its ``probability``, and the ``top3`` (class, probability) pairs."""

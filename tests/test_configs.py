@@ -68,7 +68,7 @@ class Run:
     def probabilities(self, predictor) -> np.ndarray:
         if self.workflow == "fashion_cnn":
             images = np.stack([fashion_cnn.predict.load_image(Path(p))[0] for p in self.inputs])
-            return predictor.probabilities(images)
+            return predictor.class_probabilities(images)
         return predictor.class_probabilities(predictor.encoded(self.inputs)[0])
 
 

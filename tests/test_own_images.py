@@ -85,18 +85,18 @@ def test_predict_export_and_serve_use_the_checkpoints_classes_and_input(folder_r
     assert [r["label"] for r in rows["ckpt"]] == [r["label"] for r in rows["onnx"]]
     assert all(r["label"] in CLASSES and r["note"] == "resized from 30x24" for r in rows["ckpt"][:1])
     checkpoint, export = fashion_predict.load(ckpt), fashion_predict.load(exported)
-    assert checkpoint.class_names == export.class_names == CLASSES and (export.size, export.channels) == (20, 3)
+    assert checkpoint.class_names == export.class_names == CLASSES and export.input_shape == (3, 20, 20)
     pixels = np.random.default_rng(1).random((5, 3, 20, 20), dtype=np.float32)
-    assert np.abs(checkpoint.probabilities(pixels) - export.probabilities(pixels)).max() <= 1e-5
+    assert np.abs(checkpoint.class_probabilities(pixels) - export.class_probabilities(pixels)).max() <= 1e-5
     with pytest.raises(ValueError, match="N x 3 x 20 x 20"):
-        checkpoint.probabilities(np.zeros((1, 1, 28, 28), np.float32))
+        checkpoint.class_probabilities(np.zeros((1, 1, 28, 28), np.float32))
 
     server = Server("fashion_cnn", "--model", str(exported))
     try:
         encoded = base64.b64encode(Path(files[0]).read_bytes()).decode()
         status, reply = server.predict({"inputs": [encoded], "resize": True})
         assert status == 200 and list(reply["predictions"][0]["probabilities"]) == CLASSES
-        expected = export.probabilities(fashion_predict.load_image(files[0], True, size=20, channels=3)[0][None])
+        expected = export.class_probabilities(fashion_predict.load_image(files[0], True, size=20, channels=3)[0][None])
         assert reply["predictions"][0]["probabilities"]["star"] == pytest.approx(expected[0][2], abs=1e-6)
         status, reply = server.predict({"inputs": [np.zeros((28, 28)).tolist()]})
         assert status == 422 and "takes 20x20 images" in reply["detail"]

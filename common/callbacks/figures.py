@@ -24,9 +24,10 @@ class EpochFigures(L.Callback):
     def epoch_figures(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
         """Every process must ask, the first time in an epoch (a module's own figures are reduced across them)."""
         metrics = trainer.callback_metrics
-        figures = {key: float(metrics[key]) for key in FIGURES[:2] if key in metrics}
         if callable(own := getattr(pl_module, "epoch_figures", None)):
             figures = own()
+        else:
+            figures = {key: float(metrics[key]) for key in FIGURES[:2] if key in metrics}
         if self.validated_epoch == trainer.current_epoch:
             figures |= {key: float(metrics[key]) for key in FIGURES[2:] if key in metrics}
         return figures

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import lightning as L
 
+from common.files import nearest_existing
+
 # What a run without a logger writes into the run root itself.
 ROOT_FILES = ("config.yaml", "tokenizer.json")
 
@@ -19,14 +21,10 @@ class RemoveUnusedRun(L.Callback):
     def __init__(self, run: Path | None, root: Path) -> None:
         """``run``: the logger's run folder (None without a folder logger), ``root``: the Trainer's
         default_root_dir; made before anything is written (a logger makes its folder when the run sets up)."""
-        folder = run if run is not None else root
         self.run = run if run is not None and not run.exists() else None  # an existing run's folder stays
         self.since = time.time()
-        existing, self.created = folder.absolute(), None  # the outermost folder that this run makes
-        while not existing.exists():
-            existing, self.created = existing.parent, existing
-        if run is not None and self.run is None:
-            self.created = None
+        # The outermost folder that this run makes (none for an existing run's)
+        self.created = None if run is not None and self.run is None else nearest_existing(run or root)[1]
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if trainer.global_step > 0 or not trainer.is_global_zero:

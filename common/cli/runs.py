@@ -4,13 +4,12 @@ import os
 from pathlib import Path
 
 from common.errors import ConfigError
+from common.files import nearest_existing
 
 
 def require_writable(folder: Path) -> None:
     """Refuses a run folder that cannot be created or written, before anything is written anywhere."""
-    existing = folder.absolute()
-    while not existing.exists():
-        existing = existing.parent
+    existing, _ = nearest_existing(folder)
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         why = "is a file" if not existing.is_dir() else "is not writable"
         raise ConfigError(f"cannot write runs under {folder} (trainer.default_root_dir): {existing} {why}.")
