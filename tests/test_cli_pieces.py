@@ -1,13 +1,11 @@
-"""The command line's pieces, each alone: what a subcommand's checkpoint implies (Plan), and the removal of a run
-that never stepped (RemoveUnusedRun); and the one private LightningCLI name the command line overrides."""
+"""The command line's pieces, each alone: what a subcommand's checkpoint implies (Plan), the removal of a run that
+never stepped (RemoveUnusedRun), and a checkpoint that does not load."""
 
-import inspect
 from pathlib import Path
 
 import lightning as L
 import pytest
 from jsonargparse import Namespace
-from lightning.pytorch.cli import LightningCLI
 
 from common.callbacks.unused_run import RemoveUnusedRun
 from common.cli.checkpoint import Plan, chosen_checkpoint
@@ -74,14 +72,6 @@ def test_an_existing_run_folder_is_kept(tmp_path):
     run = tmp_path / "version_0"
     run.mkdir()
     assert RemoveUnusedRun(run, tmp_path).run is None and RemoveUnusedRun(run, tmp_path).created is None
-
-
-def test_the_private_lightningcli_step_overridden_is_still_called_right_after_parsing():
-    # WorkflowCLI overrides LightningCLI._parse_ckpt_path (no public way to skip it for an ensemble's list).
-    source = inspect.getsource(LightningCLI.__init__)
-    assert "self._parse_ckpt_path()" in source
-    assert source.index("self.parse_arguments(") < source.index("self._parse_ckpt_path()")
-    assert source.index("self._parse_ckpt_path()") < source.index("self.before_instantiate_classes()")
 
 
 def test_a_checkpoint_of_the_same_model_that_does_not_load_is_not_called_the_other_workflows(tmp_path):

@@ -74,3 +74,13 @@ def test_litserve_routes_that_the_server_replaces():
     server.workers_setup_status = {}
     answer = asyncio.run(health.endpoint(Request({"type": "http", "method": "GET", "path": "/health", "headers": []})))
     assert (answer.status_code, answer.body) == (503, b"not ready")
+
+
+def test_the_private_lightningcli_step_overridden_is_still_called_right_after_parsing():
+    from lightning.pytorch.cli import LightningCLI
+
+    # WorkflowCLI overrides LightningCLI._parse_ckpt_path (no public way to skip it for an ensemble's list).
+    source = inspect.getsource(LightningCLI.__init__)
+    assert "self._parse_ckpt_path()" in source
+    assert source.index("self.parse_arguments(") < source.index("self._parse_ckpt_path()")
+    assert source.index("self._parse_ckpt_path()") < source.index("self.before_instantiate_classes()")

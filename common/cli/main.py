@@ -69,7 +69,7 @@ class WorkflowCLI(LightningCLI):
             self.config = settle_checkpoint(parser, self.config, args[1:], self.model_class)
 
     def _parse_ckpt_path(self) -> None:
-        # Lightning's (private, pinned in tests/test_cli_pieces.py), called right after parse_arguments: it reads the
+        # Lightning's (private, pinned in tests/test_pinned.py), called right after parse_arguments: it reads the
         # checkpoint's hyper-parameters into the config. Not for an ensemble, whose members are read after
         # instantiation.
         if not self.plan.ensemble:
