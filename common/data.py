@@ -103,6 +103,12 @@ class TensorDataModule(L.LightningDataModule):
     def collate(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         return batch
 
+    def baseline_split(self, name: str) -> tuple[Sequence, Sequence]:
+        """A split as a classic baseline (the report's yardstick) reads it: inputs and labels. By default, each
+        input's tensor flattened into one row of numbers; a DataModule of texts gives the texts."""
+        inputs, labels = self.split(name)[:2]
+        return inputs.flatten(1).cpu().numpy(), labels.cpu().numpy()
+
     def resident(self, name: str) -> tuple[torch.Tensor, ...]:
         """A split's tensors on the training device (the CPU without a Trainer)."""
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")

@@ -262,6 +262,10 @@ class SST2DataModule(TensorDataModule):
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         return self.tensors(name)
 
+    def baseline_split(self, name: str) -> tuple[list[str], list]:
+        sentences, labels = self.texts[name]
+        return sentences, labels.tolist()
+
     def batches(self, name: str, sampler, batch_size: int):
         if not self.length_buckets:
             return super().batches(name, sampler, batch_size)
