@@ -90,3 +90,22 @@ def test_the_report_and_curves_read_what_any_lightningmodule_logs(tmp_path):
     assert [e.get("val_loss") for e in report.history] == [None, 2.0, None, 4.0]  # not the stale epoch-2 figure
     validation = EventAccumulator(str(tmp_path / "version_0" / "validation")).Reload()
     assert [e.value for e in validation.Scalars("epoch_loss")] == [2.0, 4.0]
+
+
+def test_the_baseline_stands_beside_the_test_figures_and_the_epochs_table_stays_last():
+    summary = summarize(HISTORY, {"test_loss": 1.0, "test_acc": 0.85}, scores_of([[8, 2], [1, 9]]), ["a", "b"])
+    baseline = {
+        "name": "a classic model",
+        "test_acc": 0.9,
+        "test_macro_f1": 0.875,
+        "trained_on": 1000,
+        "train_size": 60000,
+        "seconds": 2.5,
+    }
+    table = markdown(summary, ["a", "b"], "Title", [{**e, "seconds": 3.0} for e in HISTORY], baseline)
+    assert "| this network | 0.8500 | 0.8496 | 60,000 | 6.0 |" in table
+    assert "| a classic model | 0.9000 | 0.8750 | 1,000 of 60,000 | 2.5 |" in table
+    assert table.index("## Baseline") < table.index("## Classification report")
+    assert table.split("## ")[-1].startswith("Per epoch")  # scripts/results.py reads the epochs' seconds there
+    unavailable = markdown(summary, ["a", "b"], "Title", HISTORY, {"unavailable": "no splits."})
+    assert "\nNo baseline: no splits.\n" in unavailable and "## Baseline" not in unavailable

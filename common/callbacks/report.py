@@ -3,16 +3,19 @@
 import json
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.core.saving import save_hparams_to_yaml
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torchmetrics.utilities.plot import plot_confusion_matrix
 
+from common.baseline import fit_baseline
 from common.callbacks.figures import EpochFigures
 from common.files import save_figure, write_text
 
@@ -54,11 +57,16 @@ def _scores(values: torch.Tensor) -> dict[str, float]:
     return dict(zip(("precision", "recall", "f1"), values.tolist()))
 
 
-def markdown(summary: dict, class_names: list[str], title: str, history: list[dict[str, float]]) -> str:
+def markdown(
+    summary: dict, class_names: list[str], title: str, history: list[dict[str, float]], baseline: dict | None = None
+) -> str:
+    """report.md. ``baseline``: the yardstick's figures with its wall time, or ``{"unavailable": why}``."""
     lines = [f"# {title}", "", "## Metrics", "", "| split | accuracy | loss |", "|---|---:|---:|"]
     for split, label in SPLITS:
         if split in summary:
             lines.append(f"| {label} | {summary[split]['accuracy']:.4f} | {summary[split]['loss']:.4f} |")
+    if baseline:
+        lines += ["", *baseline_lines(summary, baseline, history)]
     if summary.get("checkpoint"):
         lines += ["", f"Tested checkpoint: `{summary['checkpoint']}` (epoch {summary['checkpoint_epoch']})."]
     for name, entry in summary.get("tuned", {}).items():
@@ -95,6 +103,28 @@ def markdown(summary: dict, class_names: list[str], title: str, history: list[di
     return "\n".join(lines) + "\n"
 
 
+def baseline_lines(summary: dict, baseline: dict, history: list[dict[str, float]]) -> list[str]:
+    """The network's test figures beside the baseline's, or one line saying why there is no baseline."""
+    if "unavailable" in baseline:
+        return [f"No baseline: {baseline['unavailable']}"]
+    fit_seconds = f"{sum(e.get('seconds', 0) for e in history):.1f}" if history else ""
+    sample = "" if baseline["trained_on"] == baseline["train_size"] else f" of {baseline['train_size']:,}"
+    return [
+        "## Baseline (test)",
+        "",
+        "A classic model trained on the same training split and scored on the same test split, as a yardstick "
+        "(`--report.baseline false` leaves it out); seconds: the network's epochs, the baseline's training and "
+        "scoring.",
+        "",
+        "| model | accuracy | macro F1 | training rows | seconds |",
+        "|---|---:|---:|---:|---:|",
+        f"| this network | {summary['test']['accuracy']:.4f} | {summary['macro_avg']['f1']:.4f} | "
+        f"{baseline['train_size']:,} | {fit_seconds} |",
+        f"| {baseline['name']} | {baseline['test_acc']:.4f} | {baseline['test_macro_f1']:.4f} | "
+        f"{baseline['trained_on']:,}{sample} | {baseline['seconds']:.1f} |",
+    ]
+
+
 def confusion_matrix_figure(confusion: list[list[int]], class_names: list[str]) -> Figure:
     size = 3 + 0.6 * len(class_names)
     figure = Figure(figsize=(size, size), layout="constrained")
@@ -124,17 +154,23 @@ def curves_figure(history: list[dict[str, float]]) -> Figure:
 
 
 def write_report(
-    run_dir: Path, summary: dict, class_names: list[str], title: str, history: list[dict], confusion: Figure
+    run_dir: Path,
+    summary: dict,
+    class_names: list[str],
+    title: str,
+    history: list[dict],
+    confusion: Figure,
+    baseline: dict | None = None,
 ) -> Path:
-    """Writes the report files into ``run_dir`` (``confusion``: the confusion-matrix figure) and returns the path
-    of report.md."""
+    """Writes the report files into ``run_dir`` (``confusion``: the confusion-matrix figure; ``baseline`` as
+    markdown takes it) and returns the path of report.md."""
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
     save_figure(confusion, run_dir / "confusion_matrix.png", dpi=120)
     if summary["history"]:
         save_figure(curves_figure(summary["history"]), run_dir / "curves.png", dpi=120)
     report = run_dir / "report.md"
-    write_text(report, markdown(summary, class_names, title, history))
+    write_text(report, markdown(summary, class_names, title, history, baseline))
     return report
 
 
@@ -144,6 +180,25 @@ def _tunable(trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
     return {key: value for key, value in values.items() if value is not None}
 
 
+def baseline_of(datamodule: L.LightningDataModule) -> dict:
+    """The baseline's figures and wall time on the DataModule's splits, or ``{"unavailable": why}``: a report is
+    written whatever becomes of its yardstick."""
+    if not callable(getattr(datamodule, "baseline_split", None)):
+        why = f"{type(datamodule).__name__} has no baseline_split(name) to give the splits to a classic model."
+    else:
+        try:
+            splits = datamodule.baseline_split("train"), datamodule.baseline_split("test")
+        except Exception as error:  # the yardstick must not cost the run its report
+            why = f"the training and test splits could not be read for it ({type(error).__name__}: {error})."
+        else:
+            try:
+                return asdict(fit_baseline(*splits))
+            except Exception as error:
+                why = f"it could not be trained ({type(error).__name__}: {error})."
+    rank_zero_info(f"No baseline in the report: {why}")
+    return {"unavailable": why}
+
+
 class ReportCallback(EpochFigures):
     """Records the per-epoch history during fit and writes the report after each test.
 
@@ -151,11 +206,17 @@ class ReportCallback(EpochFigures):
     its epochs. Each entry also holds the epoch's wall time (training and validation) and the learning rate.
     Class names come from the datamodule's ``class_names``; ``seed``, which the command line sets, is recorded
     in metrics.json.
+
+    Args:
+        title: the heading of report.md.
+        baseline: whether the report gives a classic baseline (common/baseline.py) beside the network's test
+            figures, trained on the DataModule's ``baseline_split("train")`` and scored on its ``"test"``.
     """
 
-    def __init__(self, title: str = "Results") -> None:
+    def __init__(self, title: str = "Results", baseline: bool = True) -> None:
         super().__init__()
         self.title = title
+        self.baseline = baseline
         self.seed: int | None = None
         self.history: list[dict[str, float]] = []
         self.report_path: Path | None = None
@@ -213,8 +274,11 @@ class ReportCallback(EpochFigures):
             summary["checkpoint_epoch"] = self.checkpoint_epoch
         if self.tuned:
             summary["tuned"] = self.tuned
+        baseline = baseline_of(trainer.datamodule) if self.baseline else None
+        if baseline:  # without its wall time, as the history (one seed, one metrics.json)
+            summary["baseline"] = {key: value for key, value in baseline.items() if key != "seconds"}
         confusion = confusion_matrix_figure(summary["confusion_matrix"], class_names)  # for the file and TensorBoard
-        self.report_path = write_report(run_dir, summary, class_names, self.title, self.history, confusion)
+        self.report_path = write_report(run_dir, summary, class_names, self.title, self.history, confusion, baseline)
         for logger in trainer.loggers:
             logger.log_metrics({"hp_metric": test["test_acc"]}, step=trainer.global_step)
             if isinstance(logger, TensorBoardLogger):
