@@ -1,6 +1,7 @@
-"""Image files decoded into a model's input: a PNG or JPEG checked from its header (its format, its pixel count)
-before it is decoded, then converted to (channels, size, size) float32 pixels in [0, 1]. What training on a folder
-of images, the predict command and the server read images with; torch-free."""
+"""Image files decoded into a model's input: an image checked from its header (its format, its pixel count) before
+it is decoded, then converted to (channels, size, size) float32 pixels in [0, 1]. What training on a folder of
+images and the predict command read files with (every format of common/images.py's IMAGE_SUFFIXES), and the server
+its requests (PNG and JPEG); torch-free."""
 
 import contextlib
 import struct
@@ -13,7 +14,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from common.errors import DataError, InputTooLarge
 
-IMAGE_FORMATS = ("PNG", "JPEG")
+# The Pillow formats of IMAGE_SUFFIXES' files (PPM opens .ppm and .pgm), and of a server's requests.
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")
+SERVED_FORMATS = ("PNG", "JPEG")
+NAMES = {"WEBP": "WebP", "PPM": "PPM/PGM"}
 # An image is refused above this many pixels before it is decoded, and a server's request above this many in all
 # its images, so that one request cannot take the server's memory, or its worker for long: a 24-megapixel photo
 # passes (about 1 s and 500 MB to decode with transparency, on one core), a decompression bomb does not.
@@ -21,27 +25,30 @@ MAX_PIXELS = 25_000_000
 
 
 @contextlib.contextmanager
-def _reading(source, name: str) -> Iterator[None]:
-    """What Pillow raises for a file that is not a whole PNG or JPEG, as one-line DataErrors."""
+def _reading(source, name: str, formats: tuple[str, ...]) -> Iterator[None]:
+    """What Pillow raises for a file that is not a whole image of ``formats``, as one-line DataErrors."""
+    *others, last = (NAMES.get(kind, kind) for kind in formats)
+    named = f"{', '.join(others)} or {last}" if others else last
     try:
         yield
     except Image.DecompressionBombError:
         raise InputTooLarge(f"{name} is over {MAX_PIXELS:,} pixels; scale it down first.") from None
     except UnidentifiedImageError:
-        raise DataError(f"{name} is not a PNG or JPEG image (the formats read here).") from None
+        raise DataError(f"{name} is not a {named} image (the formats read here).") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as error:  # truncated, corrupt chunks
         why = f" ({error})" if isinstance(source, str | Path) else ""
-        raise DataError(f"{name} is not a readable PNG or JPEG image{why}.") from None
+        raise DataError(f"{name} is not a readable {named} image{why}.") from None
 
 
-def open_image(source, name: str | None = None) -> Image.Image:
-    """A PNG or JPEG image opened from its header alone: another format is refused, and so is an image over
-    MAX_PIXELS (``InputTooLarge``), before a single pixel is decoded."""
+def open_image(source, name: str | None = None, formats: tuple[str, ...] = SERVED_FORMATS) -> Image.Image:
+    """An image of ``formats`` (Pillow's names; a server's PNG and JPEG unless told) opened from its header alone:
+    another format is refused, and so is an image over MAX_PIXELS (``InputTooLarge``), before a single pixel is
+    decoded. A GIF, WebP or TIFF of several frames gives its first."""
     name = name or str(source)
-    with _reading(source, name), warnings.catch_warnings():
+    with _reading(source, name, formats), warnings.catch_warnings():
         # Pillow warns from 89 megapixels and refuses from 179; MAX_PIXELS, checked here, is lower.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        image = Image.open(source, formats=IMAGE_FORMATS)
+        image = Image.open(source, formats=formats)
     width, height = image.size
     if width * height > MAX_PIXELS:
         image.close()
@@ -54,17 +61,19 @@ def load_image(
     resize: bool = False,
     invert: bool = False,
     name: str | None = None,
-    to_resize: str = "pass --resize",
+    to_resize: str = "pass resize=True",
     size: int = 28,
     channels: int = 1,
+    formats: tuple[str, ...] = IMAGE_FORMATS,
 ) -> tuple[np.ndarray, str]:
-    """A (channels, size, size) float32 array in [0, 1] from a PNG or JPEG file (or file object, called ``name`` in
-    messages), converted to grayscale (1 channel) or RGB (3), and a note of what was done to the image to get it (a
-    resize), or "". Checked from its header first (``open_image``); a JPEG photo's EXIF orientation is applied, as
-    viewers show it."""
+    """A (channels, size, size) float32 array in [0, 1] from an image file of ``formats`` (or a file object, called
+    ``name`` in messages), converted to grayscale (1 channel) or RGB (3), and a note of what was done to the image to
+    get it (a resize), or "". Checked from its header first (``open_image``); a JPEG photo's EXIF orientation is
+    applied, as viewers show it. ``to_resize`` ends the refusal of an image of another size: the argument to give,
+    as the caller names it (the predict command's is ``--resize``)."""
     name = name or str(source)
-    with open_image(source, name) as image:
-        return image_pixels(image, resize, invert, name, to_resize, size, channels)
+    with open_image(source, name, formats) as image:
+        return image_pixels(image, resize, invert, name, to_resize, size, channels, formats)
 
 
 def image_pixels(
@@ -72,12 +81,14 @@ def image_pixels(
     resize: bool,
     invert: bool,
     name: str,
-    to_resize: str = "pass --resize",
+    to_resize: str = "pass resize=True",
     size: int = 28,
     channels: int = 1,
+    formats: tuple[str, ...] = SERVED_FORMATS,
 ) -> tuple[np.ndarray, str]:
-    """``load_image`` of an image ``open_image`` gave: its pixels decoded, and the note."""
-    with _reading(image.filename or None, name):
+    """``load_image`` of an image ``open_image`` gave (of ``formats``, named in errors): its pixels decoded, and the
+    note."""
+    with _reading(image.filename or None, name, formats):
         if image.format == "JPEG":  # cameras' rotation; reading a PNG's would decode it a second time
             ImageOps.exif_transpose(image, in_place=True)
         width, height = image.size
@@ -89,7 +100,7 @@ def image_pixels(
 def _pixels(
     image: Image.Image, resize: bool, invert: bool, wrong_size: str, size: int, channels: int
 ) -> tuple[np.ndarray, str]:
-    """Pixels in [0, 1] from any mode a PNG or JPEG opens in: 16-bit grayscale keeps its 65,536 levels (Pillow's
+    """Pixels in [0, 1] from any mode an image opens in: 16-bit grayscale keeps its 65,536 levels (Pillow's
     conversion to 8 bits would clip them), and transparent pixels become the background (black, or white before
     ``invert``), which is what a garment's cut-out stands on."""
     mode = "L" if channels == 1 else "RGB"

@@ -1,10 +1,14 @@
-"""A folder of images in torchvision's ``ImageFolder`` layout (one sub-folder per class, named after it), read once
-into arrays and cached, so that the next run with the same files and settings decodes nothing."""
+"""A folder of images in torchvision's ``ImageFolder`` layout (one sub-folder per class, named after it, its images
+at any depth) or Keras's, listed as those read it, then read once into arrays and cached, so that the next run with
+the same files and settings decodes nothing; the cache keeps the most recently used arrays up to a size
+(``python -m common.cache clear`` empties it)."""
 
+import contextlib
 import hashlib
 import io
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,13 +16,38 @@ import numpy as np
 
 from common.errors import DataError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# Every format torchvision's ImageFolder or Keras's image_dataset_from_directory reads, by extension (any case);
+# common/decoding.py's IMAGE_FORMATS are the Pillow formats they open as. A GIF gives its first frame.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+IMAGES = f"images ({' '.join(IMAGE_SUFFIXES)})"
 # A progress bar from this many images on: fewer decode in a moment.
 PROGRESS_FROM = 2000
+# The cached arrays kept, most recently used first, up to this many bytes (the newest is always kept).
+CACHE_LIMIT = 4 * 1024**3
+
+
+def image_splits(folder: Path) -> tuple[Path, Path | None]:
+    """The folders of ``folder``'s training and test images: ``train/`` and ``test/`` (None without one), as
+    torchvision's ImageFolder is used; else, as Keras's image_dataset_from_directory takes a folder, ``folder``
+    itself holding the class folders, and no test folder (the test images are then cut from the training ones)."""
+    if not folder.is_dir():
+        raise DataError(f"{folder} is not a folder.")
+    train, test = folder / "train", folder / "test"
+    if train.is_dir():
+        return train, test if test.is_dir() else None
+    classes = [entry.name for entry in os.scandir(folder) if entry.is_dir() and not entry.name.startswith(".")]
+    if not classes or test.is_dir():  # a test/ beside class folders is a train/ renamed, not a class
+        raise DataError(
+            f"{folder} holds no train/ folder{' beside its test/' if classes else ' and no class folders'}: "
+            "--data.image_folder names a folder of train/<class>/ (and optionally test/<class>/), or a folder of "
+            "<class>/ folders as Keras's image_dataset_from_directory reads."
+        )
+    return folder, None
 
 
 def class_folders(folder: Path) -> list[str]:
-    """The classes: the names of ``folder``'s sub-folders, sorted (as ``ImageFolder`` orders them)."""
+    """The classes: the names of ``folder``'s sub-folders, sorted (as ``ImageFolder`` orders them), hidden ones
+    (``.ipynb_checkpoints``) aside."""
     if not folder.is_dir():
         raise DataError(f"{folder} is not a folder.")
     names = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir() and not entry.name.startswith("."))
@@ -29,58 +58,143 @@ def class_folders(folder: Path) -> list[str]:
 
 
 def image_files(folder: Path, class_names: list[str], every_class: bool = True) -> tuple[list[Path], list[int]]:
-    """The PNG and JPEG files of each class folder of ``folder`` and their class indices, ordered by file name
-    across the classes (files named by number keep that order). Other files are skipped, and said so; a class
-    folder without images is refused, and so is a folder of a class not in ``class_names`` (a test folder's class
-    that training never saw). ``every_class``: each class has its folder (a training folder). The paths are
-    absolute, so that they key the cache wherever the run starts."""
+    """The image files of each class folder of ``folder``, at any depth (``images_under``), and their class
+    indices, ordered by path within the class folder across the classes (a flat folder: by file name). What was
+    skipped is said in one line; a class folder without images is refused, and so is a folder of a class not in
+    ``class_names`` (a test folder's class that training never saw). ``every_class``: each class has its folder (a
+    training folder). The paths are absolute, so that they key the cache wherever the run starts."""
     folder = folder.resolve()
-    present = {entry.name for entry in os.scandir(folder) if entry.is_dir() and not entry.name.startswith(".")}
+    skipped = Counter()
+    present = set()
+    for entry in os.scandir(folder):
+        if entry.is_dir() and not entry.name.startswith("."):
+            present.add(entry.name)
+        else:  # a hidden folder, or a file beside the class folders
+            skipped[_kind(entry)] += 1
     if unknown := sorted(present - set(class_names)):
         raise DataError(f"{folder} has classes the training images have not: {', '.join(unknown)}.")
     if every_class and (missing := [name for name in class_names if name not in present]):
         raise DataError(f"{folder} has no folder for the classes {', '.join(missing)}.")
-    files, skipped = [], 0
+    files = []
     for label, name in enumerate(class_names):
         if name not in present:
             continue
-        entries = [e for e in os.scandir(folder / name) if e.is_file() and not e.name.startswith(".")]
-        images = [e.name for e in entries if e.name.lower().endswith(IMAGE_SUFFIXES)]
+        images = images_under(folder / name, skipped, frozenset({os.path.realpath(folder)}))
         if not images:
-            raise DataError(f"{folder / name} holds no PNG or JPEG images: remove the folder or add its images.")
-        skipped += len(entries) - len(images)
+            raise DataError(f"{folder / name} holds no {IMAGES}: remove the folder or add its images.")
         files += [(image, label) for image in images]
-    if skipped:
-        print(f"{folder}: skipped {skipped} files that are not PNG or JPEG.", file=sys.stderr)
+    say_skipped(folder, skipped)
     if not files:
         raise DataError(f"{folder} holds no class folder with images: add them, or remove {folder.name}/.")
-    files.sort()
+    files.sort()  # by path, then class: a flat folder's order (and so its cache key) as before sub-folders counted
     return [folder / class_names[label] / name for name, label in files], [label for _, label in files]
 
 
-def read_images(files: list[Path], decode: Callable[[Path], np.ndarray], settings: str) -> np.ndarray:
+def images_under(folder: Path, skipped: Counter, above: frozenset[str] = frozenset()) -> list[str]:
+    """The image files in ``folder`` and its sub-folders, as '/'-joined paths relative to it, sorted; what is not
+    one is counted into ``skipped`` by kind. Links to folders are followed, as torchvision's ``os.walk(...,
+    followlinks=True)`` follows them, but not into a folder that is their own ancestor (``above``: the real paths
+    of the folders above ``folder``), where the walk would never end. Hidden files and folders are skipped."""
+    found = []
+    above = above | {os.path.realpath(folder)}
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                skipped[_kind(entry)] += 1
+            elif entry.is_dir():
+                if os.path.realpath(entry.path) in above:
+                    skipped["links to a folder above them"] += 1
+                else:
+                    found += [f"{entry.name}/{name}" for name in images_under(Path(entry.path), skipped, above)]
+            elif entry.is_file() and entry.name.lower().endswith(IMAGE_SUFFIXES):
+                found.append(entry.name)
+            else:
+                skipped[_kind(entry)] += 1
+    return sorted(found)
+
+
+def _kind(entry: os.DirEntry) -> str:
+    """What a skipped entry is, in the plural: "hidden files", ".txt files", "broken links", ..."""
+    if entry.name.startswith("."):
+        return "hidden folders" if entry.is_dir() else "hidden files"
+    if not entry.is_file():
+        return "broken links" if entry.is_symlink() else "special files"
+    suffix = Path(entry.name).suffix.lower()
+    return f"{suffix} files" if suffix else "files without extension"
+
+
+def say_skipped(folder: Path, skipped: Counter) -> None:
+    """One line on standard error: what ``images_under`` skipped, by kind, the most frequent first."""
+    if skipped:
+        kinds = sorted(skipped.items(), key=lambda item: (-item[1], item[0]))
+        said = ", ".join(f"{n} {kind if n > 1 else _singular(kind)}" for kind, n in kinds)
+        print(f"{folder}: skipped {said}.", file=sys.stderr)
+
+
+def _singular(kind: str) -> str:
+    return kind.replace("files", "file").replace("folders", "folder").replace("links", "link").replace("them", "it")
+
+
+def read_images(
+    files: list[Path], decode: Callable[[Path], np.ndarray], settings: str, limit: int | None = CACHE_LIMIT
+) -> np.ndarray:
     """The images ``decode`` makes of ``files`` (float arrays in [0, 1]), as one uint8 array: from the cache when
-    the same files (by path, size and time) were read with the same ``settings`` before, else decoded and cached."""
+    the same files (by path, size and time) were read with the same ``settings`` before, else decoded and cached,
+    the cache then pruned to ``limit`` bytes (``prune_cache``; None: unbounded)."""
     # Here, not at the top: the rest of this module (IMAGE_SUFFIXES, for the torch-free predictor) needs no torch.
-    from common.data import cache_dir
     from common.files import write_bytes
 
     key = hashlib.sha1(settings.encode())
     for path in map(str, files):  # absolute (image_files): resolving 70,000 paths would cost seconds
         stat = os.stat(path)  # a file copied over another with its time kept changes its inode and ctime
         key.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}\0{stat.st_ctime_ns}\n".encode())
-    cached = cache_dir() / "images" / f"{key.hexdigest()}.npy"
+    cached = image_cache() / f"{key.hexdigest()}.npy"
     if cached.is_file():
         try:
-            return np.load(cached)
+            images = np.load(cached)
         except (OSError, ValueError):
             pass  # a damaged cache file: read the images again
+        else:
+            with contextlib.suppress(OSError):  # a read-only cache is read all the same
+                os.utime(cached)  # its time says when it was last used: prune_cache removes the oldest first
+            return images
     images = np.stack([np.rint(decode(path) * 255).astype(np.uint8) for path in _progress(files)])
     cached.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.save(buffer, images)
     write_bytes(cached, buffer.getbuffer())
+    if limit is not None:
+        prune_cache(limit)
     return images
+
+
+def image_cache() -> Path:
+    """The folder of the cached arrays."""
+    from common.data import cache_dir
+
+    return cache_dir() / "images"
+
+
+def cached_arrays() -> list[tuple[Path, os.stat_result]]:
+    """The cache's arrays and their stats, the most recently used first."""
+    found = []
+    for path in image_cache().glob("*.npy"):
+        with contextlib.suppress(FileNotFoundError):  # removed meanwhile by another run's pruning
+            found.append((path, path.stat()))
+    return sorted(found, key=lambda item: -item[1].st_mtime_ns)
+
+
+def prune_cache(limit_bytes: int) -> int:
+    """Removes the least recently used arrays of the cache past ``limit_bytes`` in all (the newest stays, whatever
+    its size: it is the one in use); the bytes removed."""
+    kept = removed = 0
+    for i, (path, stat) in enumerate(cached_arrays()):
+        kept += stat.st_size
+        if i and kept > limit_bytes:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += stat.st_size
+    return removed
 
 
 def _progress(files: list[Path]):

@@ -2,30 +2,50 @@
 Face dataset by name; every row checked, and the classes in a stated order."""
 
 import csv
+import decimal
 import io
+import itertools
 import json
 import os
+import re
 import socket
 import urllib.parse
 from pathlib import Path
 
-from common.errors import DataError
+from common.errors import DataError, require
 
 SUFFIXES = (".csv", ".tsv", ".jsonl")
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 TEXT_COLUMNS = ("sentence", "text")  # looked for in this order when no text column is named
+DELIMITERS = ",;\t|"  # a CSV's delimiter is sniffed among these, in its header and first SNIFFED_LINES lines
+SNIFFED_LINES = 20
+# A label pandas reads as a number (surrounding spaces, a sign, digits with or without a point, an exponent).
+NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", re.ASCII)
 
 
-def read_texts(path: Path, text_column: str | None, label_column: str) -> tuple[list[str], list[str]]:
-    """The texts and labels (as written: a label ``1`` and a label ``"1"`` are one) of a ``.csv``, ``.tsv`` or
-    ``.jsonl`` file, UTF-8. Refused in one line: another extension, a file of another format than its extension
-    says, a missing column (the file's columns listed), an empty text or label, text that is not UTF-8."""
-    rows, columns = read_rows(path)
+def read_texts(
+    path: Path, text_column: str | None, label_column: str, delimiter: str | None = None
+) -> tuple[list[str], list[str]]:
+    """The texts and labels of a ``.csv``, ``.tsv`` or ``.jsonl`` file, UTF-8, read as pandas and ``datasets`` read
+    it: blank lines skipped, a CSV's delimiter sniffed unless given (``read_rows``), labels as written (a label
+    ``1`` and a label ``"1"`` are one) unless all are numbers, which are named as the number (``1``, ``1.0``,
+    `` 1`` and ``01`` are one class, "1"). Refused in one line: a folder (a Hugging Face dataset), another
+    extension, a file of another format than its extension says, a column named twice, a missing column (the
+    file's columns listed), an empty text or label, text that is not UTF-8."""
+    if path.is_dir():
+        raise DataError(
+            f"{path} is a folder: a file of texts is one .csv, .tsv or .jsonl file; a folder of them is a Hugging Face "
+            f"dataset: --data.hf_dataset {path}"
+        )
+    rows, columns = read_rows(path, delimiter=delimiter)
     suffix = path.suffix.lower()
-    if suffix != ".jsonl" and len(columns) == 1 and ("\t" if suffix == ".csv" else ",") in columns[0]:
-        other = "a TSV" if suffix == ".csv" else "a CSV"
-        raise DataError(f"{path} reads as one column {columns[0][:60]!r}: is it {other} file under another extension?")
+    if suffix == ".tsv" and delimiter is None and len(columns) == 1 and "," in columns[0]:
+        raise DataError(f"{path} reads as one column {columns[0][:60]!r}: is it a CSV file under another extension?")
+    if suffix == ".csv" and delimiter is None and len(columns) == 1 and set(DELIMITERS) & set(columns[0]):
+        raise DataError(f"{path} reads as one column {columns[0][:60]!r}: give its delimiter (--data.delimiter).")
+    if twice := sorted({name for name in columns if name and columns.count(name) > 1}):
+        raise DataError(f"{path} names the column {twice[0]!r} twice in its header: rename one of them.")
     text_column = text_column or next((c for c in TEXT_COLUMNS if c in columns), TEXT_COLUMNS[0])
     for column in (text_column, label_column):
         if column not in columns:
@@ -42,15 +62,30 @@ def read_texts(path: Path, text_column: str | None, label_column: str) -> tuple[
         labels.append(str(label).strip())
     if not texts:
         raise DataError(f"{path} holds no rows.")
+    if all(map(NUMBER.fullmatch, labels)):
+        labels = [_number_name(label) for label in labels]
     return texts, labels
 
 
-def read_rows(path: Path, blank_lines: bool = False) -> tuple[list[tuple[str, dict]], list[str]]:
+def _number_name(label: str) -> str:
+    """A number as pandas would show it as a class, without float's rounding: 1 for 1.0, 01 and 1e0; 0.5."""
+    value = decimal.Decimal(label).normalize()
+    if abs(value.adjusted()) > 30:  # 1e400: written out, it would be a long name
+        return str(value)
+    return str(int(value)) if value == value.to_integral_value() else format(value, "f")
+
+
+def read_rows(
+    path: Path, blank_lines: bool = False, delimiter: str | None = None
+) -> tuple[list[tuple[str, dict]], list[str]]:
     """The rows of a ``.csv``, ``.tsv`` or ``.jsonl`` file, UTF-8, each as where it stands (``"line 7"``) and its
-    values by column, and the columns (a CSV's or TSV's header row). A TSV quotes nothing; a row with more fields
-    than the header keeps the rest in a list under the key None (as ``csv.DictReader`` does), one with fewer lacks
-    the last columns. Blank lines are skipped, or with ``blank_lines`` kept as rows without values (for a reader
-    that reports them). Refused in one line: another extension, text that is not UTF-8, a malformed CSV."""
+    values by column, and the columns (a CSV's or TSV's header row). A TSV is split at tabs and quotes nothing; a
+    CSV is split at ``delimiter``, else at the one of DELIMITERS that csv.Sniffer finds in its header and first
+    lines (a comma where it finds none), and quoted as spreadsheets quote. A row with more fields than the header
+    keeps the rest in a list under the key None (as ``csv.DictReader`` does), one with fewer lacks the last
+    columns. Blank and whitespace-only lines are skipped, or with ``blank_lines`` kept as rows (for a reader that
+    reports them). Refused in one line: another extension, text that is not UTF-8, a malformed CSV, a JSON object
+    naming a key twice."""
     if path.suffix.lower() not in SUFFIXES:
         raise DataError(
             f"{path}: texts are read from {', '.join(SUFFIXES)} files, not {path.suffix or 'no extension'}."
@@ -66,18 +101,26 @@ def read_rows(path: Path, blank_lines: bool = False) -> tuple[list[tuple[str, di
     file = io.StringIO(text, newline="")  # lines end at \n, \r\n or \r, as a file opened with newline="" does
     if path.suffix.lower() == ".jsonl":
         return _jsonl(file, path)
-    return _delimited(file, path, blank_lines)
+    return _delimited(file, path, blank_lines, delimiter)
 
 
-def _delimited(file, path: Path, blank_lines: bool) -> tuple[list, list[str]]:
+def _delimited(file, path: Path, blank_lines: bool, delimiter: str | None) -> tuple[list, list[str]]:
     tsv = path.suffix.lower() == ".tsv"
+    if delimiter is not None:
+        delimiter = "\t" if delimiter == "\\t" else delimiter  # \t as typed on a command line
+        require(
+            len(delimiter) == 1 and delimiter not in "\"\r\n", f"delimiter must be one character, not {delimiter!r}."
+        )
     # A TSV quotes nothing (GLUE's do not): a '"' is part of the text. A CSV quotes as spreadsheets write it.
-    reader = csv.reader(file, delimiter="\t", quoting=csv.QUOTE_NONE) if tsv else csv.reader(file)
+    if tsv:
+        reader = csv.reader(file, delimiter=delimiter or "\t", quoting=csv.QUOTE_NONE)
+    else:
+        reader = csv.reader(file, delimiter=delimiter or _sniffed(file))
     rows = []
     try:
         columns = next(reader, [])
         for i, values in enumerate(reader, start=2):
-            if values or blank_lines:
+            if blank_lines or len(values) > 1 or (values and values[0].strip()):
                 row = dict(zip(columns, values))
                 if len(values) > len(columns):
                     row[None] = values[len(columns) :]
@@ -87,15 +130,29 @@ def _delimited(file, path: Path, blank_lines: bool) -> tuple[list, list[str]]:
     return rows, columns
 
 
+def _sniffed(file: io.StringIO) -> str:
+    """The delimiter of a CSV's header and first lines, one of DELIMITERS, as csv.Sniffer finds it; a comma where it
+    finds none, or one its header lacks (a header of two columns or more holds it)."""
+    sample = "".join(itertools.islice(file, SNIFFED_LINES))
+    file.seek(0)
+    try:
+        delimiter = csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
+    except csv.Error:  # one column, or no delimiter used alike on every line
+        return ","
+    return delimiter if delimiter in next(iter(sample.splitlines()), "") else ","
+
+
 def _jsonl(file, path: Path) -> tuple[list, list[str]]:
     rows, columns = [], {}
     for i, line in enumerate(file, start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError:
             raise DataError(f"{path}, line {i} is not JSON: a .jsonl file holds one JSON object a line.") from None
+        except KeyError as error:
+            raise DataError(f"{path}, line {i} names the key {error.args[0]!r} twice: rename one of them.") from None
         if not isinstance(row, dict):
             raise DataError(f"{path}, line {i} is not a JSON object: a .jsonl file holds one object a line.")
         columns.update(dict.fromkeys(row))
@@ -103,14 +160,24 @@ def _jsonl(file, path: Path) -> tuple[list, list[str]]:
     return rows, list(columns)
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object's dict, or a KeyError naming a key it gives twice (json keeps the last; pyarrow, which
+    ``datasets`` reads JSON with, refuses it)."""
+    row = {}
+    for key, value in pairs:
+        if key in row:
+            raise KeyError(key)
+        row[key] = value
+    return row
+
+
 def class_order(labels: list[str]) -> list[str]:
-    """The classes of the training labels, in the order the model's outputs take: numbers by value when every
-    label is an integer, else alphabetically."""
+    """The classes of the training labels, in the order the model's outputs take: by value when every label is a
+    number, else alphabetically."""
     distinct = set(labels)
-    try:
-        return sorted(distinct, key=lambda label: (int(label), label))  # "1" and "01" stay two classes
-    except ValueError:
-        return sorted(distinct)
+    if all(map(NUMBER.fullmatch, distinct)):
+        return sorted(distinct, key=lambda label: (decimal.Decimal(label), label))  # "1" and "01" stay two classes
+    return sorted(distinct)
 
 
 def label_ids(labels: list[str], class_names: list[str], source: str) -> list[int]:

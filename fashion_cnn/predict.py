@@ -11,7 +11,7 @@ Fashion-MNIST images are 28x28 grayscale, a light garment on a black background.
 """
 
 import argparse
-import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from common.deploy.console import program, write_rows
 from common.deploy.exported import ExportedModel
 from common.deploy.predictor import Predictor
 from common.errors import DataError, exit_on_reported_error
-from common.images import IMAGE_SUFFIXES
+from common.images import IMAGES, images_under, say_skipped
 
 COLUMNS = ["file", "label", "probability", "top3", "note"]
 
@@ -108,19 +108,18 @@ def load(*paths: str | Path, batch_size: int = 1000, shared_cores: bool = False)
 
 
 def named_files(inputs: list[str]) -> list[Path]:
-    """The files named, and the PNG and JPEG files of the folders named (by extension; what a file holds is
-    checked when it is read). A folder's other files are skipped, and said so on standard error."""
+    """The files named, and the image files of the folders named, listed as training lists a class folder (at any
+    depth, by extension; what a file holds is checked when it is read). What a folder held besides is said in one
+    line on standard error."""
     files = []
     for name in map(Path, inputs):
         if name.is_dir():
-            entries = sorted(p for p in name.iterdir() if p.is_file())
-            found = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES]
+            skipped = Counter()
+            found = images_under(name, skipped)
             if not found:
-                raise DataError(f"{name} holds no PNG or JPEG images.")
-            if skipped := [p.name for p in entries if p not in found]:
-                shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
-                print(f"skipped {len(skipped)} files of {name} that are not PNG or JPEG: {shown}", file=sys.stderr)
-            files += found
+                raise DataError(f"{name} holds no {IMAGES}.")
+            say_skipped(name, skipped)
+            files += [name / path for path in found]
         elif name.is_file():
             files.append(name)
         else:
@@ -141,7 +140,7 @@ def main(args: list[str] | None = None) -> None:
         help="a checkpoint of fashion-cnn (python -m fashion_cnn.train); repeated, an ensemble",
     )
     weights.add_argument("--model", help="a folder written by fashion-cnn-export (needs onnxruntime, not torch)")
-    parser.add_argument("inputs", nargs="+", help="PNG or JPEG files, or folders of them")
+    parser.add_argument("inputs", nargs="+", help="image files (PNG, JPEG, BMP, GIF, WebP, TIFF, PPM/PGM), or folders")
     parser.add_argument("--resize", action="store_true", help="scale images that are not 28x28")
     parser.add_argument("--invert", action="store_true", help="for dark garments on a light background")
     parser.add_argument("--output", type=Path, help="write CSV or JSON (by extension) instead of a table")
@@ -151,7 +150,8 @@ def main(args: list[str] | None = None) -> None:
         files = named_files(options.inputs)
         channels, size, _ = predictor.input_shape
         shape = {"size": size, "channels": channels}
-        images, notes = zip(*(load_image(f, options.resize, options.invert, **shape) for f in files))
+        resize = {"resize": options.resize, "to_resize": "pass --resize"}
+        images, notes = zip(*(load_image(f, invert=options.invert, **resize, **shape) for f in files))
         predictions = predictor.predict(np.stack(images))
         rows = [{"file": str(f), **p, "note": note} for f, p, note in zip(files, predictions, notes)]
         write_rows(rows, options.output, COLUMNS)

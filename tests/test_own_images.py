@@ -163,9 +163,9 @@ def damage_cases():
         (root / "test").mkdir()
 
     return {
-        "empty class folder": (empty_class, [], "train/star holds no PNG or JPEG images"),
+        "empty class folder": (empty_class, [], "train/star holds no images (.png .jpg"),
         "one class": (one_class, [], "needs a sub-folder per class, at least two; it has only circle/"),
-        "not an image": (not_an_image, [], "005.png is not a PNG or JPEG image"),
+        "not an image": (not_an_image, [], "005.png is not a PNG, JPEG, BMP, GIF, WebP, TIFF or PPM/PGM image"),
         "class training never saw": (unseen_class, [], "has classes the training images have not: hexagon"),
         "no train folder": (no_train, [], "holds no train/ folder"),
         "empty test folder": (empty_test, [], "test holds no class folder with images"),
@@ -201,7 +201,7 @@ def test_other_files_in_a_class_folder_are_skipped_and_counted(tmp_path, capsys)
     (images / "train" / "star" / "notes.txt").write_text("taken on a Tuesday")
     data = FashionMNISTDataModule(image_folder=str(images))
     data.setup("fit")
-    assert len(data.split("train")[1]) == 24 and "skipped 1 files that are not PNG or JPEG" in capsys.readouterr().err
+    assert len(data.split("train")[1]) == 24 and "shapes/train: skipped 1 .txt file.\n" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("dataset", ["MNIST", "KMNIST"])

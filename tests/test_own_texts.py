@@ -166,9 +166,9 @@ def bad_cases():
             lambda p: (p / "train.jsonl").write_text("text,label\nthe goal,sports\n") and p / "train.jsonl",
             "line 1 is not JSON",
         ),
-        "TSV named .csv": (
-            lambda p: write(p / "train.tsv", good).rename(p / "train.csv"),
-            "is it a TSV file under another extension?",
+        "CSV named .tsv": (
+            lambda p: write(p / "train.csv", good).rename(p / "train.tsv"),
+            "is it a CSV file under another extension?",
         ),
         "unknown extension": (lambda p: write(p / "train.csv", good).rename(p / "train.txt"), "not .txt"),
         "rows sorted by label": (

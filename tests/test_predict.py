@@ -92,11 +92,17 @@ def test_fashion_refusals(fashion_run, tmp_path, capsys):
     (tmp_path / "broken.png").write_bytes(broken_png())
     (tmp_path / "empty").mkdir()
     cases = [
-        (["--ckpt", ckpt, str(tmp_path / "broken.png")], "broken.png is not a readable PNG or JPEG image"),
+        (
+            ["--ckpt", ckpt, str(tmp_path / "broken.png")],
+            "broken.png is not a readable PNG, JPEG, BMP, GIF, WebP, TIFF or PPM/PGM image",
+        ),
         (["--ckpt", ckpt, str(tmp_path / "big.png")], "big.png is 32x30, not 28x28; pass --resize"),
-        (["--ckpt", ckpt, str(tmp_path / "notes.png")], "notes.png is not a PNG or JPEG image"),
+        (
+            ["--ckpt", ckpt, str(tmp_path / "notes.png")],
+            "notes.png is not a PNG, JPEG, BMP, GIF, WebP, TIFF or PPM/PGM image",
+        ),
         (["--ckpt", ckpt, str(tmp_path / "missing.png")], "missing.png does not exist"),
-        (["--ckpt", ckpt, str(tmp_path / "empty")], "holds no PNG or JPEG images"),
+        (["--ckpt", ckpt, str(tmp_path / "empty")], "holds no images (.png .jpg"),
         (["--ckpt", str(tmp_path / "none.ckpt"), str(tmp_path / "big.png")], "none.ckpt does not exist"),
     ]
     for args, message in cases:
@@ -106,22 +112,24 @@ def test_fashion_refusals(fashion_run, tmp_path, capsys):
     assert status == 0 and "big.png" in out and out.rstrip().endswith("resized from 32x30")
 
 
-def test_only_png_and_jpeg_are_read_and_a_folder_says_what_it_skipped(fashion_run, tmp_path, capsys):
+def test_every_format_training_reads_is_read_and_a_folder_says_what_it_skipped(fashion_run, tmp_path, capsys):
     ckpt = str(fashion_run[1] / "checkpoints" / "last.ckpt")
     folder = tmp_path / "mixed"
-    folder.mkdir()
-    for name, kind in (("a.png", "PNG"), ("b.jpg", "JPEG"), ("c.webp", "WEBP"), ("d.bmp", "BMP"), ("e.gif", "GIF")):
+    (folder / "more").mkdir(parents=True)
+    images = {"a.png": "PNG", "b.jpg": "JPEG", "c.webp": "WEBP", "d.bmp": "BMP", "more/e.gif": "GIF"}
+    for name, kind in images.items():
         Image.new("L", (28, 28), 90).save(folder / name, format=kind)
     (folder / "notes.txt").write_text("not an image")
-    status, out, err = run_main(fashion_predict.main, ["--ckpt", ckpt, str(folder)], capsys)
-    rows = out.splitlines()[2:]
-    assert status == 0 and len(rows) == 2 and "a.png" in rows[0] and "b.jpg" in rows[1]
-    assert f"skipped 4 files of {folder} that are not PNG or JPEG: c.webp, d.bmp, e.gif, notes.txt" in err
-    for name in ("c.webp", "d.bmp", "e.gif"):  # named, or disguised as a PNG: the content decides
-        disguised = shutil.copy(folder / name, tmp_path / f"{name}.png")
-        for path in (folder / name, disguised):
-            status, _, err = run_main(fashion_predict.main, ["--ckpt", ckpt, str(path)], capsys)
-            assert status == 2 and f"{Path(path).name} is not a PNG or JPEG image" in err and "Traceback" not in err
+    output = tmp_path / "predictions.json"
+    status, _, err = run_main(fashion_predict.main, ["--ckpt", ckpt, str(folder), "--output", str(output)], capsys)
+    assert status == 0 and [row["file"] for row in json.loads(output.read_text())] == [
+        str(folder / name) for name in images
+    ]
+    assert f"{folder}: skipped 1 .txt file." in err
+    for name in ("c.webp", "d.bmp", "more/e.gif"):  # disguised as a PNG: the content decides
+        disguised = shutil.copy(folder / name, tmp_path / f"{Path(name).name}.png")
+        status, out, _ = run_main(fashion_predict.main, ["--ckpt", ckpt, str(disguised)], capsys)
+        assert status == 0 and f"{Path(name).name}.png" in out
 
 
 def png_header_only(path, width: int, height: int, bit_depth: int = 8):

@@ -1,7 +1,12 @@
+import io
+import warnings
+
 import pytest
 import torch
+from matplotlib.figure import Figure
 
-from common.callbacks.report import markdown, summarize
+from common.callbacks.report import confusion_matrix_figure, markdown, summarize
+from common.fonts import font_family_for
 from common.module import ClassifierModule
 
 
@@ -109,3 +114,41 @@ def test_the_baseline_stands_beside_the_test_figures_and_the_epochs_table_stays_
     assert table.split("## ")[-1].startswith("Per epoch")  # scripts/results.py reads the epochs' seconds there
     unavailable = markdown(summary, ["a", "b"], "Title", HISTORY, {"unavailable": "no splits."})
     assert "\nNo baseline: no splits.\n" in unavailable and "## Baseline" not in unavailable
+
+
+def missing_glyphs(figure: Figure) -> list[str]:
+    """matplotlib's warnings of characters drawn as empty boxes, while ``figure`` is drawn."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        figure.savefig(io.BytesIO(), format="png")
+    return [str(warning.message) for warning in caught if "missing from font" in str(warning.message)]
+
+
+NAMES = ["猫", "犬", "кот", "Katze"]
+CONFUSION = [[2, 0, 0, 0], [0, 1, 1, 0], [0, 0, 3, 0], [1, 0, 0, 2]]
+
+
+def test_class_names_of_any_script_are_drawn_as_text_not_boxes():
+    plain = Figure()
+    plain.text(0.5, 0.5, "猫")
+    assert missing_glyphs(plain)  # matplotlib's default font has no 猫, and the check sees it
+    figure = confusion_matrix_figure(CONFUSION, NAMES)
+    assert missing_glyphs(figure) == []
+    # With a font that has them (Debian: fonts-noto-cjk), the names; without one, their numbers. matplotlib's
+    # Last Resort font, a box for every character, is not such a font.
+    family = font_family_for(NAMES)
+    assert family is None or not any(name.startswith("Last Resort") for name in family)
+    drawn = NAMES if family else ["0", "1", "2", "3"]
+    assert [label.get_text() for label in figure.axes[0].get_xticklabels()] == drawn
+
+
+def test_without_a_font_for_them_the_classes_are_numbered_and_the_report_names_the_numbers(monkeypatch):
+    monkeypatch.setattr("common.callbacks.report.font_family_for", lambda texts: None)
+    figure = confusion_matrix_figure(CONFUSION, NAMES)
+    assert missing_glyphs(figure) == []
+    assert [label.get_text() for label in figure.axes[0].get_yticklabels()] == ["0", "1", "2", "3"]
+    summary = summarize([], {"test_loss": 1.0, "test_acc": 0.8}, scores_of(CONFUSION), NAMES)
+    expected = (
+        "confusion_matrix.png numbers the classes (no installed font draws their names): 0 猫, 1 犬, 2 кот, 3 Katze."
+    )
+    assert expected in markdown(summary, NAMES, "Title", [])

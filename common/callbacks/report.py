@@ -18,6 +18,7 @@ from torchmetrics.utilities.plot import plot_confusion_matrix
 from common.baseline import fit_baseline
 from common.callbacks.figures import EpochFigures
 from common.files import save_figure, write_text
+from common.fonts import font_family_for
 
 SPLITS = (("train", "train"), ("val", "validation"), ("test", "test"))
 
@@ -87,6 +88,9 @@ def markdown(
     lines += ["| | " + " | ".join(class_names) + " |", "|---|" + "---:|" * len(class_names)]
     for name, row in zip(class_names, summary["confusion_matrix"]):
         lines.append(f"| **{name}** | " + " | ".join(str(n) for n in row) + " |")
+    if font_family_for(class_names) is None:
+        numbered = ", ".join(f"{i} {name}" for i, name in enumerate(class_names))
+        lines += ["", f"confusion_matrix.png numbers the classes (no installed font draws their names): {numbered}."]
     if history:
         lines += [
             "",
@@ -129,7 +133,11 @@ def confusion_matrix_figure(confusion: list[list[int]], class_names: list[str]) 
     size = 3 + 0.6 * len(class_names)
     figure = Figure(figsize=(size, size), layout="constrained")
     axes = figure.subplots()
-    plot_confusion_matrix(torch.tensor(confusion), ax=axes, labels=class_names)
+    family = font_family_for(class_names)  # None: no font has their characters, and numbers stand for them
+    labels = class_names if family else [str(i) for i in range(len(class_names))]
+    plot_confusion_matrix(torch.tensor(confusion), ax=axes, labels=labels)
+    if family:
+        axes.tick_params(labelfontfamily=family)
     axes.set_title("Confusion matrix (test)")
     axes.set_xlabel("predicted class")
     axes.set_ylabel("true class")
