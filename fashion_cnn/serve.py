@@ -5,7 +5,8 @@
     curl -s localhost:8000/predict -d '{"inputs": ["<base64 PNG>"], "resize": true}'
 
 An input is a PNG or JPEG image as base64 (at most MAX_PIXELS pixels), or a 28x28 array of pixels in [0, 1] (a
-light garment on black).
+light garment on black). The server takes these two formats only (``open_image``'s default); the predict command
+and training also read BMP, GIF, WebP, TIFF and PPM/PGM files.
 """
 
 import base64
@@ -23,7 +24,11 @@ from common.deploy.serve import ClassifierAPI, Decoded, serve_command
 from common.errors import InputTooLarge
 from fashion_cnn.predict import load
 
-IMAGE = {"type": "string", "contentEncoding": "base64", "description": "a PNG or JPEG image, base64"}
+IMAGE = {
+    "type": "string",
+    "contentEncoding": "base64",
+    "description": "a PNG or JPEG image, base64 (the formats this server takes; convert others first)",
+}
 NUMBER = {"type": "number", "minimum": 0, "maximum": 1}
 ROW = {"type": "array", "items": NUMBER, "minItems": 28, "maxItems": 28}
 PIXELS = {"type": "array", "items": ROW, "minItems": 28, "maxItems": 28, "description": "28 rows of 28 pixels"}
