@@ -62,8 +62,9 @@ def read_texts(
         labels.append(str(label).strip())
     if not texts:
         raise DataError(f"{path} holds no rows.")
-    if all(map(NUMBER.fullmatch, labels)):
-        labels = [_number_name(label) for label in labels]
+    if all(map(NUMBER.fullmatch, distinct := set(labels))):
+        names = {label: _number_name(label) for label in distinct}
+        labels = [names[label] for label in labels]
     return texts, labels
 
 
@@ -108,9 +109,8 @@ def _delimited(file, path: Path, blank_lines: bool, delimiter: str | None) -> tu
     tsv = path.suffix.lower() == ".tsv"
     if delimiter is not None:
         delimiter = "\t" if delimiter == "\\t" else delimiter  # \t as typed on a command line
-        require(
-            len(delimiter) == 1 and delimiter not in "\"\r\n", f"delimiter must be one character, not {delimiter!r}."
-        )
+        wrong = f"delimiter must be one character, not a quote or a line end: not {delimiter!r}."
+        require(len(delimiter) == 1 and delimiter not in '"\r\n', wrong)
     # A TSV quotes nothing (GLUE's do not): a '"' is part of the text. A CSV quotes as spreadsheets write it.
     if tsv:
         reader = csv.reader(file, delimiter=delimiter or "\t", quoting=csv.QUOTE_NONE)

@@ -257,7 +257,7 @@ def test_what_pandas_would_read_otherwise_is_refused_in_one_line(tmp_path):
     one.write_text("text:label\na:x\n")
     with pytest.raises(DataError, match="has no column 'text'; its columns: 'text:label'"):
         read_texts(one, "text", "label")
-    with pytest.raises(ConfigError, match="delimiter must be one character, not ';;'"):
+    with pytest.raises(ConfigError, match="delimiter must be one character, not a quote or a line end: not ';;'"):
         read_texts(twice, None, "label", delimiter=";;")
     tabs = tmp_path / "tabs.csv"
     tabs.write_text("text\tlabel\na, b\tx\n")
