@@ -11,7 +11,8 @@ from common.images import cached_arrays, image_cache
 
 def main(args: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m common.cache", description=__doc__.splitlines()[0])
-    parser.add_argument("action", nargs="?", choices=["show", "clear"], default="show")
+    what = "show: its folder and size (the default); clear: remove every array"
+    parser.add_argument("action", nargs="?", choices=["show", "clear"], default="show", help=what)
     action = parser.parse_args(args).action
     arrays = cached_arrays()
     size = sum(stat.st_size for _, stat in arrays)
