@@ -1,0 +1,299 @@
+"""The search command: Optuna asks, an ordinary ``fit`` run of the workflow answers, one child process a trial.
+
+A child process per trial keeps the search alive whatever the trial does (a crash, out of memory, SIGKILL) and
+lets Lightning's DDP re-run the trial's command on more processes. The search beats the trial's heartbeat while it
+waits for it, so that a search killed at any moment leaves a trial that the next search fails and retries
+(Optuna's heartbeat and RetryFailedTrialCallback); the trial reports its epochs itself (common/search/trial.py).
+"""
+
+import argparse
+import contextlib
+import importlib
+import io
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+import warnings
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import optuna
+import yaml
+from optuna.trial import TrialState
+
+from common.errors import ConfigError, exit_on_reported_error
+from common.search import answer
+from common.search.space import check_names, command_line, read_space, space_file, value_at
+from common.search.trial import STORAGE, STUDY, TRIAL_ID, ReportToStudy, make_pruner, open_storage
+
+CALLBACK = f"{ReportToStudy.__module__}.{ReportToStudy.__name__}"
+FIRST_RUN_IMPORTS = [
+    "optuna",
+    "sklearn.linear_model",
+    "sklearn.metrics",
+    "matplotlib.backends.backend_agg",
+    "torch.utils.tensorboard",
+]
+DIRECTIONS = {"val_acc": "maximize", "val_loss": "minimize"}
+
+
+def parse(workflow: str, args: list[str], prog: str) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        allow_abbrev=False,  # fit's own options pass through untouched
+        description=(
+            f"Searches fit options of {workflow} for the best validation figure, with Optuna; any other option is "
+            f"fit's (python -m {workflow}.train fit --help) and holds for every trial. docs/search.md."
+        ),
+    )
+    parser.add_argument(
+        "--space",
+        default=f"{workflow}.yaml",
+        help="YAML of options and their ranges or choices; "
+        "a file, or the name of a space in configs/search/ (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--trials",
+        type=int,
+        required=True,
+        help="trials in all: completed, pruned and failed, over every run of this command on the study",
+    )
+    parser.add_argument("--timeout", type=float, help="seconds after which this process starts no new trial")
+    parser.add_argument(
+        "--storage",
+        help="Optuna's database URL (default: SQLite, study.db in the study's folder); "
+        "postgresql+psycopg://user@host/db to share a study between machines",
+    )
+    parser.add_argument(
+        "--study",
+        default="search",
+        help="the study's name and its folder under trainer.default_root_dir (default: %(default)s)",
+    )
+    parser.add_argument("--objective", choices=sorted(DIRECTIONS), default="val_acc")
+    parser.add_argument("--pruner", choices=["median", "halving", "none"], default="median")
+    parser.add_argument("--startup_trials", type=int, default=5, help="trials before the median pruner prunes")
+    parser.add_argument(
+        "--heartbeat",
+        type=int,
+        default=30,
+        help="seconds between a running trial's heartbeats; "
+        "one silent for twice as long belongs to a search that died, and is failed and retried",
+    )
+    parser.add_argument("--retries", type=int, default=3, help="times a trial whose search died is retried")
+    options, fit_args = parser.parse_known_args(args)
+    if options.trials < 1 or options.heartbeat < 1:
+        raise ConfigError("--trials and --heartbeat must be at least 1.")
+    return options, fit_args[1:] if fit_args[:1] == ["fit"] else fit_args
+
+
+def fit_config(workflow: str, fit_args: list[str]) -> dict:
+    """fit's whole config for these options, as ``fit --print_config`` prints it; where fit's parser refuses
+    them, a ConfigError with the parser's own line."""
+    out, errors = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(errors), contextlib.suppress(SystemExit):
+        importlib.import_module(f"{workflow}.train").main(["fit", *fit_args, "--print_config"])
+    said = [line.removeprefix("error:").strip() for line in errors.getvalue().splitlines() if line.startswith("error:")]
+    config = None if said else yaml.safe_load(out.getvalue())
+    if not isinstance(config, dict):
+        raise ConfigError(" ".join(said) or f"fit refused the options {' '.join(fit_args)}.")
+    return config
+
+
+def check_space(workflow: str, fit_args: list[str], space: dict) -> None:
+    """Every name of the space, and every end of every range and every choice, goes through fit's parser before
+    any trial runs."""
+    how = f"see python -m {workflow}.train fit --help."
+    samples = max(2, *(len(getattr(d, "choices", ())) for d in space.values()))
+    for i in range(samples):
+        params = {}
+        for name, d in space.items():
+            params[name] = d.choices[i % len(d.choices)] if hasattr(d, "choices") else (d.low, d.high)[i % 2]
+        try:
+            config = fit_config(workflow, [*fit_args, *command_line(params)])
+        except ConfigError as error:
+            unknown = [name for name in space if f"--{name} " in f"{error} "]
+            if "unrecognized arguments" in str(error) and unknown:
+                raise ConfigError(f"the search space's {unknown[0]} is no option of fit; {how}") from None
+            raise ConfigError(f"the search space's values {params} are refused by fit: {error}") from None
+        check_names(space, config, how)
+
+
+def quiet_optuna() -> None:
+    """Optuna's notes on what it calls experimental (heartbeats, plots), and its warning that heartbeats are meant
+    for Study.optimize: this search beats them itself, while it waits for each trial."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+
+
+def counted(trial: optuna.trial.FrozenTrial) -> bool:
+    """Trials that count towards --trials: finished ones, failed ones included where the trial itself failed. A
+    trial failed because its search died (no reason recorded) is retried instead."""
+    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+        trial.state == TrialState.FAIL and "reason" in trial.user_attrs
+    )
+
+
+def fit_trial(workflow: str, args: list[str], env: dict, cwd: str, log: str, search: Connection) -> None:
+    """A trial's process, forked from a server that imported the workflow once (a fresh Python would spend
+    seconds on importing torch and Lightning for each trial): the workflow's ``fit`` with the trial's options, its
+    output in the trial's log, the environment and folder of the search."""
+    threading.Thread(target=die_with, args=(search,), daemon=True).start()
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    output = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(output, 1)
+    os.dup2(output, 2)
+    train = importlib.import_module(f"{workflow}.train")
+    # Lightning's DDP launcher starts the other processes with this command line (a script: the fork server's
+    # __main__ has no module spec), the search's variables in their environment.
+    sys.argv = [train.__file__, "fit", *args]
+    train.main(["fit", *args])
+
+
+def die_with(search: Connection) -> None:
+    """Ends the trial's process when the search that waits for it (and beats its heartbeat) ends, whatever ends it:
+    the search holds the pipe's other end, which its end closes."""
+    with contextlib.suppress(EOFError, OSError):
+        search.recv()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def failure(returncode: int, log: Path) -> str:
+    """A failed trial's reason in one line: the signal that killed it, or the last line its process wrote."""
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        return f"killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
+    lines = [line.strip() for line in log.read_text(errors="replace").replace("\r", "\n").splitlines()]
+    said = [line for line in lines if line]
+    errors = [line for line in said if line.startswith("error:")]
+    return (errors or said or [f"exit status {returncode}"])[-1]
+
+
+class Search:
+    def __init__(self, workflow: str, options: argparse.Namespace, fit_args: list[str], folder: Path) -> None:
+        self.workflow, self.options, self.fit_args, self.folder = workflow, options, fit_args, folder
+        self.space = read_space(space_file(options.space))
+        self.url = options.storage or f"sqlite:///{(folder / 'study.db').resolve()}"
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=options.retries)
+        beat = options.heartbeat
+        self.storage = open_storage(
+            self.url, heartbeat_interval=beat, grace_period=2 * beat, heartbeat_stale_trial_callback=retry
+        )
+        self.processes = multiprocessing.get_context("forkserver")
+        # What a fit imports, on import or on its first run (its report's figures, TensorBoard, the baseline).
+        self.processes.set_forkserver_preload([f"{workflow}.train", *FIRST_RUN_IMPORTS])
+        self.study = optuna.create_study(
+            storage=self.storage,
+            study_name=options.study,
+            direction=DIRECTIONS[options.objective],
+            pruner=make_pruner(options.pruner, options.startup_trials),
+            load_if_exists=True,
+        )
+        attrs = self.study.user_attrs
+        for key, value in (("workflow", workflow), ("objective", options.objective)):
+            if attrs.get(key, value) != value:
+                raise ConfigError(
+                    f"the study {options.study} has {key} {attrs[key]}, not {value}: name another --study."
+                )
+            self.study.set_user_attr(key, value)
+        self.study.set_user_attr("pruner", options.pruner)
+        self.study.set_user_attr("startup_trials", options.startup_trials)
+
+    def run(self) -> None:
+        started, n = time.monotonic(), self.options.trials
+        while True:
+            optuna.storages.fail_stale_trials(self.study)  # trials of searches that died: failed, and retried
+            trials = self.study.get_trials(deepcopy=False)
+            done = sum(counted(t) for t in trials)
+            running = [t.number for t in trials if t.state == TrialState.RUNNING]
+            if done >= n or (self.options.timeout and time.monotonic() - started > self.options.timeout):
+                return
+            if done + len(running) >= n:  # the last trials run elsewhere: wait until they finish or die
+                time.sleep(self.options.heartbeat)
+                continue
+            trial = self.study.ask(self.space)
+            if self.surplus(trial.number, n):
+                trial.set_user_attr("surplus", True)  # another process asked at the same moment: not run, not counted
+                self.study.tell(trial, state=TrialState.FAIL)
+                continue
+            self.run_trial(trial)
+
+    def surplus(self, number: int, n: int) -> bool:
+        claimed = sorted(
+            t.number for t in self.study.get_trials(deepcopy=False) if counted(t) or t.state == TrialState.RUNNING
+        )
+        return number not in claimed[:n]
+
+    def run_trial(self, trial: optuna.trial.Trial) -> None:
+        params, number = trial.params, trial.number
+        study_id = self.storage.get_study_id_from_name(self.options.study)
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
+        options = command_line(params)
+        args = [*self.fit_args, *options, "--trainer.default_root_dir", str(self.folder)]
+        args.append(f"--trainer.callbacks+={CALLBACK}")
+        env = os.environ | {STORAGE: self.url, STUDY: self.options.study, TRIAL_ID: str(trial_id)}
+        log = self.folder / f"trial_{number}.log"
+        print(f"trial {number}: {' '.join(options)}", flush=True)
+        alive, held = self.processes.Pipe(duplex=False)
+        process = self.processes.Process(
+            target=fit_trial, args=(self.workflow, args, env, os.getcwd(), str(log), alive)
+        )
+        process.start()
+        alive.close()
+        while process.is_alive():
+            self.storage.record_heartbeat(trial_id)
+            process.join(self.options.heartbeat)
+        held.close()
+        self.finish(trial, trial_id, process.exitcode, log)
+
+    def finish(self, trial: optuna.trial.Trial, trial_id: int, returncode: int, log: Path) -> None:
+        attrs = self.storage.get_trial(trial_id).user_attrs
+        objective, value, history = self.options.objective, None, []
+        if returncode == 0 and attrs.get("run"):
+            metrics = json.loads((Path(attrs["run"]) / "metrics.json").read_text())
+            history = metrics["history"]
+            # The figure of the epoch whose weights fit kept and tested (the last where nothing is monitored).
+            tested = [e for e in history if e["epoch"] == metrics.get("checkpoint_epoch")] or history[-1:]
+            value = tested[0].get(objective) if tested else None
+        trial.set_user_attr("epochs", len(history))
+        if returncode != 0 or value is None:
+            reason = failure(returncode, log) if returncode else f"no {objective}: the run validated no epoch"
+            trial.set_user_attr("reason", reason)
+            self.study.tell(trial, state=TrialState.FAIL)
+            print(f"trial {trial.number}: failed: {reason}", flush=True)
+        elif "pruned_at_epoch" in attrs:
+            self.study.tell(trial, state=TrialState.PRUNED)
+            print(f"trial {trial.number}: pruned after epoch {attrs['pruned_at_epoch']}", flush=True)
+        else:
+            self.study.tell(trial, value)
+            print(f"trial {trial.number}: {objective} {value:.4f} ({len(history)} epochs)", flush=True)
+
+
+def main(workflow: str, args: list[str] | None, command: str, held_out: dict[str, float] | None = None) -> None:
+    """The tune command of ``workflow``. ``held_out``: options that give the search a validation split of its own
+    where the config has none (their value there false or 0), since the objective may never be a test figure."""
+    prog = command if Path(sys.argv[0]).name == command else f"python -m {workflow}.tune"
+    quiet_optuna()
+    with exit_on_reported_error():
+        options, fit_args = parse(workflow, list(sys.argv[1:] if args is None else args), prog)
+        config = fit_config(workflow, fit_args)
+        for name, value in (held_out or {}).items():
+            if not value_at(config, name):
+                fit_args += [f"--{name}", str(value)]
+                print(
+                    f"Validation: the config validates on the test split, which a search may not select on; the "
+                    f"trials hold out --{name} {value} of the training data instead."
+                )
+        check_space(workflow, fit_args, read_space(space_file(options.space)))
+        root = Path(value_at(config, "trainer.default_root_dir") or ".")
+        folder = root / options.study
+        folder.mkdir(parents=True, exist_ok=True)
+        search = Search(workflow, options, fit_args, folder)
+        search.run()
+        answer.write(search.study, folder, workflow)

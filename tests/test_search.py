@@ -1,0 +1,225 @@
+"""The search command (common/search/, docs/search.md) on the tests' tiny data: each trial a fit run of its own
+process, the study in SQLite (PostgreSQL where a server can be started)."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from common.search.run import counted
+from tests.conftest import REPO, TINY_SST2, write_fashion_mnist, write_sst2
+
+FAST = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+FASHION_SPACE = {"model.lr": {"low": 1e-3, "high": 3e-2, "log": True}, "model.dropout": [0.3, 0.5]}
+
+
+def search_args(tmp_path: Path, space: dict, trials: int, *extra: str, data: Path | None = None) -> list[str]:
+    """A Fashion-MNIST search of ``trials`` one-epoch trials on 100 tiny images, its study in tmp_path/runs."""
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    data = data or write_fashion_mnist(tmp_path / "data", n_train=100, n_test=20)
+    return [
+        *("--space", str(tmp_path / "space.yaml"), "--trials", str(trials), "--objective", "val_loss"),
+        *(
+            "--data.data_dir",
+            str(data),
+            "--data.download",
+            "false",
+            "--trainer.default_root_dir",
+            str(tmp_path / "runs"),
+        ),
+        *("--trainer.max_epochs", "1", *FAST, *extra),
+    ]
+
+
+def study_of(tmp_path: Path, name: str = "search") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'runs' / name / 'study.db'}")
+
+
+def new_study(tmp_path: Path, *enqueued: dict) -> None:
+    """The study created before the search, with trials queued to run first (a search loads it)."""
+    (tmp_path / "runs" / "search").mkdir(parents=True)
+    study = optuna.create_study(
+        study_name="search", storage=f"sqlite:///{tmp_path / 'runs' / 'search' / 'study.db'}", direction="minimize"
+    )
+    for params in enqueued:
+        study.enqueue_trial(params)
+
+
+def command(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "fashion_cnn.tune", *args]
+
+
+def test_six_trials_one_failing_and_best_yaml_reruns_the_best_trial(tmp_path, capsys):
+    from fashion_cnn.train import main as fit
+    from fashion_cnn.tune import main as tune
+
+    # A dropout of 1.5 passes the parser and fails when the model is built: that trial fails, the search goes on.
+    new_study(tmp_path, {"model.lr": 0.01, "model.dropout": 1.5})
+    tune(search_args(tmp_path, {**FASHION_SPACE, "model.dropout": [0.3, 0.5, 1.5]}, 6))
+    out = capsys.readouterr().out
+    trials = study_of(tmp_path).trials
+    assert len(trials) == 6 and all(counted(t) for t in trials)
+    assert trials[0].state == TrialState.FAIL and "dropout must be in [0, 1), not 1.5" in trials[0].user_attrs["reason"]
+    assert "trials hold out --data.val_fraction 0.1" in out  # the reference config validates on the test split
+    folder = tmp_path / "runs" / "search"
+    study_md = (folder / "study.md").read_text()
+    assert all(f"| {t.number} | {t.state.name.lower()} |" in study_md for t in trials)
+    assert "dropout must be in [0, 1)" in study_md and "Test accuracy of the best trial" in out
+    assert (folder / "history.png").stat().st_size and (folder / "importances.png").stat().st_size
+
+    best = study_of(tmp_path).best_trial
+    trial_metrics = json.loads((Path(best.user_attrs["run"]) / "metrics.json").read_text())
+    assert trial_metrics["history"][-1]["val_loss"] == best.value
+    fit(["fit", "--config", str(folder / "best.yaml")])
+    rerun = json.loads((folder / "best" / "version_0" / "metrics.json").read_text())
+    assert rerun["history"] == trial_metrics["history"] and rerun["seed"] == trial_metrics["seed"]
+
+
+def wait_for(condition, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_sigkill_mid_trial_then_two_processes_of_the_same_command_end_with_six_trials(tmp_path):
+    args = search_args(tmp_path, FASHION_SPACE, 6, "--heartbeat", "1", "--pruner", "none")
+    new_study(tmp_path)
+    db = tmp_path / "runs" / "search" / "study.db"
+    killed = subprocess.Popen(command(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def running_second() -> bool:
+        trials = optuna.load_study(study_name="search", storage=f"sqlite:///{db}").trials
+        return len(trials) >= 2 and trials[0].state == TrialState.COMPLETE and "run" in trials[1].user_attrs
+
+    wait_for(running_second)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    first = study_of(tmp_path).trials[1]
+    assert first.state == TrialState.RUNNING  # until a search finds its heartbeat stale
+
+    # The same command again, twice at once: they share the study, six trials in all, none run twice.
+    both = [subprocess.Popen(command(args), stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [process.communicate(timeout=300)[0] for process in both]
+    assert [process.returncode for process in both] == [0, 0], outputs
+    trials = study_of(tmp_path).trials
+    finished = [t for t in trials if counted(t)]
+    assert len(finished) == 6 and all(t.state == TrialState.COMPLETE for t in finished)
+    stale = trials[1]
+    assert stale.state == TrialState.FAIL and "reason" not in stale.user_attrs
+    retried = [t for t in finished if optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == 1]
+    assert len(retried) == 1 and retried[0].params == stale.params
+    started = [line.split(":")[0] for output in outputs for line in output.splitlines() if line.endswith("epochs)")]
+    assert len(started) == len(set(started)) == 5  # trial 0 finished before the kill; no trial ran twice
+    assert len({t.user_attrs["run"] for t in finished}) == 6
+    assert not (Path(stale.user_attrs["run"]) / "report.md").exists()  # the killed search's trial died with it
+
+
+def test_pruning_stops_a_hopeless_trial_early(tmp_path, capsys):
+    from fashion_cnn.tune import main as tune
+
+    # Two trials that learn, then one whose rate moves nothing: behind their median at its first epoch.
+    good, hopeless = {"model.lr": 0.01}, {"model.lr": 1e-12}
+    new_study(tmp_path, good, good, hopeless)
+    data = write_fashion_mnist(tmp_path / "data", n_train=200, n_test=20)
+    space = {"model.lr": [0.01, 1e-12]}
+    tune(search_args(tmp_path, space, 3, "--trainer.max_epochs", "3", "--startup_trials", "2", data=data))
+    trials = study_of(tmp_path).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
+    assert [t.user_attrs["epochs"] for t in trials] == [3, 3, 1]
+    assert "trial 2: pruned after epoch 1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("space", "said"),
+    [
+        (
+            {"model.lr": [0.01], "model.learning_rate": [0.1]},
+            "the search space's model.learning_rate is no option of fit",
+        ),
+        ({"model.image_size": [28]}, 'Linked "model.image_size" must be given via "data"'),  # follows the data
+        ({"data.batch_size": [32, "many"]}, "are refused by fit"),
+        ({"model.lr": {"low": 0.1}}, "must be a list of choices or {low, high"),
+    ],
+)
+def test_a_space_fit_cannot_take_is_refused_in_one_line_before_any_trial(tmp_path, capsys, space, said):
+    from fashion_cnn.tune import main as tune
+
+    with pytest.raises(SystemExit) as stop:
+        tune(search_args(tmp_path, space, 6))
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and err.startswith("error:") and said in err and "\n" not in err
+    assert not (tmp_path / "runs" / "search").exists()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def postgres():
+    """A PostgreSQL server of its own (trust authentication, 127.0.0.1, a free port), run as the postgres user
+    where this is root (the server refuses root), stopped after the test."""
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("no PostgreSQL server here (initdb and pg_ctl, Debian's postgresql package)")
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        runuser = shutil.which("runuser")
+        if not runuser or subprocess.run(["id", "postgres"], capture_output=True).returncode:
+            pytest.skip("running as root, which PostgreSQL refuses, and no postgres user to run it as")
+        as_user = [runuser, "-u", "postgres", "--"]
+    # Outside pytest's temporary folders, which only their owner may enter.
+    folder = Path(tempfile.mkdtemp(prefix="search-postgres-"))
+    if as_user:
+        shutil.chown(folder, "postgres")
+    cluster, port = folder / "cluster", free_port()
+    made = subprocess.run([*as_user, initdb, "-A", "trust", "-U", "postgres", "-D", str(cluster)], capture_output=True)
+    options = f"-h 127.0.0.1 -p {port} -k {folder}"
+    start = [*as_user, pg_ctl, "-D", str(cluster), "-o", options, "-l", str(folder / "log"), "-w", "start"]
+    started = not made.returncode and subprocess.run(start, capture_output=True).returncode == 0
+    if not started:
+        said = made.stderr.decode() if made.returncode else (folder / "log").read_text(errors="replace")
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"no PostgreSQL server could be started here: {' '.join(said.split())[-300:]}")
+    yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    subprocess.run([*as_user, pg_ctl, "-D", str(cluster), "-m", "immediate", "stop"], capture_output=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_study_in_postgresql_runs_its_trials_there(tmp_path, postgres, capsys):
+    from sst2_bilstm.tune import main as tune
+
+    data = write_sst2(tmp_path / "data")
+    (tmp_path / "space.yaml").write_text("model.lr: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
+    args = ["--space", str(tmp_path / "space.yaml"), "--trials", "2", "--storage", postgres, "--study", "shared"]
+    args += ["--data.data_dir", str(data), "--trainer.default_root_dir", str(tmp_path / "runs"), *TINY_SST2]
+    tune([*args, "--trainer.max_epochs", "1", *FAST])
+    trials = optuna.load_study(study_name="shared", storage=postgres).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert (tmp_path / "runs" / "shared" / "best.yaml").is_file() and not (
+        tmp_path / "runs" / "shared" / "study.db"
+    ).exists()
+
+
+def test_the_shipped_spaces_name_options_fit_takes():
+    from common.search.run import check_space
+    from common.search.space import read_space, space_file
+
+    for workflow in ("fashion_cnn", "sst2_bilstm"):
+        path = space_file(f"{workflow}.yaml")
+        assert path == REPO / "configs" / "search" / f"{workflow}.yaml"
+        check_space(workflow, [], read_space(path))
