@@ -53,6 +53,22 @@ def test_images_train_on_a_seeded_sample_of_at_most_max_images(monkeypatch):
     assert fit_baseline(train, test).trained_on == 90
 
 
+def test_the_baseline_computes_on_one_thread(monkeypatch):
+    # The same figures on any machine, and no threads spinning against a busy CPU.
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_info
+
+    threads, fit = [], LogisticRegression.fit
+
+    def recording(self, *args, **kwargs):
+        threads.extend(info["num_threads"] for info in threadpool_info())
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(LogisticRegression, "fit", recording)
+    fit_baseline(images(30, seed=0), images(9, seed=1))
+    assert threads and set(threads) == {1}
+
+
 def test_macro_f1_counts_every_class():
     # Class 2 is never predicted: its F1 of 0 counts in the mean, as in the network's macro average.
     train = (np.array([[0.0], [0.1], [0.9], [1.0]]), np.array([0, 0, 1, 1]))
