@@ -64,10 +64,7 @@ def missing_package(error: BaseException) -> str | None:
     """What to install, where ``error`` (or an error it was raised from) is a missing optional package: a callback
     or logger given on the command line (``RichProgressBar`` without rich, ``WandbLogger`` without wandb) refuses
     to be built, or to start, with a ModuleNotFoundError that jsonargparse wraps in its own errors."""
-    causes, chain = [], error
-    while chain is not None and chain not in causes:
-        causes.append(chain)
-        chain = chain.__cause__ or chain.__context__
+    causes = _chain(error)
     missing = next((cause for cause in causes if isinstance(cause, ModuleNotFoundError)), None)
     if missing is None:
         return None
@@ -75,3 +72,17 @@ def missing_package(error: BaseException) -> str | None:
     needs = f"{found.group(1)} needs" if found else "a callback or logger needs"
     hint = str(missing) if "pip install" in str(missing) else f"{missing}: pip install {missing.name}"
     return f"{needs} a package that is not installed. {hint}"
+
+
+def reported_cause(error: BaseException) -> BaseException | None:
+    """The reported error ``error`` was raised from, where a library wrapped one in its own (jsonargparse wraps
+    what a link's function raises: a DataModule reading its classes)."""
+    return next((cause for cause in _chain(error)[1:] if isinstance(cause, reported())), None)
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    causes, chain = [], error
+    while chain is not None and chain not in causes:
+        causes.append(chain)
+        chain = chain.__cause__ or chain.__context__
+    return causes

@@ -40,6 +40,16 @@ def refuse_other_data(source: str, saved: dict, model: "ClassifierModule") -> No
         raise ConfigError(f"{source} was trained on other data: {said}. Give the data options it was trained with.")
 
 
+def rename_data_state(checkpoint: dict, datamodule: "L.LightningDataModule | None") -> None:
+    """Files a checkpoint's DataModule state under the name Lightning restores it from (its class's name) where
+    an older checkpoint filed it under a name the class had before (the DataModule's ``formerly``). Lightning
+    restores the module before the DataModule, so this runs in time."""
+    name = type(datamodule).__qualname__
+    for former in getattr(datamodule, "formerly", ()):
+        if name not in checkpoint and former in checkpoint:
+            checkpoint[name] = checkpoint.pop(former)
+
+
 def _stepped_here(config) -> bool:
     """Whether a schedule of ``trainer.lr_scheduler_configs`` is one ClassifierModule steps itself."""
     return config.reduce_on_plateau and config.interval == "epoch"
@@ -284,6 +294,7 @@ class ClassifierModule(L.LightningModule):
         if trainer is not None:
             # The data built this module (its classes and input): a checkpoint of other data would not fit it.
             refuse_other_data(trainer.ckpt_path or "the checkpoint", checkpoint.get("hyper_parameters") or {}, self)
+            rename_data_state(checkpoint, trainer.datamodule)
         # Only a Trainer resuming a fit takes the saved random state: load_from_checkpoint (the predictors, the
         # export, the server) and validate / test / predict leave the caller's own alone.
         resuming = trainer is not None and trainer.state.fn == TrainerFn.FITTING

@@ -1,5 +1,6 @@
-"""Fashion-MNIST (or MNIST, KMNIST) as in-memory tensors, found locally, downloaded, or taken from Debian's
-package; or a user's folder of images, one sub-folder per class."""
+"""The image workflow's data sources, one DataModule each: Fashion-MNIST (or MNIST, KMNIST) as in-memory tensors,
+found locally, downloaded, or taken from Debian's package; and a user's folder of images, one sub-folder per
+class."""
 
 import gzip
 import hashlib
@@ -144,32 +145,70 @@ def load_folder(
     return torch.from_numpy(images).float().div_(255), torch.tensor(labels)
 
 
-class FashionMNISTDataModule(TensorDataModule):
-    """Fashion-MNIST's 60,000 training and 10,000 test images, held as tensors on the training device; or MNIST's,
-    KMNIST's, or a folder of one's own images.
+class ImageDataModule(TensorDataModule):
+    """What the image sources share: their splits held as tensors on the training device, the classes and image
+    shape the model follows, and the training batches' augmentation. A subclass reads its source in ``setup``
+    into ``train_set``, ``val_set`` (None: validation runs on the test split) and ``test_set``.
 
-    As in the reference, validation during training runs on the test split, unless ``val_fraction`` holds out
-    part of the training split instead.
+    Args:
+        batch_size: samples per training batch (optimizer step).
+        eval_batch_size: samples per batch for validation, test and predict.
+        val_fraction: above 0, that share of the training split, taken from its end (as Keras's
+            ``validation_split`` cuts it), validates and is left out of training, so that choices made on
+            validation never see the test split; 0 validates on the test split.
+        augment: flip each training image left-right with probability 1/2 and shift it by up to ``max_shift``
+            pixels each way, on the device, batch by batch (not in the reference).
+        max_shift: the largest shift of ``augment``, in pixels.
+    """
+
+    image_size: int = 28
+    image_channels: int = 1
+
+    def __init__(
+        self,
+        batch_size: int = 32,
+        eval_batch_size: int = 1000,
+        val_fraction: float = 0.0,
+        augment: bool = False,
+        max_shift: int = 2,
+    ) -> None:
+        super().__init__(batch_size, eval_batch_size)
+        require(max_shift >= 0, f"max_shift must be at least 0, not {max_shift}.")
+        require(0 <= val_fraction < 1, f"val_fraction must be in [0, 1), not {val_fraction}.")
+        self.val_fraction = val_fraction
+        self.augment = augment
+        self.max_shift = max_shift
+        self.train_set: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.test_set: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.val_set: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name == "val" and self.val_fraction:
+            return self.val_set
+        return self.train_set if name == "train" else self.test_set
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if not (self.augment and self.trainer is not None and self.trainer.training):
+            return batch
+        images, labels = batch
+        return flip_and_shift(images, self.max_shift), labels
+
+
+class FashionMNISTDataModule(ImageDataModule):
+    """Fashion-MNIST's 60,000 training and 10,000 test images (or MNIST's, KMNIST's), held as tensors on the
+    training device. As in the reference, validation during training runs on the test split, unless
+    ``val_fraction`` holds out part of the training split instead.
 
     Args:
         data_dir: folder holding ``<dataset>/raw/``; defaults to ``$DATA_DIR``, else ``./data``.
         batch_size: samples per training batch (optimizer step).
         download: whether to download the files when they are not found locally.
-        augment: flip each training image left-right with probability 1/2 and shift it by up to ``max_shift``
-            pixels each way, on the device, batch by batch (not in the reference).
-        max_shift: the largest shift of ``augment``, in pixels.
-        eval_batch_size: samples per batch for validation, test and predict.
-        val_fraction: 0 validates on the test split, as the reference does; above 0, that share of the training
-            split, taken from its end (as Keras's ``validation_split`` cuts it), validates instead and is left out
-            of training, so that choices made on validation never see the test split (not in the reference).
+        augment, max_shift, eval_batch_size, val_fraction: as ImageDataModule's (not in the reference).
         dataset: torchvision's FashionMNIST, MNIST or KMNIST (the same IDX files, 28x28 grayscale).
-        image_folder: instead of ``dataset``, a folder holding ``train/<class>/*.png|jpg`` and optionally
-            ``test/<class>/...``: the classes are the sub-folders of ``train/``, sorted. Without ``test/``, the
-            last ``test_fraction`` of the training images, in an order shuffled once with seed 0 (as Keras's
-            ``image_dataset_from_directory`` shuffles before its ``validation_split``), is the test split.
-        image_size: a folder's images are scaled to ``image_size`` x ``image_size`` (the model follows).
-        image_channels: 1 reads a folder's images as grayscale, 3 as RGB (the model follows).
-        test_fraction: the share of a folder's training images that tests, when it has no ``test/``.
     """
 
     def __init__(
@@ -182,50 +221,21 @@ class FashionMNISTDataModule(TensorDataModule):
         eval_batch_size: int = 1000,
         val_fraction: float = 0.0,
         dataset: Literal["FashionMNIST", "MNIST", "KMNIST"] = "FashionMNIST",
-        image_folder: str | None = None,
-        image_size: int = 28,
-        image_channels: Literal[1, 3] = 1,
-        test_fraction: float = 0.2,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size)
+        super().__init__(batch_size, eval_batch_size, val_fraction, augment, max_shift)
         self.save_hyperparameters()
-        require(max_shift >= 0, f"max_shift must be at least 0, not {max_shift}.")
-        require(0 <= val_fraction < 1, f"val_fraction must be in [0, 1), not {val_fraction}.")
-        require(0 < test_fraction < 1, f"test_fraction must be between 0 and 1, not {test_fraction}.")
-        require(
-            image_size >= 10, f"image_size must be at least 10 (the network's two conv/pool blocks), not {image_size}."
-        )
-        self.val_fraction = val_fraction
         self.data_dir = resolve_data_dir(data_dir)
         self.download = download
-        self.augment = augment
-        self.max_shift = max_shift
         self.dataset = dataset
-        self.folder = Path(image_folder).expanduser() if image_folder else None
-        if self.folder is None:
-            require(
-                (image_size, image_channels) == (28, 1),
-                f"{dataset} is 28x28 grayscale: image_size and image_channels apply to --data.image_folder.",
-            )
-            self.class_names = tuple(DATASETS[dataset].classes)
-        else:
-            if not (self.folder / "train").is_dir():
-                raise DataError(
-                    f"{self.folder} holds no train/ folder: --data.image_folder names a folder of "
-                    "train/<class>/*.png|jpg, and optionally test/<class>/..."
-                )
-            self.class_names = tuple(class_folders(self.folder / "train"))
-        self.train_set: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.test_set: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.val_set: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(DATASETS[self.dataset].classes)
 
     def prepare_data(self) -> None:
-        if self.folder is None:
-            locate(self.data_dir, self.download, self.dataset)
+        locate(self.data_dir, self.download, self.dataset)
 
     def setup(self, stage: str) -> None:
-        if self.folder is not None:
-            return self._setup_folder()
         root = locate(self.data_dir, download=False, dataset=self.dataset)  # prepare_data ran on one process per node
         held_out = stage == "validate" and self.val_fraction  # validation is then part of the training split
         if (stage == "fit" or held_out) and self.train_set is None:
@@ -233,10 +243,61 @@ class FashionMNISTDataModule(TensorDataModule):
         if self.test_set is None:
             self.test_set = load_split(root, False, self.dataset)
 
-    def _setup_folder(self) -> None:
+
+class ImageFolderDataModule(ImageDataModule):
+    """A folder of one's own images, one sub-folder per class, read once and cached (common/images.py).
+
+    Args:
+        image_folder: a folder holding ``train/<class>/*.png|jpg`` and optionally ``test/<class>/...``: the classes
+            are the sub-folders of ``train/``, sorted. Without ``test/``, the last ``test_fraction`` of the training
+            images, in an order shuffled once with seed 0 (as Keras's ``image_dataset_from_directory`` shuffles
+            before its ``validation_split``), is the test split.
+        image_size: the images are scaled to ``image_size`` x ``image_size`` (the model follows).
+        image_channels: 1 reads the images as grayscale, 3 as RGB (the model follows).
+        test_fraction: the share of the training images that tests, when the folder has no ``test/``.
+        batch_size, augment, max_shift, eval_batch_size, val_fraction: as ImageDataModule's.
+    """
+
+    def __init__(
+        self,
+        image_folder: str,
+        batch_size: int = 32,
+        augment: bool = False,
+        max_shift: int = 2,
+        eval_batch_size: int = 1000,
+        val_fraction: float = 0.0,
+        image_size: int = 28,
+        image_channels: Literal[1, 3] = 1,
+        test_fraction: float = 0.2,
+    ) -> None:
+        super().__init__(batch_size, eval_batch_size, val_fraction, augment, max_shift)
+        self.save_hyperparameters()
+        require(0 < test_fraction < 1, f"test_fraction must be between 0 and 1, not {test_fraction}.")
+        require(
+            image_size >= 10, f"image_size must be at least 10 (the network's two conv/pool blocks), not {image_size}."
+        )
+        self.folder = Path(image_folder).expanduser()
+        self.image_size = image_size
+        self.image_channels = image_channels
+        self.test_fraction = test_fraction
+        self._class_names: tuple[str, ...] | None = None
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The sub-folders of ``train/``, listed when first asked for (the model's output follows them)."""
+        if self._class_names is None:
+            if not (self.folder / "train").is_dir():
+                raise DataError(
+                    f"{self.folder} holds no train/ folder: --data.image_folder names a folder of "
+                    "train/<class>/*.png|jpg, and optionally test/<class>/..."
+                )
+            self._class_names = tuple(class_folders(self.folder / "train"))
+        return self._class_names
+
+    def setup(self, stage: str) -> None:
         if self.test_set is not None:
             return
-        size, channels = self.hparams.image_size, self.hparams.image_channels
+        size, channels = self.image_size, self.image_channels
         train = load_folder(self.folder / "train", list(self.class_names), size, channels)
         test_folder = self.folder / "test"
         if test_folder.is_dir():
@@ -245,22 +306,11 @@ class FashionMNISTDataModule(TensorDataModule):
             order = torch.randperm(len(train[1]), generator=torch.Generator().manual_seed(0))
             train = (train[0][order], train[1][order])
         if self.test_set is None:
-            train, self.test_set = hold_out_end(train, self.hparams.test_fraction)
+            train, self.test_set = hold_out_end(train, self.test_fraction)
         self.train_set, self.val_set = hold_out_end(train, self.val_fraction)
         splits = {"train": self.train_set, "test": self.test_set} | ({"val": self.val_set} if self.val_fraction else {})
         how = "add images, or lower --data.test_fraction or --data.val_fraction."
         check_splits(splits, self.class_names, how)
-
-    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if name == "val" and self.val_fraction:
-            return self.val_set
-        return self.train_set if name == "train" else self.test_set
-
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        if not (self.augment and self.trainer is not None and self.trainer.training):
-            return batch
-        images, labels = batch
-        return flip_and_shift(images, self.max_shift), labels
 
 
 def flip_and_shift(images: torch.Tensor, max_shift: int) -> torch.Tensor:

@@ -1,5 +1,6 @@
-"""GLUE SST-2: local GLUE files when present (read as common/texts.py reads a TSV), else the hub through Hugging
-Face ``datasets``; or one's own labelled texts (a CSV, TSV or JSON Lines file, or a Hugging Face dataset by name)."""
+"""The text workflow's data sources, one DataModule each: GLUE SST-2 (local GLUE files when present, read as
+common/texts.py reads a TSV, else the hub through Hugging Face ``datasets``); one's own labelled texts from a CSV,
+TSV or JSON Lines file; or a Hugging Face dataset by name."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,65 +120,39 @@ def _trimmed(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, to
     return tokens[:, :longest], labels
 
 
-class SST2DataModule(TensorDataModule):
-    """GLUE SST-2 as token-id tensors, split as the reference.
-
-    Training uses the first 80% of GLUE's train split and validation its last 20%, cut without shuffling as
-    Keras's ``validation_split`` does; the test set is GLUE's validation split. The tokenizer is fitted on the
-    training part only, saved as ``tokenizer.json`` in the run folder and stored in checkpoints, so a
-    checkpoint always encodes text as its model was trained.
-
-    One's own texts instead (``train_file`` or ``hf_dataset``): the classes are the training labels, numbers in
-    their order, else alphabetical; two keep the reference's single sigmoid output, more get a softmax output.
+class TextDataModule(TensorDataModule):
+    """What the text sources share: labelled sentences as token-id tensors, encoded by a Keras-style word tokenizer
+    fitted on the training part only, saved as ``tokenizer.json`` in the run folder and stored in checkpoints, so
+    a checkpoint always encodes text as its model was trained. A subclass reads its source (``read``).
 
     Args:
-        data_dir: folder holding ``SST-2/train.tsv`` and ``SST-2/dev.tsv``; defaults to ``$DATA_DIR``, else
-            ``./data``. Without those files the data comes from the Hugging Face hub.
         batch_size: samples per training batch (optimizer step).
         num_words: vocabulary size, padding and out-of-vocabulary ids included.
         max_length: tokens per sequence; shorter ones are padded, longer ones truncated, both at the end.
-        val_fraction: the share of GLUE's train split, taken from its end, held out for validation.
+        val_fraction: the share of the training split, taken from its end (as Keras's ``validation_split`` cuts
+            it, without shuffling), held out for validation.
         length_buckets: batch sentences of similar length together and cut each batch's padding to its longest
             sentence (training batches still come in random order); the reference pads everything to
             ``max_length``.
         eval_batch_size: samples per batch for validation, test and predict.
-        train_file: instead of SST-2, a ``.csv``, ``.tsv`` or ``.jsonl`` file of texts and labels (UTF-8, a header
-            row for CSV and TSV; a TSV quotes nothing).
-        test_file: the test texts of ``train_file``'s format; without it, the last ``test_fraction`` of
-            ``train_file``'s rows test (cut as ``val_fraction``'s are, after it).
-        text_column: the column of the texts; by default ``sentence``, else ``text``.
-        label_column: the column of the labels (numbers or names).
-        hf_dataset: instead of SST-2, a Hugging Face dataset by name (offline: the local cache), with
-            ``hf_config``, its splits ``hf_train_split`` and ``hf_test_split`` and the columns above; a label
-            feature with names (``ClassLabel``) gives the classes in its order.
-        test_fraction: the share of the training rows that tests when no test file is given.
     """
+
+    # Class names under which checkpoints written before the sources were split keep this DataModule's state.
+    formerly: tuple[str, ...] = ()
 
     def __init__(
         self,
-        data_dir: str | None = None,
         batch_size: int = 32,
         num_words: int = 10_000,
         max_length: int = 50,
         val_fraction: float = 0.2,
         length_buckets: bool = False,
         eval_batch_size: int = 1000,
-        train_file: str | None = None,
-        test_file: str | None = None,
-        text_column: str | None = None,
-        label_column: str = "label",
-        hf_dataset: str | None = None,
-        hf_config: str | None = None,
-        hf_train_split: str = "train",
-        hf_test_split: str = "test",
-        test_fraction: float = 0.2,
     ) -> None:
         super().__init__(batch_size, eval_batch_size)
-        self.save_hyperparameters()
         require(num_words >= 3, f"num_words must be at least 3 (padding, unknown, one word), not {num_words}.")
         require(max_length >= 1, f"max_length must be at least 1, not {max_length}.")
         require(0 < val_fraction < 1, f"val_fraction must be between 0 and 1, not {val_fraction}.")
-        self.data_dir = resolve_data_dir(data_dir)
         self.num_words = num_words
         self.max_length = max_length
         self.val_fraction = val_fraction
@@ -185,59 +160,20 @@ class SST2DataModule(TensorDataModule):
         self.texts: dict[str, tuple[list[str], torch.Tensor]] = {}
         self.tokenizer: Tokenizer | None = None
         self._encoded: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        require(not (train_file and hf_dataset), "give train_file or hf_dataset, not both.")
-        require(0 < test_fraction < 1, f"test_fraction must be between 0 and 1, not {test_fraction}.")
-        self.class_names, self.own = CLASS_NAMES, None
-        if train_file or hf_dataset:
-            # The classes are needed before setup (the model's output follows them), so the texts are read here.
-            self.own = self._read_own()
 
-    def _read_own(self) -> dict[str, tuple[list[str], list[str]]]:
-        """One's own texts by split (the test split None when it is cut from the training rows), the classes set."""
-        hparams = self.hparams
-        columns = hparams.text_column, hparams.label_column
-        if hparams.train_file:
-            train, test = read_texts(Path(hparams.train_file), *columns), None
-            if hparams.test_file:
-                test = read_texts(Path(hparams.test_file), *columns)
-            names, source = class_order(train[1]), hparams.test_file
-        else:
-            name, config = hparams.hf_dataset, hparams.hf_config
-            *train, names = read_hub(name, config, hparams.hf_train_split, *columns)
-            *test, _ = read_hub(name, config, hparams.hf_test_split, *columns)
-            names, source = names or class_order(train[1]), f"{name} ({hparams.hf_test_split})"
-        if len(names) < 2:
-            raise DataError(f"the training labels hold one class ({names[0]!r}); a classifier needs at least two.")
-        if test is not None:
-            label_ids(test[1], names, source)  # refused now, not after training
-        self.class_names = tuple(names)
-        return {"train": tuple(train), "test": tuple(test) if test is not None else None}
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        raise NotImplementedError
 
-    def _as_tensor(self, labels: list[str]) -> torch.Tensor:
-        ids = label_ids(labels, list(self.class_names), "the texts")
-        # Two classes: one sigmoid output and binary cross-entropy, as the reference (float targets); more: classes.
-        return torch.tensor(ids, dtype=torch.float32 if len(self.class_names) == 2 else torch.long)
+    def read(self) -> dict[str, tuple[list[str], torch.Tensor]]:
+        """The source's "train" split (validation is cut from its end) and "test" split: sentences and labels."""
+        raise NotImplementedError
 
     def setup(self, stage: str) -> None:
-        if self.texts:
-            return
-        if self.own is None:
-            glue = load_sst2(self.data_dir)
-        else:
-            train, test = (
-                (texts, self._as_tensor(labels)) for texts, labels in (self.own["train"], self.own["test"] or ([], []))
-            )
-            if self.own["test"] is None:
-                train, test = hold_out_end(train, self.hparams.test_fraction)
-            glue = {"train": train, "test": test}
-        train, val = hold_out_end(glue["train"], self.val_fraction)
-        self.texts = {"train": train, "val": val, "test": glue["test"]}
-        if self.own is not None:
-            how = (
-                "the validation rows (and without --data.test_file the test rows) are the training file's last, so "
-                "a file sorted by label leaves classes out: shuffle its rows, or give more."
-            )
-            check_splits(self.texts, self.class_names, how)
+        if not self.texts:
+            splits = self.read()
+            train, val = hold_out_end(splits["train"], self.val_fraction)
+            self.texts = {"train": train, "val": val, "test": splits["test"]}
 
     def tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids and labels of a split, encoded once. The tokenizer is fitted here, on first use, rather than
@@ -284,3 +220,205 @@ class SST2DataModule(TensorDataModule):
             self._encoded.clear()
             self.forget_resident()
             self._save_tokenizer()
+
+
+def stored_tokenizer(checkpoint: dict) -> str | None:
+    """The tokenizer a checkpoint stores (as Lightning stores a DataModule's state: under its class's name), of
+    whichever text DataModule trained it."""
+    classes, names = [TextDataModule], set()
+    while classes:
+        cls = classes.pop()
+        names.add(cls.__qualname__)
+        classes += cls.__subclasses__()
+    return next((checkpoint[name]["tokenizer"] for name in names if "tokenizer" in checkpoint.get(name, {})), None)
+
+
+class SST2DataModule(TextDataModule):
+    """GLUE SST-2, split as the reference: training uses the first 80% of GLUE's train split and validation its
+    last 20%; the test set is GLUE's validation split.
+
+    Args:
+        data_dir: folder holding ``SST-2/train.tsv`` and ``SST-2/dev.tsv``; defaults to ``$DATA_DIR``, else
+            ``./data``. Without those files the data comes from the Hugging Face hub.
+        batch_size, num_words, max_length, val_fraction, length_buckets, eval_batch_size: as TextDataModule's.
+    """
+
+    class_names = CLASS_NAMES
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        batch_size: int = 32,
+        num_words: int = 10_000,
+        max_length: int = 50,
+        val_fraction: float = 0.2,
+        length_buckets: bool = False,
+        eval_batch_size: int = 1000,
+    ) -> None:
+        super().__init__(batch_size, num_words, max_length, val_fraction, length_buckets, eval_batch_size)
+        self.save_hyperparameters()
+        self.data_dir = resolve_data_dir(data_dir)
+
+    def read(self) -> dict[str, tuple[list[str], torch.Tensor]]:
+        return load_sst2(self.data_dir)
+
+
+class OwnTextsDataModule(TextDataModule):
+    """One's own labelled texts (a subclass reads them: ``read_own``). The classes are the training labels,
+    numbers in their order, else alphabetical; two keep the reference's single sigmoid output, more get a softmax
+    output. Without a test split of their own, the last ``test_fraction`` of the training rows test (cut as
+    ``val_fraction``'s are, after it).
+
+    Args:
+        text_column: the column of the texts; by default ``sentence``, else ``text``.
+        label_column: the column of the labels (numbers or names).
+        test_fraction: the share of the training rows that tests when the source has no test split.
+        batch_size, num_words, max_length, val_fraction, length_buckets, eval_batch_size: as TextDataModule's.
+    """
+
+    formerly = ("SST2DataModule",)
+
+    def __init__(
+        self,
+        text_column: str | None = None,
+        label_column: str = "label",
+        test_fraction: float = 0.2,
+        batch_size: int = 32,
+        num_words: int = 10_000,
+        max_length: int = 50,
+        val_fraction: float = 0.2,
+        length_buckets: bool = False,
+        eval_batch_size: int = 1000,
+    ) -> None:
+        super().__init__(batch_size, num_words, max_length, val_fraction, length_buckets, eval_batch_size)
+        require(0 < test_fraction < 1, f"test_fraction must be between 0 and 1, not {test_fraction}.")
+        self.text_column, self.label_column, self.test_fraction = text_column, label_column, test_fraction
+        self._own: tuple | None = None
+
+    def read_own(self) -> tuple[tuple[list, list], tuple[list, list] | None, list[str] | None, str]:
+        """The training texts and labels, the test ones (None: cut from training), the class names where the
+        source names them (else None), and how to name the test source in messages."""
+        raise NotImplementedError
+
+    def _read(self) -> tuple:
+        if self._own is None:
+            train, test, names, source = self.read_own()
+            names = names or class_order(train[1])
+            if len(names) < 2:
+                raise DataError(f"the training labels hold one class ({names[0]!r}); a classifier needs at least two.")
+            if test is not None:
+                label_ids(test[1], names, source)  # refused before training, not after
+            self._own = train, test, tuple(names)
+        return self._own
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The classes, read with the texts when first asked for (the model's output follows them)."""
+        return self._read()[2]
+
+    def _as_tensor(self, labels: list[str]) -> torch.Tensor:
+        ids = label_ids(labels, list(self.class_names), "the texts")
+        # Two classes: one sigmoid output and binary cross-entropy, as the reference (float targets); more: classes.
+        return torch.tensor(ids, dtype=torch.float32 if len(self.class_names) == 2 else torch.long)
+
+    def read(self) -> dict[str, tuple[list[str], torch.Tensor]]:
+        own_train, own_test, _ = self._read()
+        train = (own_train[0], self._as_tensor(own_train[1]))
+        if own_test is None:
+            train, test = hold_out_end(train, self.test_fraction)
+        else:
+            test = (own_test[0], self._as_tensor(own_test[1]))
+        return {"train": train, "test": test}
+
+    def setup(self, stage: str) -> None:
+        if self.texts:
+            return
+        super().setup(stage)
+        how = (
+            "the validation rows (and without a test split of their own the test rows) are the training rows' "
+            "last, so a file sorted by label leaves classes out: shuffle its rows, or give more."
+        )
+        check_splits(self.texts, self.class_names, how)
+
+
+class TextFilesDataModule(OwnTextsDataModule):
+    """Labelled texts from files: a ``.csv``, ``.tsv`` or ``.jsonl`` file (UTF-8, a header row for CSV and TSV; a
+    TSV quotes nothing), read by common/texts.py.
+
+    Args:
+        train_file: the training texts and labels.
+        test_file: the test texts, in ``train_file``'s format; without it, the test rows are cut from
+            ``train_file``'s (``test_fraction``).
+        text_column, label_column, test_fraction, batch_size, num_words, max_length, val_fraction,
+        length_buckets, eval_batch_size: as OwnTextsDataModule's.
+    """
+
+    def __init__(
+        self,
+        train_file: str,
+        test_file: str | None = None,
+        text_column: str | None = None,
+        label_column: str = "label",
+        test_fraction: float = 0.2,
+        batch_size: int = 32,
+        num_words: int = 10_000,
+        max_length: int = 50,
+        val_fraction: float = 0.2,
+        length_buckets: bool = False,
+        eval_batch_size: int = 1000,
+    ) -> None:
+        super().__init__(
+            text_column, label_column, test_fraction, batch_size, num_words, max_length, val_fraction,
+            length_buckets, eval_batch_size,
+        )  # fmt: skip
+        self.save_hyperparameters()
+        self.train_file, self.test_file = train_file, test_file
+
+    def read_own(self) -> tuple:
+        columns = self.text_column, self.label_column
+        train = read_texts(Path(self.train_file), *columns)
+        test = read_texts(Path(self.test_file), *columns) if self.test_file else None
+        return train, test, None, self.test_file
+
+
+class HubTextsDataModule(OwnTextsDataModule):
+    """Labelled texts of a Hugging Face dataset by name (offline: the local cache); a label feature with names
+    (``ClassLabel``) gives the classes in its order.
+
+    Args:
+        hf_dataset: the dataset's name on the hub.
+        hf_config: its configuration, where it has several.
+        hf_train_split: the split that trains (and validates: ``val_fraction``).
+        hf_test_split: the split that tests.
+        text_column, label_column, batch_size, num_words, max_length, val_fraction, length_buckets,
+        eval_batch_size: as OwnTextsDataModule's.
+    """
+
+    def __init__(
+        self,
+        hf_dataset: str,
+        hf_config: str | None = None,
+        hf_train_split: str = "train",
+        hf_test_split: str = "test",
+        text_column: str | None = None,
+        label_column: str = "label",
+        batch_size: int = 32,
+        num_words: int = 10_000,
+        max_length: int = 50,
+        val_fraction: float = 0.2,
+        length_buckets: bool = False,
+        eval_batch_size: int = 1000,
+    ) -> None:
+        super().__init__(
+            text_column, label_column, 0.2, batch_size, num_words, max_length, val_fraction, length_buckets,
+            eval_batch_size,
+        )  # fmt: skip
+        self.save_hyperparameters()
+        self.hf_dataset, self.hf_config = hf_dataset, hf_config
+        self.hf_train_split, self.hf_test_split = hf_train_split, hf_test_split
+
+    def read_own(self) -> tuple:
+        columns = self.text_column, self.label_column
+        *train, names = read_hub(self.hf_dataset, self.hf_config, self.hf_train_split, *columns)
+        *test, _ = read_hub(self.hf_dataset, self.hf_config, self.hf_test_split, *columns)
+        return tuple(train), tuple(test), names, f"{self.hf_dataset} ({self.hf_test_split})"

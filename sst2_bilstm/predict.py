@@ -159,11 +159,11 @@ def shared_tokenizer(ckpt_paths: list[str | Path], checkpoints: list[dict]) -> T
 def saved_tokenizer(ckpt_path: str | Path, checkpoint: dict) -> Tokenizer:
     """The tokenizer a checkpoint (read from ``ckpt_path``) was trained with: stored in it, else its run folder's
     tokenizer.json."""
-    from sst2_bilstm.data import SST2DataModule
+    from sst2_bilstm.data import stored_tokenizer
 
     # Read from the DataModule's state in the checkpoint, not by rebuilding the DataModule, which would read the
     # training texts again (one's own file, which prediction must not need).
-    saved = checkpoint.get(SST2DataModule.__qualname__, {}).get("tokenizer")
+    saved = stored_tokenizer(checkpoint)
     if saved is not None:
         return Tokenizer.from_str(saved)
     beside = Path(ckpt_path).resolve().parent.parent / TOKENIZER_FILE  # run folder: version_N/checkpoints/x.ckpt

@@ -81,7 +81,7 @@ SST2_CASES = {
     "other model's checkpoint": (None, "was not saved by a SST2BiLSTM"),
     "vocabulary size given": (
         ["--model.vocab_size", "5"],
-        'Linked "model.vocab_size" must be given via "data.num_words"',
+        'Linked "model.vocab_size" must be given via "data"',
     ),
     "validation fraction of 1": (["--data.val_fraction", "1"], "val_fraction must be between 0 and 1, not 1.0."),
 }

@@ -47,8 +47,12 @@ def test_fit_trains_tests_and_writes_the_whole_report(fashion_dir, tmp_path, cap
     config = yaml.safe_load((run / "config.yaml").read_text())
     reference = {"lr": 0.001, "eps": 1e-07, "dropout": 0.5, "channels": [32, 64], "dense_size": 64}
     assert {key: config["model"][key] for key in reference} == reference
-    assert not config["model"]["batch_norm"] and not config["model"]["one_cycle"] and not config["data"]["augment"]
-    assert config["data"]["batch_size"] == 32
+    assert (
+        not config["model"]["batch_norm"]
+        and not config["model"]["one_cycle"]
+        and not config["data"]["init_args"]["augment"]
+    )
+    assert config["data"]["init_args"]["batch_size"] == 32
 
     events = EventAccumulator(str(run)).Reload()
     scalars = set(events.Tags()["scalars"])
@@ -131,7 +135,7 @@ def test_print_config_shows_the_reference_settings(capsys):
     with pytest.raises(SystemExit):
         main(["fit", "--print_config"])
     config = yaml.safe_load(capsys.readouterr().out)
-    assert config["trainer"]["max_epochs"] == 10 and config["data"]["batch_size"] == 32
+    assert config["trainer"]["max_epochs"] == 10 and config["data"]["init_args"]["batch_size"] == 32
     assert config["model"]["lr"] == 0.001 and config["seed_everything"] == 42
     callbacks = [c["class_path"].rsplit(".", 1)[1] for c in config["trainer"]["callbacks"]]
     assert callbacks == ["ModelCheckpoint", "LearningRateMonitor", "TQDMProgressBar"]
@@ -144,8 +148,11 @@ def test_help_says_what_no_subcommand_means_and_where_the_options_are(capsys):
     top = " ".join(help_text.splitlines()[:12])
     assert "No subcommand means fit" in top and "fashion_cnn.yaml" in top and "--model.*" in top
     # The project's own options come before Lightning's Trainer's.
-    positions = [help_text.index(option) for option in ("--model.lr", "--data.batch_size", "--trainer.accelerator")]
+    options = help_text[help_text.index("options:") :]
+    positions = [options.index(option) for option in ("--model.lr", "--data.help", "--trainer.accelerator")]
     assert positions == sorted(positions)
+    # One DataModule per source, each source's options behind --data.help.
+    assert "FashionMNISTDataModule, ImageFolderDataModule (--data.image_folder)" in " ".join(top.split())
     ckpt_help = " ".join(help_text[help_text.index("--ckpt_path CKPT_PATH") :].split()[:40])
     assert "'last': the newest run's checkpoints/last.ckpt" in ckpt_help and "settings it was started with" in ckpt_help
 
@@ -169,7 +176,7 @@ def test_the_improved_config_runs_on_top_of_the_reference(fashion_dir, tmp_path)
     plus = REPO / "configs" / "fashion_cnn_plus.yaml"
     main(tiny_run("fashion_cnn", fashion_dir, tmp_path, *TWO_EPOCHS, "--data.batch_size", "16", config=plus))
     config = yaml.safe_load((tmp_path / "version_0" / "config.yaml").read_text())
-    assert config["model"]["batch_norm"] and config["model"]["one_cycle"] and config["data"]["augment"]
+    assert config["model"]["batch_norm"] and config["model"]["one_cycle"] and config["data"]["init_args"]["augment"]
     assert config["model"]["eps"] == 1e-7 and config["seed_everything"] == 42  # the rest from the reference
     metrics = json.loads((tmp_path / "version_0" / "metrics.json").read_text())
     assert len(metrics["history"]) == 2 and sum(map(sum, metrics["confusion_matrix"])) == 32

@@ -62,7 +62,7 @@ def test_the_sst2_speed_run_validates_on_training_sentences_and_tests_the_best_e
     assert (
         config["model"]["one_cycle"]
         and config["model"]["pooling"] == "mean_max"
-        and config["data"]["val_fraction"] == 0.05
+        and config["data"]["init_args"]["val_fraction"] == 0.05
     )
     assert config["model"]["embedding_dim"] == 256  # the rest from the reference
     history = metrics["history"]

@@ -476,7 +476,7 @@ def test_a_batch_size_or_rate_found_by_a_tuner_is_the_one_the_run_records(workfl
     assert tuned["batch_size"] == {"requested": 8, "used": 4}  # batch sizes 2, then 4
     assert tuned["lr"]["requested"] == 1e-3 and tuned["lr"]["used"] >= 0.5  # the finder's range starts at min_lr
     config, hparams = (yaml.safe_load((run / name).read_text()) for name in ("config.yaml", "hparams.yaml"))
-    assert config["data"]["batch_size"] == 8 and config["model"]["lr"] == 1e-3
+    assert config["data"]["init_args"]["batch_size"] == 8 and config["model"]["lr"] == 1e-3
     assert hparams["batch_size"] == 4 and hparams["lr"] == tuned["lr"]["used"]
     assert (run / metrics(run)["checkpoint"]).is_file()
     report = (run / "report.md").read_text()

@@ -13,7 +13,7 @@ from PIL import Image
 
 from common import decoding
 from fashion_cnn import predict as fashion_predict
-from fashion_cnn.data import FashionMNISTDataModule
+from fashion_cnn.data import ImageFolderDataModule
 from fashion_cnn.export import main as export_main
 from fashion_cnn.train import main
 from tests.conftest import tiny_run, write_idx
@@ -106,7 +106,7 @@ def test_predict_export_and_serve_use_the_checkpoints_classes_and_input(folder_r
 
 def test_a_folder_without_test_images_tests_on_a_share_of_its_training_images(tmp_path):
     images = write_folder(tmp_path / "shapes", splits=(("train", 10),))
-    data = FashionMNISTDataModule(image_folder=str(images), test_fraction=0.2, val_fraction=0.25)
+    data = ImageFolderDataModule(image_folder=str(images), test_fraction=0.2, val_fraction=0.25)
     data.setup("fit")
     assert [len(data.split(name)[1]) for name in ("train", "val", "test")] == [18, 6, 6]  # 30: 24 + 6; 24: 18 + 6
     assert data.class_names == tuple(CLASSES) and data.split("train")[0].shape[1:] == (1, 28, 28)
@@ -125,14 +125,14 @@ def test_a_folder_is_decoded_once_then_read_from_the_cache(tmp_path, monkeypatch
         return original(*args, **kwargs)
 
     monkeypatch.setattr(decoding, "load_image", counting)
-    first = FashionMNISTDataModule(image_folder=str(images))
+    first = ImageFolderDataModule(image_folder=str(images))
     first.setup("fit")
     assert len(decoded) == 33
-    second = FashionMNISTDataModule(image_folder=str(images))
+    second = ImageFolderDataModule(image_folder=str(images))
     second.setup("fit")
     assert len(decoded) == 33 and all((a == b).all() for a, b in zip(first.split("train"), second.split("train")))
     (images / "train" / "star" / "000.png").touch()  # a changed file: its folder is read again, test/ is not
-    FashionMNISTDataModule(image_folder=str(images)).setup("fit")
+    ImageFolderDataModule(image_folder=str(images)).setup("fit")
     assert len(decoded) == 33 + 24
 
 
@@ -178,7 +178,7 @@ def damage_cases():
         "size for an IDX dataset": (
             None,
             ["--data.image_folder", "null", "--data.image_size", "32"],
-            "28x28 grayscale",
+            "(ImageFolderDataModule): the following arguments are required: image_folder",
         ),
     }
 
@@ -199,7 +199,7 @@ def test_a_bad_folder_is_refused_in_one_line_and_leaves_nothing(case, tmp_path, 
 def test_other_files_in_a_class_folder_are_skipped_and_counted(tmp_path, capsys):
     images = write_folder(tmp_path / "shapes")
     (images / "train" / "star" / "notes.txt").write_text("taken on a Tuesday")
-    data = FashionMNISTDataModule(image_folder=str(images))
+    data = ImageFolderDataModule(image_folder=str(images))
     data.setup("fit")
     assert len(data.split("train")[1]) == 24 and "shapes/train: skipped 1 .txt file.\n" in capsys.readouterr().err
 

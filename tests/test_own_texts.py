@@ -13,7 +13,7 @@ import torch
 from common.errors import DataError
 from common.texts import read_texts
 from sst2_bilstm import predict as sst2_predict
-from sst2_bilstm.data import SST2DataModule
+from sst2_bilstm.data import HubTextsDataModule, TextFilesDataModule
 from sst2_bilstm.export import main as export_main
 from sst2_bilstm.model import SST2BiLSTM
 from sst2_bilstm.train import main
@@ -107,7 +107,7 @@ def test_predict_export_and_serve_name_the_texts_classes(text_run):
 def test_integer_labels_in_tsv_and_jsonl_keep_two_classes_binary(suffix, tmp_path):
     table = [{"sentence": row["text"], "label": int(row["label"] == "tech")} for row in rows(40, ("sports", "tech"))]
     train = write(tmp_path / f"train{suffix}", table, ("sentence", "label"))
-    data = SST2DataModule(train_file=str(train), test_fraction=0.25, val_fraction=0.2)
+    data = TextFilesDataModule(train_file=str(train), test_fraction=0.25, val_fraction=0.2)
     data.setup("fit")
     assert data.class_names == ("0", "1")
     assert [len(data.split(name)[1]) for name in ("train", "val", "test")] == [24, 6, 10]  # 40: 30 + 10; 30: 24 + 6
@@ -130,7 +130,7 @@ def test_a_hugging_face_dataset_by_name_reads_its_label_names(tmp_path, monkeypa
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     monkeypatch.setattr("common.texts.hub_unreachable", lambda: None)  # as where the network reaches the hub
-    data = SST2DataModule(hf_dataset="someone/reviews", hf_config="small", hf_test_split="test")
+    data = HubTextsDataModule(hf_dataset="someone/reviews", hf_config="small", hf_test_split="test")
     data.setup("fit")
     assert data.class_names == ("no", "yes") and calls == [
         ("someone/reviews", "small", "train"),
@@ -227,7 +227,7 @@ def test_a_hugging_face_dataset_without_the_hub_is_refused_at_once(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
     with pytest.raises(DataError, match="someone/reviews cannot be fetched: the hub cannot be reached"):
-        SST2DataModule(hf_dataset="someone/reviews")
+        HubTextsDataModule(hf_dataset="someone/reviews").setup("fit")
 
 
 def test_a_hugging_face_split_without_labels_is_refused(monkeypatch):
@@ -238,4 +238,4 @@ def test_a_hugging_face_split_without_labels_is_refused(monkeypatch):
     from common.errors import DataError
 
     with pytest.raises(DataError, match="row 0: no label \\(-1\\); a split held back"):
-        SST2DataModule(hf_dataset="glue", hf_config="sst2")
+        HubTextsDataModule(hf_dataset="glue", hf_config="sst2").setup("fit")

@@ -117,7 +117,7 @@ def test_resuming_keeps_the_runs_own_settings(fashion_dir, tmp_path, capsys, cap
         main(tiny_run("fashion_cnn", fashion_dir, root, *ON_CPU, "--trainer.max_epochs", "2", "--ckpt_path", "last"))
     assert f"Resuming {run}: trainer.max_epochs 1 -> 2" in caplog.text
     config = yaml.safe_load((run / "config.yaml").read_text())
-    assert config["data"]["batch_size"] == 16 and config["model"]["dropout"] == 0.3
+    assert config["data"]["init_args"]["batch_size"] == 16 and config["model"]["dropout"] == 0.3
     assert config["trainer"]["max_epochs"] == 2
     assert (run / "checkpoints" / "epoch=1-step=8.ckpt").is_file()  # 64 images in batches of 16: 4 steps an epoch
     assert [e["epoch"] for e in metrics(root)["history"]] == [1, 2]

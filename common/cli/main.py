@@ -20,8 +20,9 @@ from common.cli.environment import prepare_process
 from common.cli.packaged import config_path
 from common.cli.parser import USAGE, ConciseParser, description, hints, leave_out_idle_callbacks
 from common.cli.runs import place_logger, require_writable, with_logger_folder
+from common.cli.sources import Sources
 from common.deploy.console import program
-from common.errors import ConfigError, exit_on_reported_error, missing_package
+from common.errors import ConfigError, exit_on_reported_error, missing_package, reported_cause
 
 
 class WorkflowCLI(LightningCLI):
@@ -44,6 +45,8 @@ class WorkflowCLI(LightningCLI):
         except BaseException as error:
             if message := missing_package(error):
                 raise ConfigError(message) from None
+            if (cause := reported_cause(error)) is not None:
+                raise cause from None
             raise
 
     @property
@@ -53,7 +56,7 @@ class WorkflowCLI(LightningCLI):
     def add_core_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # The project's own options first, so that --help shows them before the Trainer's ~150 lines.
         parser.add_lightning_class_args(self.model_class, "model")
-        parser.add_lightning_class_args(self.datamodule_class, "data")
+        parser.add_lightning_class_args(self.datamodule_class, "data", subclass_mode=self.subclass_mode_data)
         parser.add_lightning_class_args(self.trainer_class, "trainer")
         parser.set_defaults({f"trainer.{k}": v for k, v in self.trainer_defaults.items() if k != "callbacks"})
 
@@ -150,12 +153,16 @@ def run_cli(
     run: bool = True,
     command: str | None = None,
     links: tuple[tuple, ...] = (),
+    sources: Sources | None = None,
 ) -> WorkflowCLI:
     """Runs the CLI. Without a subcommand it fits: no arguments at all run the whole reference workflow. With
     ``run=False`` it only builds the model, data and Trainer of the config (no subcommand then), as benchmarks do.
     ``config_name`` names a file of ``configs/``, or is the ``Path`` of a workflow's own. ``command`` is the
     workflow's console script; ``links`` are (source, target[, compute_fn]) options that must agree: the target
-    takes the source's value (or ``compute_fn`` of it) and is no option of its own."""
+    takes the source's value (or ``compute_fn`` of it) and is no option of its own. ``datamodule_class`` is the
+    base of the workflow's DataModules, one per data source; ``sources`` maps the option naming each source to
+    its class (the key None: the reference's), so that ``--data.image_folder DIR`` means ``--data
+    ImageFolderDataModule --data.image_folder DIR``."""
     args = list(sys.argv[1:] if args is None else args)
     if run and (not args or args[0] not in (*LightningCLI.subcommands(), "-h", "--help")):
         args = ["fit", *args]
@@ -164,9 +171,9 @@ def run_cli(
     prog = program(command, f"{workflow}.train")
     with exit_on_reported_error():
         shown = getattr(config_name, "name", f"{config_name} (the repository's configs/; shipped in the package)")
-        about = description(workflow, shown)
+        about = description(workflow, shown, sources)
         defaults = {"default_config_files": [str(config_path(config_name))], "description": about}
-        parser_kwargs = {"prog": prog, "description": about}
+        parser_kwargs = {"prog": prog, "description": about, "data_sources": sources}
         if run:
             has_predict = importlib.util.find_spec(f"{workflow}.predict") is not None
             predict_prog = f"{command}-predict" if command and prog == command else f"python -m {workflow}.predict"
@@ -188,4 +195,5 @@ def run_cli(
             trainer_defaults={"callbacks": [PredictionWriter(), KerasCurves()]},
             parser_class=ConciseParser,
             links=links,
+            subclass_mode_data=sources is not None,  # one DataModule per source: --data CLASS
         )

@@ -1,9 +1,13 @@
-"""The command line's parser: LightningCLI's, with short errors, help in the project's order, and checkpoints as
-one path or a list of them (an ensemble)."""
+"""The command line's parser: LightningCLI's, with short errors, help in the project's order, checkpoints as one
+path or a list of them (an ensemble), and data sources named as LightningCLI names a class or by their option."""
+
+import re
 
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningArgumentParser
 from lightning.pytorch.utilities import rank_zero_info
+
+from common.cli.sources import Sources, with_data_class
 
 CKPT_PATH_HELP = (
     "Weights to start from. 'last': the newest run's checkpoints/last.ckpt under trainer.default_root_dir; fit "
@@ -19,15 +23,23 @@ class ConciseParser(LightningArgumentParser):
     """A parser whose errors are the error, a pointer to --help and, for a mistake users make often, a ``hint``;
     without the usage of every Trainer option (some 40 lines) that argparse prints before them."""
 
-    def __init__(self, *args, hint: str = "", **kwargs) -> None:
+    def __init__(self, *args, hint: str = "", data_sources: Sources | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.hint = hint
+        self.data_sources = data_sources
+
+    def parse_args(self, args=None, *rest, **kwargs):
+        # Every parse, the resumed run's config.yaml included, reads a data source named the old way.
+        if self.data_sources is not None and args is not None:
+            args = with_data_class(list(args), self.data_sources)
+        return super().parse_args(args, *rest, **kwargs)
 
     def print_usage(self, file=None) -> None:
         pass
 
     def error(self, message: str, ex: Exception | None = None):
         parser = getattr(ex, "subcommand_parser", None) or self
+        message = _class_problem(message)
         words = message.removeprefix("unrecognized arguments:").split() if "unrecognized" in message else []
         if getattr(parser, "hint", "") and words and not words[0].startswith("-"):
             message = f"{message}. {parser.hint}"  # a value where an option should be, not an unknown option
@@ -41,12 +53,30 @@ class ConciseParser(LightningArgumentParser):
         return [*added, "ckpt_path"]
 
 
-def description(workflow: str, config_name: str) -> str:
+def _class_problem(message: str) -> str:
+    """jsonargparse's error for a class option (``--data``, one class per source) lists every type the option
+    could take; the problem is the one with the class given, said in a line."""
+    key = re.match(r'Parser key "([^"]+)":\s*Does not validate against any of the Union subtypes', message)
+    problem = re.search(r"Problem with given class_path '([^']+)':\n((?:[ ]{6,}.*(?:\n|$))+)", message)
+    if not (key and problem):
+        return message
+    reason = " ".join(problem.group(2).split())
+    inner = re.match(r'Parser key "([^"]+)":\s*(.*)', reason)
+    name, reason = (f"{key.group(1)}.{inner.group(1)}", inner.group(2)) if inner else (key.group(1), reason)
+    chosen = problem.group(1).rsplit(".", 1)[-1]
+    return f'Parser key "{name}" ({chosen}): {reason}; --{key.group(1)}.help {chosen} lists its options'
+
+
+def description(workflow: str, config_name: str, sources: Sources | None = None) -> str:
+    data = ""
+    if sources:
+        listed = ", ".join(cls.__name__ + (f" (--data.{option})" if option else "") for option, cls in sources.items())
+        data = f" The data sources, one DataModule each: {listed}; --data.help CLASS lists one's options."
     return (
         f"The {workflow} workflow. No subcommand means fit: no arguments at all train, test and report the "
         f"reference config, {config_name}. Options: --model.* (the network and its optimizer) and --data.* (the "
         "dataset and its batches) come first, then Lightning's --trainer.* and --report.* (the report's title); "
-        "--config FILE applies a YAML file on top of the reference."
+        f"--config FILE applies a YAML file on top of the reference.{data}"
     )
 
 

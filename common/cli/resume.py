@@ -19,13 +19,19 @@ RESUME_OVERRIDES = (
 )
 
 
+def _option(key: str) -> str:
+    """A config key as its option is typed: ``data.init_args.batch_size`` is ``--data.batch_size``."""
+    return key.replace(".init_args.", ".")
+
+
 def resumed_config(parser: ArgumentParser, run: Path, args: list[str], ckpt_path: str) -> Namespace:
     """The config ``run`` was started with, with this command's options (``args``, after ``fit``) on top: only
     those in RESUME_OVERRIDES may differ from it, and each change is said."""
     saved = ["fit", "--config", str(run / "config.yaml")]
     started = parser.parse_args([*saved, "--ckpt_path", ckpt_path])
     resumed = parser.parse_args([*saved, *args, "--ckpt_path", ckpt_path])
-    before, after = dict(started.fit.items()), dict(resumed.fit.items())
+    before = {_option(key): value for key, value in started.fit.items()}
+    after = {_option(key): value for key, value in resumed.fit.items()}
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k) and k != "config")
     refused = [key for key in changed if key not in RESUME_OVERRIDES]
     if refused:
