@@ -76,6 +76,7 @@ def test_six_trials_one_failing_and_best_yaml_reruns_the_best_trial(tmp_path, ca
     study_md = (folder / "study.md").read_text()
     assert all(f"| {t.number} | {t.state.name.lower()} |" in study_md for t in trials)
     assert "dropout must be in [0, 1)" in study_md and "Test accuracy of the best trial" in out
+    assert "the report's classic baseline, logistic regression" in out
     assert (folder / "history.png").stat().st_size and (folder / "importances.png").stat().st_size
 
     best = study_of(tmp_path).best_trial
@@ -126,19 +127,23 @@ def test_sigkill_mid_trial_then_two_processes_of_the_same_command_end_with_six_t
     assert not (Path(stale.user_attrs["run"]) / "report.md").exists()  # the killed search's trial died with it
 
 
-def test_pruning_stops_a_hopeless_trial_early(tmp_path, capsys):
+def test_pruning_stops_a_hopeless_trial_early_on_every_ddp_process(tmp_path, capsys):
     from fashion_cnn.tune import main as tune
 
-    # Two trials that learn, then one whose rate moves nothing: behind their median at its first epoch.
-    good, hopeless = {"model.lr": 0.01}, {"model.lr": 1e-12}
-    new_study(tmp_path, good, good, hopeless)
-    data = write_fashion_mnist(tmp_path / "data", n_train=200, n_test=20)
-    space = {"model.lr": [0.01, 1e-12]}
-    tune(search_args(tmp_path, space, 3, "--trainer.max_epochs", "3", "--startup_trials", "2", data=data))
+    # A trial that learns, then one whose rate moves nothing: behind it at its first epoch. Each trial runs on two
+    # DDP processes, which must stop together (else the run would hang, or go on).
+    new_study(tmp_path, {"model.lr": 0.01}, {"model.lr": 1e-12})
+    ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+    tune(
+        search_args(
+            tmp_path, {"model.lr": [0.01, 1e-12]}, 2, "--trainer.max_epochs", "2", "--startup_trials", "1", *ddp
+        )
+    )
     trials = study_of(tmp_path).trials
-    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
-    assert [t.user_attrs["epochs"] for t in trials] == [3, 3, 1]
-    assert "trial 2: pruned after epoch 1" in capsys.readouterr().out
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED]
+    assert [t.user_attrs["epochs"] for t in trials] == [2, 1]
+    assert "trial 1: pruned after epoch 1" in capsys.readouterr().out
+    assert "MEMBER: 2/2" in (tmp_path / "runs" / "search" / "trial_1.log").read_text()
 
 
 @pytest.mark.parametrize(

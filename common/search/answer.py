@@ -55,8 +55,8 @@ def test_figure(run: Path) -> str:
     metrics = json.loads((run / "metrics.json").read_text())
     line = f"Test accuracy of the best trial: {metrics['test']['accuracy']:.4f}"
     baseline = metrics.get("baseline")
-    if isinstance(baseline, dict) and "accuracy" in baseline:
-        line += f"; the report's baseline ({baseline.get('name', 'classic')}): {baseline['accuracy']:.4f}"
+    if isinstance(baseline, dict) and "test_acc" in baseline:
+        line += f"; the report's classic baseline, {baseline['name']}: {baseline['test_acc']:.4f}"
     return line + "."
 
 

@@ -1,9 +1,9 @@
-"""The search command: Optuna asks, an ordinary ``fit`` run of the workflow answers, one child process a trial.
+"""The search command: Optuna asks, an ordinary ``fit`` run of the workflow answers, one child process a trial
+(common/search/process.py), so that the search lives on whatever a trial does (a crash, out of memory, SIGKILL).
 
-A child process per trial keeps the search alive whatever the trial does (a crash, out of memory, SIGKILL) and
-lets Lightning's DDP re-run the trial's command on more processes. The search beats the trial's heartbeat while it
-waits for it, so that a search killed at any moment leaves a trial that the next search fails and retries
-(Optuna's heartbeat and RetryFailedTrialCallback); the trial reports its epochs itself (common/search/trial.py).
+The search beats the trial's heartbeat while it waits for it, so that a search killed at any moment leaves a
+trial that the next search fails and retries (Optuna's heartbeat and RetryHeartbeatStaleTrialCallback); the trial
+reports its epochs itself (common/search/trial.py).
 """
 
 import argparse
@@ -11,14 +11,11 @@ import contextlib
 import importlib
 import io
 import json
-import multiprocessing
 import os
 import signal
 import sys
-import threading
 import time
 import warnings
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 import optuna
@@ -27,17 +24,11 @@ from optuna.trial import TrialState
 
 from common.errors import ConfigError, exit_on_reported_error
 from common.search import answer
+from common.search.process import TrialProcess, one_process
 from common.search.space import check_names, command_line, read_space, space_file, value_at
 from common.search.trial import STORAGE, STUDY, TRIAL_ID, ReportToStudy, make_pruner, open_storage
 
 CALLBACK = f"{ReportToStudy.__module__}.{ReportToStudy.__name__}"
-FIRST_RUN_IMPORTS = [
-    "optuna",
-    "sklearn.linear_model",
-    "sklearn.metrics",
-    "matplotlib.backends.backend_agg",
-    "torch.utils.tensorboard",
-]
 DIRECTIONS = {"val_acc": "maximize", "val_loss": "minimize"}
 
 
@@ -128,6 +119,7 @@ def quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"optuna\.")  # its plots' notes on legends
 
 
 def counted(trial: optuna.trial.FrozenTrial) -> bool:
@@ -138,46 +130,21 @@ def counted(trial: optuna.trial.FrozenTrial) -> bool:
     )
 
 
-def fit_trial(workflow: str, args: list[str], env: dict, cwd: str, log: str, search: Connection) -> None:
-    """A trial's process, forked from a server that imported the workflow once (a fresh Python would spend
-    seconds on importing torch and Lightning for each trial): the workflow's ``fit`` with the trial's options, its
-    output in the trial's log, the environment and folder of the search."""
-    threading.Thread(target=die_with, args=(search,), daemon=True).start()
-    os.chdir(cwd)
-    os.environ.clear()
-    os.environ.update(env)
-    output = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    os.dup2(output, 1)
-    os.dup2(output, 2)
-    train = importlib.import_module(f"{workflow}.train")
-    # Lightning's DDP launcher starts the other processes with this command line (a script: the fork server's
-    # __main__ has no module spec), the search's variables in their environment.
-    sys.argv = [train.__file__, "fit", *args]
-    train.main(["fit", *args])
-
-
-def die_with(search: Connection) -> None:
-    """Ends the trial's process when the search that waits for it (and beats its heartbeat) ends, whatever ends it:
-    the search holds the pipe's other end, which its end closes."""
-    with contextlib.suppress(EOFError, OSError):
-        search.recv()
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
 def failure(returncode: int, log: Path) -> str:
-    """A failed trial's reason in one line: the signal that killed it, or the last line its process wrote."""
+    """A failed trial's reason in one line: its ``error:`` line, else the last line it wrote; and the signal that
+    killed it, if one did."""
+    said = [line.strip() for line in log.read_text(errors="replace").replace("\r", "\n").splitlines() if line.strip()]
+    last = ([line for line in said if line.startswith("error:")] or said or [""])[-1]
     if returncode < 0:
-        name = signal.Signals(-returncode).name
-        return f"killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
-    lines = [line.strip() for line in log.read_text(errors="replace").replace("\r", "\n").splitlines()]
-    said = [line for line in lines if line]
-    errors = [line for line in said if line.startswith("error:")]
-    return (errors or said or [f"exit status {returncode}"])[-1]
+        return f"killed by {signal.Signals(-returncode).name}" + (f"; its last line: {last}" if last else "")
+    return last or f"exit status {returncode}"
 
 
 class Search:
-    def __init__(self, workflow: str, options: argparse.Namespace, fit_args: list[str], folder: Path) -> None:
-        self.workflow, self.options, self.fit_args, self.folder = workflow, options, fit_args, folder
+    def __init__(
+        self, workflow: str, options: argparse.Namespace, fit_args: list[str], folder: Path, fork: bool
+    ) -> None:
+        self.workflow, self.options, self.fit_args, self.folder, self.fork = workflow, options, fit_args, folder, fork
         self.space = read_space(space_file(options.space))
         self.url = options.storage or f"sqlite:///{(folder / 'study.db').resolve()}"
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=options.retries)
@@ -185,9 +152,6 @@ class Search:
         self.storage = open_storage(
             self.url, heartbeat_interval=beat, grace_period=2 * beat, heartbeat_stale_trial_callback=retry
         )
-        self.processes = multiprocessing.get_context("forkserver")
-        # What a fit imports, on import or on its first run (its report's figures, TensorBoard, the baseline).
-        self.processes.set_forkserver_preload([f"{workflow}.train", *FIRST_RUN_IMPORTS])
         self.study = optuna.create_study(
             storage=self.storage,
             study_name=options.study,
@@ -240,30 +204,26 @@ class Search:
         env = os.environ | {STORAGE: self.url, STUDY: self.options.study, TRIAL_ID: str(trial_id)}
         log = self.folder / f"trial_{number}.log"
         print(f"trial {number}: {' '.join(options)}", flush=True)
-        alive, held = self.processes.Pipe(duplex=False)
-        process = self.processes.Process(
-            target=fit_trial, args=(self.workflow, args, env, os.getcwd(), str(log), alive)
-        )
-        process.start()
-        alive.close()
-        while process.is_alive():
+        process = TrialProcess(self.workflow, args, env, log, self.fork)
+        returncode = None
+        while returncode is None:  # the trial's heartbeat, beaten while this search waits for it
             self.storage.record_heartbeat(trial_id)
-            process.join(self.options.heartbeat)
-        held.close()
-        self.finish(trial, trial_id, process.exitcode, log)
+            returncode = process.wait(self.options.heartbeat)
+        self.finish(trial, trial_id, returncode, log)
 
     def finish(self, trial: optuna.trial.Trial, trial_id: int, returncode: int, log: Path) -> None:
         attrs = self.storage.get_trial(trial_id).user_attrs
         objective, value, history = self.options.objective, None, []
-        if returncode == 0 and attrs.get("run"):
-            metrics = json.loads((Path(attrs["run"]) / "metrics.json").read_text())
+        report = Path(attrs.get("run") or "-") / "metrics.json"  # no run folder: --trainer.logger false
+        if returncode == 0 and report.is_file():
+            metrics = json.loads(report.read_text())
             history = metrics["history"]
             # The figure of the epoch whose weights fit kept and tested (the last where nothing is monitored).
             tested = [e for e in history if e["epoch"] == metrics.get("checkpoint_epoch")] or history[-1:]
             value = tested[0].get(objective) if tested else None
         trial.set_user_attr("epochs", len(history))
         if returncode != 0 or value is None:
-            reason = failure(returncode, log) if returncode else f"no {objective}: the run validated no epoch"
+            reason = failure(returncode, log) if returncode else f"no {objective} in the run's metrics.json"
             trial.set_user_attr("reason", reason)
             self.study.tell(trial, state=TrialState.FAIL)
             print(f"trial {trial.number}: failed: {reason}", flush=True)
@@ -294,6 +254,6 @@ def main(workflow: str, args: list[str] | None, command: str, held_out: dict[str
         root = Path(value_at(config, "trainer.default_root_dir") or ".")
         folder = root / options.study
         folder.mkdir(parents=True, exist_ok=True)
-        search = Search(workflow, options, fit_args, folder)
+        search = Search(workflow, options, fit_args, folder, one_process(config["trainer"]))
         search.run()
         answer.write(search.study, folder, workflow)
