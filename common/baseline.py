@@ -4,8 +4,9 @@ images a logistic regression on their pixels.
 
 Its cost stays under a tenth of a reference run's (bench/baseline_cost.py measures it): images train on a
 seeded sample of at most ``MAX_IMAGES`` of the training split, and their regression stops after ``IMAGE_STEPS``
-steps of its solver, converged or not (Fashion-MNIST gains under one point from the rest). Texts train on the
-whole split. The same split always gives the same figures."""
+steps of its solver, converged or not (Fashion-MNIST: 82.5% test accuracy, where all 60,000 images give 84.4%
+in as many steps at several times the cost). Texts train on the whole split. The same split always gives the
+same figures."""
 
 import time
 import warnings
