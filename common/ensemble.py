@@ -8,7 +8,7 @@ from torch import nn
 
 from common.checkpoints import read_checkpoint
 from common.errors import ConfigError, DataError
-from common.module import ClassifierModule, data_differences
+from common.module import ClassifierModule, data_differences, rename_data_state
 
 
 class EnsembleClassifier(ClassifierModule):
@@ -76,6 +76,8 @@ def load_ensemble(
     members = [model for model, _ in read]
     # The states as saved (Lightning keeps a DataModule's under its class name), not by rebuilding each member's
     # DataModule, which would read its training data again.
+    for _, checkpoint in read:
+        rename_data_state(checkpoint, datamodule_class)
     states = [checkpoint.get(datamodule_class.__qualname__, {}) for _, checkpoint in read]
     if any(state != states[0] for state in states):
         raise ConfigError(

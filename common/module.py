@@ -40,12 +40,12 @@ def refuse_other_data(source: str, saved: dict, model: "ClassifierModule") -> No
         raise ConfigError(f"{source} was trained on other data: {said}. Give the data options it was trained with.")
 
 
-def rename_data_state(checkpoint: dict, datamodule: "L.LightningDataModule | None") -> None:
+def rename_data_state(checkpoint: dict, datamodule_class: type) -> None:
     """Files a checkpoint's DataModule state under the name Lightning restores it from (its class's name) where
     an older checkpoint filed it under a name the class had before (the DataModule's ``formerly``). Lightning
     restores the module before the DataModule, so this runs in time."""
-    name = type(datamodule).__qualname__
-    for former in getattr(datamodule, "formerly", ()):
+    name = datamodule_class.__qualname__
+    for former in getattr(datamodule_class, "formerly", ()):
         if name not in checkpoint and former in checkpoint:
             checkpoint[name] = checkpoint.pop(former)
 
@@ -294,7 +294,7 @@ class ClassifierModule(L.LightningModule):
         if trainer is not None:
             # The data built this module (its classes and input): a checkpoint of other data would not fit it.
             refuse_other_data(trainer.ckpt_path or "the checkpoint", checkpoint.get("hyper_parameters") or {}, self)
-            rename_data_state(checkpoint, trainer.datamodule)
+            rename_data_state(checkpoint, type(trainer.datamodule))
         # Only a Trainer resuming a fit takes the saved random state: load_from_checkpoint (the predictors, the
         # export, the server) and validate / test / predict leave the caller's own alone.
         resuming = trainer is not None and trainer.state.fn == TrainerFn.FITTING

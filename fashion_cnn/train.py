@@ -21,8 +21,9 @@ LINKS = (
     ("data", "model.in_channels", attrgetter("image_channels"), "instantiate"),
     ("data", "model.class_names", class_names_of, "instantiate"),  # a folder's classes
 )
-# One DataModule per source (--data CLASS); the option naming a source names its class too.
-SOURCES = {None: FashionMNISTDataModule, "image_folder": ImageFolderDataModule}
+# One DataModule per source (--data CLASS); the option naming a source names its class too (None: no option, the
+# reference's).
+SOURCES = {None: FashionMNISTDataModule, "image_folder": ImageFolderDataModule, "data_dir": FashionMNISTDataModule}
 
 
 def main(args: ArgsType = None) -> None:

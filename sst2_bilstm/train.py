@@ -20,8 +20,14 @@ LINKS = (
     ("data", "model.vocab_size", attrgetter("num_words"), "instantiate"),
     ("data", "model.class_names", class_names_of, "instantiate"),
 )
-# One DataModule per source (--data CLASS); the option naming a source names its class too.
-SOURCES = {None: SST2DataModule, "train_file": TextFilesDataModule, "hf_dataset": HubTextsDataModule}
+# One DataModule per source (--data CLASS); the option naming a source names its class too (None: no option, the
+# reference's).
+SOURCES = {
+    None: SST2DataModule,
+    "train_file": TextFilesDataModule,
+    "hf_dataset": HubTextsDataModule,
+    "data_dir": SST2DataModule,
+}
 
 
 def main(args: ArgsType = None) -> None:

@@ -102,6 +102,9 @@ TINY_SST2 = ["--model.embedding_dim", "16", "--model.hidden_sizes", "[8, 4]", "-
 STALLED = ["--model.lr", "1e-12", "--model.min_lr", "0", "--model.plateau_patience", "1"]
 
 
+OTHER_SOURCES = ("--data", "--data.image_folder", "--data.train_file", "--data.hf_dataset")
+
+
 def tiny_run(
     workflow: str, data_dir: Path, root: Path, *extra: str, command: str | None = "fit", config: Path | None = None
 ) -> list[str]:
@@ -109,11 +112,14 @@ def tiny_run(
     progress bar, nothing downloaded, SST-2's BiLSTM small (TINY_SST2). ``config`` comes first and ``extra`` last,
     so that each overrides what stands before it, as on any LightningCLI command line. ``command=None`` leaves out
     the subcommand."""
-    options = ["--data.download", "false"] if workflow == "fashion_cnn" else TINY_SST2
+    # data_dir and download are the reference data's options: not given where extra names another source.
+    other_source = any(arg.split("=")[0] in OTHER_SOURCES for arg in extra)
+    options = TINY_SST2 if workflow == "sst2_bilstm" else [] if other_source else ["--data.download", "false"]
     return [
         *([command] if command else []),
         *(["--config", str(config)] if config else []),
-        *("--data.data_dir", str(data_dir), "--trainer.default_root_dir", str(root)),
+        *([] if other_source else ["--data.data_dir", str(data_dir)]),
+        *("--trainer.default_root_dir", str(root)),
         *ONE_QUIET_EPOCH,
         *options,
         *extra,

@@ -1,15 +1,20 @@
 """The command line's pieces, each alone: what a subcommand's checkpoint implies (Plan), the removal of a run that
-never stepped (RemoveUnusedRun), and a checkpoint that does not load."""
+never stepped (RemoveUnusedRun), a checkpoint that does not load, and data sources named the old way."""
 
 from pathlib import Path
 
 import lightning as L
 import pytest
+import yaml
 from jsonargparse import Namespace
 
 from common.callbacks.unused_run import RemoveUnusedRun
 from common.cli.checkpoint import Plan, chosen_checkpoint
+from common.cli.sources import run_data, with_data_class
 from common.errors import ConfigError, DataError
+from common.module import rename_data_state
+from fashion_cnn.train import SOURCES as IMAGE_SOURCES
+from sst2_bilstm.data import SST2DataModule, TextFilesDataModule, stored_tokenizer
 
 
 def config(subcommand, ckpt_path):
@@ -88,3 +93,53 @@ def test_a_checkpoint_of_the_same_model_that_does_not_load_is_not_called_the_oth
     with pytest.raises(DataError, match="older version") as refused:
         read_checkpoint(path, FashionCNN)
     assert "other workflow" not in str(refused.value)
+
+
+FOLDER = "fashion_cnn.data.ImageFolderDataModule"
+# A run's config.yaml as runs wrote it before the sources had DataModules of their own: one flat data section.
+OLD_DATA = {"data_dir": None, "batch_size": 8, "download": True, "dataset": "FashionMNIST", "image_size": 20}
+
+
+def test_an_option_naming_a_source_names_its_datamodule():
+    assert with_data_class(["fit", "--data.image_folder", "x"], IMAGE_SOURCES) == [
+        "fit", "--data", FOLDER, "--data.image_folder", "x"
+    ]  # fmt: skip
+    assert with_data_class(["fit", "--data.batch_size=8", "--data.image_folder=x"], IMAGE_SOURCES)[2:4] == [
+        "--data", FOLDER
+    ]  # fmt: skip
+    given = ["fit", "--data", "ImageFolderDataModule", "--data.image_folder", "x"]
+    assert with_data_class(given, IMAGE_SOURCES) == given  # a class given is the user's choice
+    with pytest.raises(ConfigError, match=r"give one data source: --data\.data_dir or --data\.image_folder"):
+        with_data_class(["fit", "--data.data_dir", "d", "--data.image_folder", "x"], IMAGE_SOURCES)
+
+
+@pytest.mark.parametrize(
+    ("data", "chosen", "kept"),
+    [
+        ({**OLD_DATA, "image_folder": None}, "fashion_cnn.data.FashionMNISTDataModule", {"data_dir", "download"}),
+        ({**OLD_DATA, "image_folder": "photos"}, FOLDER, {"image_folder", "image_size"}),
+    ],
+)
+def test_an_older_runs_config_names_the_datamodule_of_its_source(data, chosen, kept, tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"seed_everything": 1, "data": data}))
+    for given in (["--config", str(path)], [f"--config={path}"]):
+        translated = with_data_class(["fit", *given], IMAGE_SOURCES)[-1].removeprefix("--config=")
+        section = yaml.safe_load(translated)["data"]
+        assert yaml.safe_load(translated)["seed_everything"] == 1 and section["class_path"] == chosen
+        assert kept <= set(section["init_args"]) <= set(data) and section["init_args"]["batch_size"] == 8
+    assert yaml.safe_load(run_data(path, IMAGE_SOURCES)) == {"data": section}
+    current = {"data": {"class_path": FOLDER, "init_args": {"image_folder": "x"}}}
+    path.write_text(yaml.safe_dump(current))
+    assert with_data_class(["fit", "--config", str(path)], IMAGE_SOURCES)[-1] == str(path)  # read as it is
+    assert yaml.safe_load(run_data(path, IMAGE_SOURCES)) == current
+
+
+def test_an_older_checkpoints_tokenizer_is_found_under_its_former_name():
+    """Own texts' checkpoints written before the split keep their tokenizer under SST2DataModule."""
+    old = {"SST2DataModule": {"tokenizer": "T"}, "state_dict": {}}
+    assert stored_tokenizer(old) == "T"
+    rename_data_state(old, SST2DataModule)  # the reference's own name: nothing to rename
+    assert "SST2DataModule" in old
+    rename_data_state(old, TextFilesDataModule)
+    assert old == {"TextFilesDataModule": {"tokenizer": "T"}, "state_dict": {}} and stored_tokenizer(old) == "T"

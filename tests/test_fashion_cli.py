@@ -84,9 +84,10 @@ def test_test_subcommand_reports_a_checkpoint(fashion_dir, tmp_path, capsys):
             str(checkpoint),
         ]
     )
-    run = tmp_path / "runs" / "version_1"
-    assert capsys.readouterr().out.strip().splitlines()[-1] == f"Report: {run / 'report.md'}"
-    tested, trained = (json.loads((runs / "metrics.json").read_text()) for runs in (run, run.parent / "version_0"))
+    # Beside the run's own report (fit's), in a folder of the run named after the checkpoint.
+    run = tmp_path / "runs" / "version_0"
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"Report: {run / 'test-last' / 'report.md'}"
+    tested, trained = (json.loads((folder / "metrics.json").read_text()) for folder in (run / "test-last", run))
     # The checkpoint carries the history of the run that saved it.
     assert tested["test"] == trained["test"] and tested["history"] == trained["history"]
     assert tested["train"] == trained["train"] and tested["checkpoint_epoch"] == 1
@@ -102,7 +103,7 @@ def test_validate_and_predict_without_ckpt_path_use_the_newest_run_and_say_so(fa
     assert f"validate uses the newest run's {root / 'version_0' / 'checkpoints' / 'last.ckpt'}" in caplog.text
     # Lightning's advertisement, which every Trainer logs (tests/test_pinned.py checks that it does), filtered out.
     assert "litlogger" not in caplog.text
-    events = EventAccumulator(str(root / "version_1")).Reload()
+    events = EventAccumulator(str(root / "version_0" / "validate-last")).Reload()
     # The last epoch's weights on the same (test) split: the fit's own figures for that epoch.
     assert events.Scalars("val_acc")[0].value == pytest.approx(trained["history"][-1]["val_acc"])
     assert events.Scalars("val_loss")[0].value == pytest.approx(trained["history"][-1]["val_loss"], rel=1e-5)
@@ -113,7 +114,7 @@ def test_validate_and_predict_without_ckpt_path_use_the_newest_run_and_say_so(fa
     assert f"Predictions: {written}\n" in capsys.readouterr().out
     rows = written.read_text().splitlines()
     assert len(rows) == 1 + 32 and rows[0].startswith("index,predicted,p_T-shirt/top")
-    assert sorted(p.name for p in root.iterdir()) == ["version_0", "version_1"]
+    assert sorted(p.name for p in root.iterdir()) == ["version_0"]
     assert (root / "version_0" / "config.yaml").read_text() == config
 
 

@@ -230,3 +230,17 @@ def test_a_checkpoint_is_refused_with_data_of_other_classes(folder_run, fashion_
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "was trained on other data: class_names ['circle'" in err
     assert "Traceback" not in err and not (tmp_path / "runs").exists()
+
+
+def test_a_runs_checkpoint_is_tested_on_its_own_data_with_no_data_options(folder_run, tmp_path, capsys):
+    """test of a run's checkpoint reads the data options from the run's config.yaml, and reports beside it."""
+    _, trained_run, _ = folder_run
+    run = tmp_path / "runs" / "version_0"
+    shutil.copytree(trained_run, run, symlinks=True)  # the fixture's run stays as other tests read it
+    trained = json.loads((run / "metrics.json").read_text())
+    main(["test", "--ckpt_path", str(run / trained["checkpoint"]), "--trainer.enable_progress_bar", "false"])
+    folder = run / f"test-{Path(trained['checkpoint']).stem}"
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"Report: {folder / 'report.md'}"
+    tested = json.loads((folder / "metrics.json").read_text())
+    assert tested["test"] == trained["test"] and tested["confusion_matrix"] == trained["confusion_matrix"]
+    assert json.loads((run / "metrics.json").read_text()) == trained  # fit's report as it was

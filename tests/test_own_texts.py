@@ -4,6 +4,8 @@ bad files refused in one line."""
 
 import csv
 import json
+import shutil
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -239,3 +241,17 @@ def test_a_hugging_face_split_without_labels_is_refused(monkeypatch):
 
     with pytest.raises(DataError, match="row 0: no label \\(-1\\); a split held back"):
         HubTextsDataModule(hf_dataset="glue", hf_config="sst2").setup("fit")
+
+
+def test_a_runs_checkpoint_is_tested_on_its_own_data_with_no_data_options(text_run, tmp_path, capsys):
+    """test of a run's checkpoint reads the data options from the run's config.yaml, and reports beside it."""
+    trained_run, _ = text_run
+    run = tmp_path / "runs" / "version_0"
+    shutil.copytree(trained_run, run, symlinks=True)  # the fixture's run stays as other tests read it
+    trained = json.loads((run / "metrics.json").read_text())
+    main(["test", "--ckpt_path", str(run / trained["checkpoint"]), "--trainer.enable_progress_bar", "false"])
+    folder = run / f"test-{Path(trained['checkpoint']).stem}"
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"Report: {folder / 'report.md'}"
+    tested = json.loads((folder / "metrics.json").read_text())
+    assert tested["test"] == trained["test"] and tested["confusion_matrix"] == trained["confusion_matrix"]
+    assert json.loads((run / "metrics.json").read_text()) == trained  # fit's report as it was

@@ -10,6 +10,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from common.checkpoints import read_checkpoint
 from common.cli.resume import resumed_config
+from common.cli.sources import run_data
 from common.ensemble import load_ensemble
 from common.errors import ConfigError, DataError
 from common.module import ClassifierModule, refuse_other_data
@@ -57,7 +58,7 @@ def settle_checkpoint(parser: ArgumentParser, config: Namespace, args: list[str]
     """``config`` with its subcommand's ``ckpt_path`` settled: "last", or nothing for validate, test and predict,
     becomes the newest run's ``last.ckpt`` (and says so); a list is an ensemble, which fit refuses; and fit from a
     checkpoint of a run takes that run's config.yaml, with this command's options (``args``, after the
-    subcommand) on top. A checkpoint of another model than ``model_class`` is refused in one line, before a
+    subcommand) on top, as validate, test and predict take its data options. A checkpoint of another model than ``model_class`` is refused in one line, before a
     parser would fail on its hyper-parameters."""
     subcommand = config.subcommand
     section = config[subcommand]
@@ -76,9 +77,13 @@ def settle_checkpoint(parser: ArgumentParser, config: Namespace, args: list[str]
     if section.ckpt_path:
         read_checkpoint(section.ckpt_path, model_class)
     run = run_of(Path(section.ckpt_path)) if section.ckpt_path else None
-    if subcommand == "fit" and run is not None and (run / "config.yaml").is_file():
+    if run is None or not (run / "config.yaml").is_file():
+        return config
+    if subcommand == "fit":
         return resumed_config(parser, run, args, section.ckpt_path)
-    return config
+    # The run's data options first, this command's on top: its checkpoint reads the data it was trained on.
+    saved = run_data(run / "config.yaml", getattr(parser, "data_sources", None))
+    return parser.parse_args([subcommand, "--config", saved, *args, "--ckpt_path", section.ckpt_path])
 
 
 @dataclass(frozen=True)
@@ -88,8 +93,7 @@ class Plan:
     subcommand: str | None = None
     ckpt_path: str | None = None  # the one checkpoint used
     ensemble: tuple[str, ...] = ()  # or the several, evaluated as one model
-    resumed_run: Path | None = None  # fit: the run that goes on, in its own folder
-    predict_run: Path | None = None  # predict: the run whose folder receives the predictions
+    run: Path | None = None  # the checkpoint's run: fit goes on in it, the others write into it
 
     @classmethod
     def of(cls, config: Namespace) -> "Plan":
@@ -99,13 +103,25 @@ class Plan:
         ckpt_path = config[subcommand].get("ckpt_path")
         if isinstance(ckpt_path, list):
             return cls(subcommand, ensemble=tuple(ckpt_path))
-        run = run_of(Path(ckpt_path)) if ckpt_path else None
-        return cls(
-            subcommand,
-            ckpt_path,
-            resumed_run=run if subcommand == "fit" else None,
-            predict_run=run if subcommand == "predict" else None,
-        )
+        return cls(subcommand, ckpt_path, run=run_of(Path(ckpt_path)) if ckpt_path else None)
+
+    @property
+    def resumed_run(self) -> Path | None:
+        """fit: the run that goes on, in its own folder."""
+        return self.run if self.subcommand == "fit" else None
+
+    @property
+    def predict_run(self) -> Path | None:
+        """predict: the run whose folder receives the predictions."""
+        return self.run if self.subcommand == "predict" else None
+
+    @property
+    def evaluation_folder(self) -> Path | None:
+        """validate and test of a run's checkpoint: the folder in that run where they log and report, one per
+        checkpoint, so that the run's own report (fit's) stays as it is."""
+        if self.subcommand not in ("validate", "test") or self.run is None:
+            return None
+        return self.run / f"{self.subcommand}-{Path(self.ckpt_path).stem}"
 
     @property
     def predict_note(self) -> str:

@@ -103,9 +103,12 @@ class WorkflowCLI(LightningCLI):
             kwargs["logger"] = False
         elif config.trainer.get("logger") in (None, True):
             # The Trainer's own default logger would add a "lightning_logs" level between the root and version_N.
-            run = plan.resumed_run
-            version = int(run.name.removeprefix("version_")) if run else None
-            kwargs["logger"] = TensorBoardLogger(run.parent if run else root, name="", version=version)
+            run, folder = plan.resumed_run, plan.evaluation_folder
+            if folder is not None:
+                kwargs["logger"] = TensorBoardLogger(folder.parent, name="", version=folder.name)
+            else:
+                version = int(run.name.removeprefix("version_")) if run else None
+                kwargs["logger"] = TensorBoardLogger(run.parent if run else root, name="", version=version)
         trainer = super().instantiate_trainer(**kwargs)
         logger = trainer.logger
         run = Path(logger.log_dir) if isinstance(logger, TensorBoardLogger) else None

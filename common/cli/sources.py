@@ -10,7 +10,8 @@ import yaml
 
 from common.errors import ConfigError
 
-# Sources: the option naming each source -> its DataModule; the key None names the reference's.
+# Sources: the option naming each source -> its DataModule; the key None names the reference's. An old config
+# naming several (a folder and data_dir) was read from the first set in this order.
 Sources = dict[str | None, type]
 
 
@@ -48,14 +49,32 @@ def _source_option(arg: str, sources: Sources) -> str | None:
 def _translated(path: Path, sources: Sources) -> str | None:
     """The config file at ``path`` as YAML text naming its data class, where its ``data`` names a source the old
     way (a source option, set or null, and no ``class_path``); None where it needs nothing."""
+    config = _loaded(path)
+    data = config.get("data") if isinstance(config, dict) else None
+    if not isinstance(data, dict) or "class_path" in data or not any(option in data for option in sources):
+        return None
+    return yaml.safe_dump({**config, "data": _with_class(data, sources)})
+
+
+def run_data(path: Path, sources: Sources | None) -> str:
+    """The data options of a run's config.yaml at ``path``, as YAML text ``--config`` takes (naming the data's
+    class where the run named its source the old way): what validate, test and predict of the run's checkpoint
+    read its data with."""
+    data = (_loaded(path) or {}).get("data") or {}
+    if sources and isinstance(data, dict) and "class_path" not in data:
+        data = _with_class(data, sources)
+    return yaml.safe_dump({"data": data})
+
+
+def _with_class(data: dict, sources: Sources) -> dict:
+    chosen = next((sources[option] for option in sources if option and data.get(option)), sources[None])
+    taken = inspect.signature(chosen.__init__).parameters
+    return {"class_path": class_path(chosen), "init_args": {key: v for key, v in data.items() if key in taken}}
+
+
+def _loaded(path: Path) -> dict | None:
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None  # not a readable file here: the parser reads it (a YAML string) or says what is wrong
-    data = config.get("data") if isinstance(config, dict) else None
-    if not isinstance(data, dict) or "class_path" in data or not any(option in data for option in sources):
-        return None
-    chosen = next((sources[option] for option in sources if option and data.get(option)), sources[None])
-    taken = inspect.signature(chosen.__init__).parameters
-    init_args = {key: value for key, value in data.items() if key in taken}
-    return yaml.safe_dump({**config, "data": {"class_path": class_path(chosen), "init_args": init_args}})
+    return config if isinstance(config, dict) else None
