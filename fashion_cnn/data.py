@@ -18,7 +18,7 @@ from torchvision.datasets import KMNIST, MNIST, FashionMNIST
 
 from common.data import TensorDataModule, cache_dir, check_splits, hold_out_end, resolve_data_dir
 from common.errors import DataError, require
-from common.images import class_folders, image_files, read_images
+from common.images import CACHE_LIMIT, class_folders, image_files, image_splits, read_images
 
 CLASS_NAMES = tuple(FashionMNIST.classes)
 # torchvision's datasets of 28x28 grayscale images in the same IDX layout: <data_dir>/<name>/raw/.
@@ -128,7 +128,7 @@ def load_split(root: Path, train: bool, dataset: str = "FashionMNIST") -> tuple[
 
 
 def load_folder(
-    folder: Path, class_names: list[str], size: int, channels: int, every_class: bool = True
+    folder: Path, class_names: list[str], size: int, channels: int, every_class: bool = True, cache_limit=CACHE_LIMIT
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A folder's images (one sub-folder per class of ``class_names``; with ``every_class`` false, some may be
     missing) as float32 (N, channels, size, size) in [0, 1], converted as the predict command converts an image
@@ -141,7 +141,8 @@ def load_folder(
         return load_image(path, resize=True, size=size, channels=channels)[0]
 
     # The decoder's version in the cache's key: a change to how images are converted must not reuse old arrays.
-    images = read_images(files, decode, f"decode 1, Pillow {PIL.__version__}, {size}x{size}x{channels}")
+    settings = f"decode 1, Pillow {PIL.__version__}, {size}x{size}x{channels}"
+    images = read_images(files, decode, settings, cache_limit)
     return torch.from_numpy(images).float().div_(255), torch.tensor(labels)
 
 
@@ -245,17 +246,26 @@ class FashionMNISTDataModule(ImageDataModule):
 
 
 class ImageFolderDataModule(ImageDataModule):
-    """A folder of one's own images, one sub-folder per class, read once and cached (common/images.py).
+    """A folder of one's own images, one sub-folder per class, read as torchvision's ImageFolder and Keras's
+    image_dataset_from_directory read it (common/images.py), once, and cached.
+
+    Its own validation: ``val_fraction`` of the training images, in an order shuffled once with seed 0, validate
+    and do not train, so that early stopping, the best checkpoint and schedules never select on the test split.
 
     Args:
-        image_folder: a folder holding ``train/<class>/*.png|jpg`` and optionally ``test/<class>/...``: the classes
-            are the sub-folders of ``train/``, sorted. Without ``test/``, the last ``test_fraction`` of the training
-            images, in an order shuffled once with seed 0 (as Keras's ``image_dataset_from_directory`` shuffles
-            before its ``validation_split``), is the test split.
+        image_folder: a folder holding ``train/<class>/`` and optionally ``test/<class>/``, or, as Keras takes a
+            folder, the ``<class>/`` folders themselves: the classes are those sub-folders, sorted; their images
+            may sit at any depth. Without ``test/``, the last ``test_fraction`` of the training images, in an order
+            shuffled once with seed 0 (as Keras's ``image_dataset_from_directory`` shuffles before its
+            ``validation_split``), is the test split.
         image_size: the images are scaled to ``image_size`` x ``image_size`` (the model follows).
         image_channels: 1 reads the images as grayscale, 3 as RGB (the model follows).
         test_fraction: the share of the training images that tests, when the folder has no ``test/``.
-        batch_size, augment, max_shift, eval_batch_size, val_fraction: as ImageDataModule's.
+        val_fraction: the share of the (remaining) training images that validates; 0 validates on the test split,
+            as the Fashion-MNIST reference does (and so selects on it).
+        cache_limit: gigabytes (GiB) the image cache may hold; past it the least recently used arrays go
+            (``python -m common.cache clear`` empties it).
+        batch_size, augment, max_shift, eval_batch_size: as ImageDataModule's.
     """
 
     def __init__(
@@ -265,10 +275,11 @@ class ImageFolderDataModule(ImageDataModule):
         augment: bool = False,
         max_shift: int = 2,
         eval_batch_size: int = 1000,
-        val_fraction: float = 0.0,
+        val_fraction: float = 0.1,
         image_size: int = 28,
         image_channels: Literal[1, 3] = 1,
         test_fraction: float = 0.2,
+        cache_limit: float = CACHE_LIMIT / 2**30,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, val_fraction, augment, max_shift)
         self.save_hyperparameters()
@@ -276,32 +287,29 @@ class ImageFolderDataModule(ImageDataModule):
         require(
             image_size >= 10, f"image_size must be at least 10 (the network's two conv/pool blocks), not {image_size}."
         )
+        require(cache_limit >= 0, f"cache_limit must be at least 0 (gigabytes), not {cache_limit}.")
         self.folder = Path(image_folder).expanduser()
         self.image_size = image_size
         self.image_channels = image_channels
         self.test_fraction = test_fraction
+        self.cache_limit = int(cache_limit * 2**30)
         self._class_names: tuple[str, ...] | None = None
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        """The sub-folders of ``train/``, listed when first asked for (the model's output follows them)."""
+        """The class folders, listed when first asked for (the model's output follows them)."""
         if self._class_names is None:
-            if not (self.folder / "train").is_dir():
-                raise DataError(
-                    f"{self.folder} holds no train/ folder: --data.image_folder names a folder of "
-                    "train/<class>/*.png|jpg, and optionally test/<class>/..."
-                )
-            self._class_names = tuple(class_folders(self.folder / "train"))
+            self._class_names = tuple(class_folders(image_splits(self.folder)[0]))
         return self._class_names
 
     def setup(self, stage: str) -> None:
         if self.test_set is not None:
             return
-        size, channels = self.image_size, self.image_channels
-        train = load_folder(self.folder / "train", list(self.class_names), size, channels)
-        test_folder = self.folder / "test"
-        if test_folder.is_dir():
-            self.test_set = load_folder(test_folder, list(self.class_names), size, channels, every_class=False)
+        train_folder, test_folder = image_splits(self.folder)
+        read = {"size": self.image_size, "channels": self.image_channels, "cache_limit": self.cache_limit}
+        train = load_folder(train_folder, list(self.class_names), **read)
+        if test_folder is not None:
+            self.test_set = load_folder(test_folder, list(self.class_names), every_class=False, **read)
         if self.test_set is None or self.val_fraction:
             order = torch.randperm(len(train[1]), generator=torch.Generator().manual_seed(0))
             train = (train[0][order], train[1][order])

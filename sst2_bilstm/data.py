@@ -349,6 +349,7 @@ class TextFilesDataModule(OwnTextsDataModule):
         train_file: the training texts and labels.
         test_file: the test texts, in ``train_file``'s format; without it, the test rows are cut from
             ``train_file``'s (``test_fraction``).
+        delimiter: a CSV's field separator; by default sniffed among ``,`` ``;`` tab ``|`` (a TSV's is a tab).
         text_column, label_column, test_fraction, batch_size, num_words, max_length, val_fraction,
         length_buckets, eval_batch_size: as OwnTextsDataModule's.
     """
@@ -357,6 +358,7 @@ class TextFilesDataModule(OwnTextsDataModule):
         self,
         train_file: str,
         test_file: str | None = None,
+        delimiter: str | None = None,
         text_column: str | None = None,
         label_column: str = "label",
         test_fraction: float = 0.2,
@@ -372,12 +374,12 @@ class TextFilesDataModule(OwnTextsDataModule):
             length_buckets, eval_batch_size,
         )  # fmt: skip
         self.save_hyperparameters()
-        self.train_file, self.test_file = train_file, test_file
+        self.train_file, self.test_file, self.delimiter = train_file, test_file, delimiter
 
     def read_own(self) -> tuple:
         columns = self.text_column, self.label_column
-        train = read_texts(Path(self.train_file), *columns)
-        test = read_texts(Path(self.test_file), *columns) if self.test_file else None
+        train = read_texts(Path(self.train_file), *columns, delimiter=self.delimiter)
+        test = read_texts(Path(self.test_file), *columns, delimiter=self.delimiter) if self.test_file else None
         return train, test, None, self.test_file
 
 

@@ -199,7 +199,7 @@ def test_a_bad_folder_is_refused_in_one_line_and_leaves_nothing(case, tmp_path, 
 def test_other_files_in_a_class_folder_are_skipped_and_counted(tmp_path, capsys):
     images = write_folder(tmp_path / "shapes")
     (images / "train" / "star" / "notes.txt").write_text("taken on a Tuesday")
-    data = ImageFolderDataModule(image_folder=str(images))
+    data = ImageFolderDataModule(image_folder=str(images), val_fraction=0)  # every training image trains
     data.setup("fit")
     assert len(data.split("train")[1]) == 24 and "shapes/train: skipped 1 .txt file.\n" in capsys.readouterr().err
 
@@ -244,3 +244,27 @@ def test_a_runs_checkpoint_is_tested_on_its_own_data_with_no_data_options(folder
     tested = json.loads((folder / "metrics.json").read_text())
     assert tested["test"] == trained["test"] and tested["confusion_matrix"] == trained["confusion_matrix"]
     assert json.loads((run / "metrics.json").read_text()) == trained  # fit's report as it was
+
+
+def test_a_folder_validates_on_training_images_by_default(tmp_path):
+    """Own data hold out their own validation share (seeded): nothing selects on the test split."""
+    images = write_folder(tmp_path / "shapes", splits=(("train", 10), ("test", 3)))
+    data = ImageFolderDataModule(image_folder=str(images))
+    data.setup("fit")
+    train, val, test = (data.split(name) for name in ("train", "val", "test"))
+    assert [len(split[1]) for split in (train, val, test)] == [27, 3, 9]  # 30 training images: 27 + 3
+    assert not any(torch.equal(image, seen) for image in val[0] for seen in test[0])
+    again = ImageFolderDataModule(image_folder=str(images))
+    again.setup("fit")
+    assert torch.equal(again.split("val")[0], val[0])  # the same share every run
+
+
+def test_a_folder_in_keras_layout_trains(tmp_path):
+    """Class folders directly under the folder, as image_dataset_from_directory takes them: the test split is cut
+    from them."""
+    images = write_folder(tmp_path / "keras", splits=(("train", 10),))
+    keras = tmp_path / "flat"
+    (images / "train").rename(keras)
+    main(tiny_run("fashion_cnn", tmp_path / "none", tmp_path / "runs", "--data.image_folder", str(keras)))
+    metrics = json.loads((tmp_path / "runs" / "version_0" / "metrics.json").read_text())
+    assert list(metrics["per_class"]) == CLASSES and sum(map(sum, metrics["confusion_matrix"])) == 6
