@@ -103,6 +103,11 @@ class TensorDataModule(L.LightningDataModule):
     def collate(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         return batch
 
+    def input_names(self) -> list[str] | None:
+        """What names each input ``predict`` reads (the test split's), for the predictions file: a file's path, a
+        sentence; None where the inputs have no names (an IDX file's images)."""
+        return None
+
     def baseline_split(self, name: str) -> tuple[Sequence, Sequence]:
         """A split as a classic baseline (the report's yardstick) reads it: inputs and labels. By default, each
         input's tensor flattened into one row of numbers; a DataModule of texts gives the texts."""

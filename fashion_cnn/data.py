@@ -132,7 +132,7 @@ def load_folder(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A folder's images (one sub-folder per class of ``class_names``; with ``every_class`` false, some may be
     missing) as float32 (N, channels, size, size) in [0, 1], converted as the predict command converts an image
-    (``--resize``), and their labels."""
+    (``--resize``), their labels, and their files."""
     from common.decoding import load_image  # what prediction and the server read images with
 
     files, labels = image_files(folder, class_names, every_class)
@@ -143,7 +143,7 @@ def load_folder(
     # The decoder's version in the cache's key: a change to how images are converted must not reuse old arrays.
     settings = f"decode 1, Pillow {PIL.__version__}, {size}x{size}x{channels}"
     images = read_images(files, decode, settings, cache_limit)
-    return torch.from_numpy(images).float().div_(255), torch.tensor(labels)
+    return torch.from_numpy(images).float().div_(255), torch.tensor(labels), [str(path) for path in files]
 
 
 class ImageDataModule(TensorDataModule):
@@ -294,6 +294,7 @@ class ImageFolderDataModule(ImageDataModule):
         self.test_fraction = test_fraction
         self.cache_limit = int(cache_limit * 2**30)
         self._class_names: tuple[str, ...] | None = None
+        self.test_files: list[str] = []
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -307,18 +308,22 @@ class ImageFolderDataModule(ImageDataModule):
             return
         train_folder, test_folder = image_splits(self.folder)
         read = {"size": self.image_size, "channels": self.image_channels, "cache_limit": self.cache_limit}
-        train = load_folder(train_folder, list(self.class_names), **read)
-        if test_folder is not None:
-            self.test_set = load_folder(test_folder, list(self.class_names), every_class=False, **read)
-        if self.test_set is None or self.val_fraction:
+        train = load_folder(train_folder, list(self.class_names), **read)  # images, labels, files
+        test = load_folder(test_folder, list(self.class_names), every_class=False, **read) if test_folder else None
+        if test is None or self.val_fraction:
             order = torch.randperm(len(train[1]), generator=torch.Generator().manual_seed(0))
-            train = (train[0][order], train[1][order])
-        if self.test_set is None:
-            train, self.test_set = hold_out_end(train, self.test_fraction)
-        self.train_set, self.val_set = hold_out_end(train, self.val_fraction)
+            train = (train[0][order], train[1][order], [train[2][i] for i in order])
+        if test is None:
+            train, test = hold_out_end(train, self.test_fraction)
+        train, val = hold_out_end(train, self.val_fraction)
+        self.train_set, self.val_set, self.test_set = train[:2], val[:2], test[:2]
+        self.test_files = list(test[2])
         splits = {"train": self.train_set, "test": self.test_set} | ({"val": self.val_set} if self.val_fraction else {})
         how = "add images, or lower --data.test_fraction or --data.val_fraction."
         check_splits(splits, self.class_names, how)
+
+    def input_names(self) -> list[str]:
+        return self.test_files
 
 
 def flip_and_shift(images: torch.Tensor, max_shift: int) -> torch.Tensor:

@@ -198,6 +198,9 @@ class TextDataModule(TensorDataModule):
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         return self.tensors(name)
 
+    def input_names(self) -> list[str]:
+        return list(self.texts["test"][0])
+
     def baseline_split(self, name: str) -> tuple[list[str], list]:
         sentences, labels = self.texts[name]
         return sentences, labels.tolist()

@@ -2,6 +2,7 @@
 with its own classes and input; MNIST and KMNIST by name; bad folders refused in one line."""
 
 import base64
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from common import decoding
@@ -268,3 +270,19 @@ def test_a_folder_in_keras_layout_trains(tmp_path):
     main(tiny_run("fashion_cnn", tmp_path / "none", tmp_path / "runs", "--data.image_folder", str(keras)))
     metrics = json.loads((tmp_path / "runs" / "version_0" / "metrics.json").read_text())
     assert list(metrics["per_class"]) == CLASSES and sum(map(sum, metrics["confusion_matrix"])) == 6
+
+
+def test_predictions_name_their_images(folder_run, tmp_path, capsys):
+    _, trained_run, _ = folder_run
+    run = tmp_path / "runs" / "version_0"
+    shutil.copytree(trained_run, run, symlinks=True)
+    main(["predict", "--ckpt_path", str(run / "checkpoints" / "last.ckpt"), "--trainer.enable_progress_bar", "false"])
+    with (run / "predictions-last.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    images = yaml.safe_load((run / "config.yaml").read_text())["data"]["init_args"]["image_folder"]
+    files = sorted(str(path) for path in (Path(images).resolve() / "test").rglob("*.*"))
+    assert sorted(row["input"] for row in rows) == files and list(rows[0])[:3] == ["index", "input", "predicted"]
+    # Each row's class folder is the true class: the test split's files and labels stay together.
+    truth = [CLASSES.index(Path(row["input"]).parent.name) for row in rows]
+    tested = json.loads((run / "metrics.json").read_text())["test"]["accuracy"]
+    assert sum(CLASSES.index(row["predicted"]) == t for row, t in zip(rows, truth)) / len(rows) == pytest.approx(tested)

@@ -255,3 +255,15 @@ def test_a_runs_checkpoint_is_tested_on_its_own_data_with_no_data_options(text_r
     tested = json.loads((folder / "metrics.json").read_text())
     assert tested["test"] == trained["test"] and tested["confusion_matrix"] == trained["confusion_matrix"]
     assert json.loads((run / "metrics.json").read_text()) == trained  # fit's report as it was
+
+
+def test_predictions_name_their_sentences(text_run, tmp_path):
+    trained_run, _ = text_run
+    run = tmp_path / "runs" / "version_0"
+    shutil.copytree(trained_run, run, symlinks=True)
+    main(["predict", "--ckpt_path", str(run / "checkpoints" / "last.ckpt"), "--trainer.enable_progress_bar", "false"])
+    with (run / "predictions-last.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    test_file = trained_run.parent.parent / "test.jsonl"
+    written = [json.loads(line)["text"] for line in test_file.read_text().splitlines()]
+    assert [row["input"] for row in rows] == written and list(rows[0])[:3] == ["index", "input", "predicted"]

@@ -10,8 +10,9 @@ from common.checkpoints import per_class
 
 
 class PredictionWriter(BasePredictionWriter):
-    """Writes what ``predict`` returns to ``<folder>/<name>.csv``, one row per input: its index, the predicted class
-    and the probability of each class. ``folder`` defaults to the Trainer's log_dir; under DDP each process writes
+    """Writes what ``predict`` returns to ``<folder>/<name>.csv``, one row per input: its index, what names it where
+    the DataModule names its inputs (``input_names``: a file's path, a sentence), the predicted class and the
+    probability of each class. ``folder`` defaults to the Trainer's log_dir; under DDP each process writes
     its own share, ``<name>-rank<N>.csv``."""
 
     def __init__(self, folder: Path | None = None, name: str = "predictions") -> None:
@@ -21,6 +22,7 @@ class PredictionWriter(BasePredictionWriter):
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
         names = list(trainer.datamodule.class_names)
+        input_names = getattr(trainer.datamodule, "input_names", lambda: None)()
         probabilities = per_class(torch.cat(predictions).float())
         indices = [i for batches in batch_indices for batch in batches for i in batch]
         folder = self.folder or Path(trainer.log_dir or trainer.default_root_dir)
@@ -30,7 +32,9 @@ class PredictionWriter(BasePredictionWriter):
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="") as file:
             writer = csv.writer(file)
-            writer.writerow(["index", "predicted", *(f"p_{name}" for name in names)])
+            writer.writerow(["index", *(["input"] if input_names else []), "predicted", *(f"p_{n}" for n in names)])
             for index, row in zip(indices, probabilities.tolist()):
-                writer.writerow([index, names[max(range(len(row)), key=row.__getitem__)], *(f"{p:.6f}" for p in row)])
+                named = [input_names[index]] if input_names else []
+                predicted = names[max(range(len(row)), key=row.__getitem__)]
+                writer.writerow([index, *named, predicted, *(f"{p:.6f}" for p in row)])
         self.path = path
