@@ -83,7 +83,7 @@ def main() -> None:
         print(
             f"{workflow}: baseline {baseline['seconds']:.1f} s ({baseline['name']}, {baseline['trained_on']} rows, "
             f"test accuracy {baseline['test_acc']:.4f}); reference run {reference:.1f} s ({reference_epochs} "
-            f"epochs of {epoch:.1f} s); ratio {ratio:.3f} (at most 0.1)"
+            f"epochs of {epoch:.1f} s); ratio {ratio:.2%} (at most 10%)"
         )
     write_result(result, args.output, "baseline_cost")
 
