@@ -76,7 +76,8 @@ def test_fashion_mnist_as_png_files_trains_as_its_idx_files_do(tmp_path):
             Image.fromarray(image).save(folder / f"{i:05d}.png")
     narrow = ["--model.channels", "[8, 16]", "--trainer.accelerator", "cpu", "--data.download", "false"]
     fashion_main(tiny_run("fashion_cnn", tmp_path / "idx", tmp_path / "from_idx", *narrow))
-    folder = ["--data.image_folder", str(tmp_path / "png")]
+    # Validating on the test split as the reference does, not on a share of the folder's training images.
+    folder = ["--data.image_folder", str(tmp_path / "png"), "--data.val_fraction", "0"]
     fashion_main(tiny_run("fashion_cnn", tmp_path / "none", tmp_path / "from_png", *narrow, *folder))
     from_idx, from_png = (
         json.loads((tmp_path / run / "version_0" / "metrics.json").read_text()) for run in ("from_idx", "from_png")
