@@ -9,11 +9,11 @@ import yaml
 from optuna.trial import TrialState
 
 from common.files import save_figure, write_text
+from common.search.trial import CLASS_PATH
 
-CALLBACK = "common.search.trial.ReportToStudy"
 
-
-def write(study: optuna.Study, folder: Path, workflow: str) -> None:
+def write(study: optuna.Study, folder: Path, workflow: str) -> bool:
+    """Writes the answer and says whether a trial completed."""
     objective = study.user_attrs["objective"]
     trials = [t for t in study.get_trials(deepcopy=False) if "surplus" not in t.user_attrs]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -31,6 +31,7 @@ def write(study: optuna.Study, folder: Path, workflow: str) -> None:
     write_text(folder / "study.md", "\n".join(lines) + "\n")
     print("\n".join(summary))
     print(f"Study: {folder / 'study.md'}")
+    return bool(complete)
 
 
 def write_best(run: Path, folder: Path, best: optuna.trial.FrozenTrial, objective: str, workflow: str) -> Path:
@@ -38,7 +39,7 @@ def write_best(run: Path, folder: Path, best: optuna.trial.FrozenTrial, objectiv
     folder of its own, so that ``fit --config best.yaml`` reruns the trial."""
     config = yaml.safe_load((run / "config.yaml").read_text())
     trainer = config["trainer"]
-    trainer["callbacks"] = [c for c in trainer.get("callbacks") or [] if c.get("class_path") != CALLBACK]
+    trainer["callbacks"] = [c for c in trainer.get("callbacks") or [] if c.get("class_path") != CLASS_PATH]
     trainer["default_root_dir"] = str(folder / "best")
     header = (
         f"# The best trial ({best.number}, {objective} {best.value:.4f}) of the study {folder.name}: its run's "

@@ -26,59 +26,75 @@ from common.errors import ConfigError, exit_on_reported_error
 from common.search import answer
 from common.search.process import TrialProcess, one_process
 from common.search.space import check_names, command_line, read_space, space_file, value_at
-from common.search.trial import STORAGE, STUDY, TRIAL_ID, ReportToStudy, make_pruner, open_storage
+from common.search.trial import CLASS_PATH, STORAGE, STUDY, TRIAL_ID, make_pruner, open_storage
 
-CALLBACK = f"{ReportToStudy.__module__}.{ReportToStudy.__name__}"
 DIRECTIONS = {"val_acc": "maximize", "val_loss": "minimize"}
 
 
 def parse(workflow: str, args: list[str], prog: str) -> tuple[argparse.Namespace, list[str]]:
+    """The search's own options, and the others: fit's, which fit's parser checks."""
     parser = argparse.ArgumentParser(
         prog=prog,
-        allow_abbrev=False,  # fit's own options pass through untouched
         description=(
             f"Searches fit options of {workflow} for the best validation figure, with Optuna; any other option is "
             f"fit's (python -m {workflow}.train fit --help) and holds for every trial. docs/search.md."
         ),
     )
-    parser.add_argument(
-        "--space",
-        default=f"{workflow}.yaml",
-        help="YAML of options and their ranges or choices; "
-        "a file, or the name of a space in configs/search/ (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--trials",
-        type=int,
-        required=True,
-        help="trials in all: completed, pruned and failed, over every run of this command on the study",
-    )
-    parser.add_argument("--timeout", type=float, help="seconds after which this process starts no new trial")
-    parser.add_argument(
-        "--storage",
-        help="Optuna's database URL (default: SQLite, study.db in the study's folder); "
-        "postgresql+psycopg://user@host/db to share a study between machines",
-    )
-    parser.add_argument(
-        "--study",
-        default="search",
-        help="the study's name and its folder under trainer.default_root_dir (default: %(default)s)",
-    )
-    parser.add_argument("--objective", choices=sorted(DIRECTIONS), default="val_acc")
-    parser.add_argument("--pruner", choices=["median", "halving", "none"], default="median")
-    parser.add_argument("--startup_trials", type=int, default=5, help="trials before the median pruner prunes")
-    parser.add_argument(
-        "--heartbeat",
-        type=int,
-        default=30,
-        help="seconds between a running trial's heartbeats; "
-        "one silent for twice as long belongs to a search that died, and is failed and retried",
-    )
-    parser.add_argument("--retries", type=int, default=3, help="times a trial whose search died is retried")
-    options, fit_args = parser.parse_known_args(args)
+    add = parser.add_argument
+    own = [
+        add(
+            "--space",
+            default=f"{workflow}.yaml",
+            help="YAML of options and their ranges or choices; a file, or "
+            "the name of a space in configs/search/ (default: %(default)s)",
+        ),
+        add(
+            "--trials",
+            type=int,
+            required=True,
+            help="trials in all: completed, pruned and failed, over every run of this command on the study",
+        ),
+        add("--timeout", type=float, help="seconds after which this process starts no new trial"),
+        add(
+            "--storage",
+            help="Optuna's database URL (default: SQLite, study.db in the study's folder); "
+            "postgresql+psycopg://user@host/db to share a study between machines",
+        ),
+        add(
+            "--study",
+            default="search",
+            help="the study's name and its folder under trainer.default_root_dir (default: %(default)s)",
+        ),
+        add("--objective", choices=sorted(DIRECTIONS), default="val_acc"),
+        add("--pruner", choices=["median", "halving", "none"], default="median"),
+        add("--startup_trials", type=int, default=5, help="trials before the median pruner prunes"),
+        add(
+            "--heartbeat",
+            type=int,
+            default=30,
+            help="seconds between a running trial's heartbeats; one silent "
+            "for twice as long belongs to a search that died, and is failed and retried",
+        ),
+        add("--retries", type=int, default=3, help="times a trial whose search died is retried"),
+    ]
+    names = {name for action in own for name in action.option_strings}
+    words, fit_args = [], []
+    remaining = iter(args[1:] if args[:1] == ["fit"] else args)
+    for word in remaining:
+        name = word.split("=", 1)[0]
+        if name in ("-h", "--help"):
+            words.append(word)
+        elif name in names:
+            words.append(word)
+            value = None if "=" in word else next(remaining, None)  # --trials 6, or --trials=6
+            if value is not None:
+                words.append(value)
+        else:
+            fit_args.append(word)
+    options = parser.parse_args(words)
     if options.trials < 1 or options.heartbeat < 1:
         raise ConfigError("--trials and --heartbeat must be at least 1.")
-    return options, fit_args[1:] if fit_args[:1] == ["fit"] else fit_args
+    return options, fit_args
 
 
 def fit_config(workflow: str, fit_args: list[str]) -> dict:
@@ -200,7 +216,7 @@ class Search:
         trial_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
         options = command_line(params)
         args = [*self.fit_args, *options, "--trainer.default_root_dir", str(self.folder)]
-        args.append(f"--trainer.callbacks+={CALLBACK}")
+        args.append(f"--trainer.callbacks+={CLASS_PATH}")
         env = os.environ | {STORAGE: self.url, STUDY: self.options.study, TRIAL_ID: str(trial_id)}
         log = self.folder / f"trial_{number}.log"
         print(f"trial {number}: {' '.join(options)}", flush=True)
@@ -256,4 +272,5 @@ def main(workflow: str, args: list[str] | None, command: str, held_out: dict[str
         folder.mkdir(parents=True, exist_ok=True)
         search = Search(workflow, options, fit_args, folder, one_process(config["trainer"]))
         search.run()
-        answer.write(search.study, folder, workflow)
+        if not answer.write(search.study, folder, workflow):
+            sys.exit(1)

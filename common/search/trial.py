@@ -62,3 +62,6 @@ class ReportToStudy(L.Callback):
                 self.trial.set_user_attr("pruned_at_epoch", epoch)
         if trainer.strategy.broadcast(prune, src=0):
             trainer.should_stop = True
+
+
+CLASS_PATH = f"{ReportToStudy.__module__}.{ReportToStudy.__qualname__}"  # as the trials' --trainer.callbacks+= names it
