@@ -105,7 +105,9 @@ def ensemble(config: str, runs: list[Path], root: Path, extra: list[str]) -> dic
     for name, paths in (("ensemble", checkpoints), ("single", checkpoints[:1])):
         listed = [arg for path in paths for arg in ("--ckpt_path+", path)]  # a list of one or several
         timing = run(config, ["test", *listed], root / name, extra)
-        tested = json.loads(newest_metrics(root / name).read_text())["test"]
+        # One checkpoint of a run reports into that run (test-<checkpoint>/); an ensemble into a run of its own.
+        one = Path(paths[0]).parents[1] / f"test-{Path(paths[0]).stem}" / "metrics.json"
+        tested = json.loads((one if len(paths) == 1 else newest_metrics(root / name)).read_text())["test"]
         figures[name] = {"test_acc": tested["accuracy"], "test_loss": tested["loss"], **timing}
     return {"members": len(checkpoints), **figures}
 

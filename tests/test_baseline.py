@@ -2,6 +2,7 @@
 carries it, or one line saying why not."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,3 +109,7 @@ def test_every_report_gives_the_baseline_beside_the_network(workflow, fashion_di
     off_metrics = json.loads((off / "metrics.json").read_text())
     assert "baseline" not in off_metrics and "aseline" not in (off / "report.md").read_text()
     assert off_metrics == {key: value for key, value in metrics.items() if key != "baseline"}
+    # test of the run's checkpoint alone (which reads no training split of its own) reports the same baseline.
+    run_main(tiny_run(workflow, data, tmp_path / "on", "--ckpt_path", str(on / metrics["checkpoint"]), command="test"))
+    tested = json.loads((on / f"test-{Path(metrics['checkpoint']).stem}" / "metrics.json").read_text())
+    assert tested["baseline"] == metrics["baseline"]

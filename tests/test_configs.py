@@ -116,9 +116,11 @@ def test_validate_and_test_from_the_checkpoint(config, runs):
     run = runs(config)
     run.train.main(["validate", *run.options, "--ckpt_path", run.checkpoint])
     run.train.main(["test", *run.options, "--ckpt_path", run.checkpoint])
-    newest = max(run.folder.parent.glob("version_*"), key=lambda folder: int(folder.name.split("_")[1]))
-    tested, fitted = (json.loads((folder / "metrics.json").read_text()) for folder in (newest, run.folder))
-    assert newest != run.folder and (newest / tested["checkpoint"]).resolve() == Path(run.checkpoint).resolve()
+    # Into the checkpoint's run, beside fit's report, in a folder named after the checkpoint.
+    tested_in = run.folder / f"test-{Path(run.checkpoint).stem}"
+    tested, fitted = (json.loads((folder / "metrics.json").read_text()) for folder in (tested_in, run.folder))
+    assert (tested_in / tested["checkpoint"]).resolve() == Path(run.checkpoint).resolve()
+    assert (run.folder / f"validate-{Path(run.checkpoint).stem}").is_dir()
     assert tested["test"] == pytest.approx(fitted["test"], abs=1e-6)  # the test split scores as fit's test did
 
 

@@ -42,13 +42,10 @@ def test_ddp_on_two_cpu_processes(case, tmp_path):
     # finds the same figures.
     assert ddp["checkpoint"] == "checkpoints/best-epoch=0.ckpt" and len(ddp["history"]) == 2
     checkpoint = str(root / "version_0" / ddp["checkpoint"])
-    single_root = tmp_path / "single"
     sst2_main(
-        tiny_run(
-            "sst2_bilstm", data_dir, single_root, *ON_CPU, "--ckpt_path", checkpoint, command="test", config=config
-        )
+        tiny_run("sst2_bilstm", data_dir, root, *ON_CPU, "--ckpt_path", checkpoint, command="test", config=config)
     )
-    single = json.loads((single_root / "version_0" / "metrics.json").read_text())
+    single = json.loads((root / "version_0" / "test-best-epoch=0" / "metrics.json").read_text())  # into the run
     assert single["confusion_matrix"] == confusion
     assert single["test"]["accuracy"] == pytest.approx(ddp["test"]["accuracy"])
     assert single["test"]["loss"] == pytest.approx(ddp["test"]["loss"], rel=1e-5)

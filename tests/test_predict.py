@@ -359,14 +359,15 @@ def test_sst2_predict_subcommand_writes_both_class_probabilities(sst2_run, tmp_p
     )
     assert not tmp_path.exists() or not any(tmp_path.iterdir())  # nothing beside the checkpoint's run
     rows = list(csv.DictReader((run / "predictions-last.csv").open()))
-    assert len(rows) == 20 and rows[0].keys() == {"index", "predicted", "p_negative", "p_positive"}
+    assert len(rows) == 20 and list(rows[0]) == ["index", "input", "predicted", "p_negative", "p_positive"]
     for row in rows:
         p_negative, p_positive = float(row["p_negative"]), float(row["p_positive"])
         assert p_negative + p_positive == pytest.approx(1, abs=1e-5)
         assert row["predicted"] == ("positive" if p_positive > p_negative else "negative")
     # The same probabilities as the Python API gives for the same sentences.
-    sentences = (data_dir / "SST-2" / "dev.tsv").read_text().splitlines()[1:]
-    api = sst2_predict.load(run / "checkpoints" / "last.ckpt").predict([s.split("\t")[0] for s in sentences])
+    sentences = [line.split("\t")[0] for line in (data_dir / "SST-2" / "dev.tsv").read_text().splitlines()[1:]]
+    assert [row["input"] for row in rows] == sentences  # each row names its sentence
+    api = sst2_predict.load(run / "checkpoints" / "last.ckpt").predict(sentences)
     assert [float(r["p_positive"]) for r in rows] == pytest.approx([p["probability_positive"] for p in api], abs=1e-5)
 
 

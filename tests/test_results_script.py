@@ -59,8 +59,9 @@ def test_results_script_reruns_seeds_and_writes_the_table(fashion_dir, tmp_path)
     # The two seeds' tested checkpoints tested together, beside one alone.
     together = results["fashion_cnn"]["ensemble"]
     assert together["members"] == 2 and together["ensemble"]["wall_seconds"] > 0
+    # One checkpoint alone reports into its own run, in test-<checkpoint>/.
     tested = json.loads(
-        next((tmp_path / "runs" / "fashion_cnn" / "ensemble" / "single").glob("version_*/metrics.json")).read_text()
+        next((tmp_path / "runs" / "fashion_cnn").glob("seed_1/version_*/test-*/metrics.json")).read_text()
     )
     assert together["single"]["test_acc"] == tested["test"]["accuracy"] == seeds[0]["test_acc"]
     assert f"| {100 * together['ensemble']['test_acc']:.2f}% |" in (docs / "results.md").read_text()
