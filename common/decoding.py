@@ -65,15 +65,30 @@ def load_image(
     size: int = 28,
     channels: int = 1,
     formats: tuple[str, ...] = IMAGE_FORMATS,
+    reduced: bool = False,
 ) -> tuple[np.ndarray, str]:
     """A (channels, size, size) float32 array in [0, 1] from an image file of ``formats`` (or a file object, called
     ``name`` in messages), converted to grayscale (1 channel) or RGB (3), and a note of what was done to the image to
     get it (a resize), or "". Checked from its header first (``open_image``); a JPEG photo's EXIF orientation is
     applied, as viewers show it. ``to_resize`` ends the refusal of an image of another size: the argument to give,
-    as the caller names it (the predict command's is ``--resize``)."""
+    as the caller names it (the predict command's is ``--resize``). ``reduced`` (with ``resize``): a JPEG at least
+    twice ``size`` each way is decoded by libjpeg at 1/2, 1/4 or 1/8 of its size, never below ``size``
+    (Pillow's ``draft``), then resized as any other: a 12-megapixel photo read for 64x64 decodes 1/64 of its pixels,
+    which differ from the full decode's by no more than the resize blurs away (docs/own_data.md gives the figure)."""
     name = name or str(source)
     with open_image(source, name, formats) as image:
+        if reduced and resize and image.format == "JPEG":
+            with _reading(source, name, formats):
+                image.draft(None, (size, size))  # the mode is left alone: convert() below makes L or RGB as ever
         return image_pixels(image, resize, invert, name, to_resize, size, channels, formats)
+
+
+def training_pixels(path, size: int, channels: int) -> np.ndarray:
+    """A file's pixels as training on a folder reads them: ``load_image`` resized to ``size``, a large JPEG decoded
+    reduced, as uint8 (what the image cache holds). A function of the module, so that decoding processes can be
+    given it (common/images.py's read_images)."""
+    pixels = load_image(path, resize=True, size=size, channels=channels, reduced=True)[0]
+    return np.rint(pixels * 255).astype(np.uint8)
 
 
 def image_pixels(

@@ -10,6 +10,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 IMAGES = f"images ({' '.join(IMAGE_SUFFIXES)})"
 # A progress bar from this many images on: fewer decode in a moment.
 PROGRESS_FROM = 2000
+# Several decoding processes from this many bytes of files on: below, starting them costs more than they save.
+PROCESSES_FROM = 16 * 1024**2
 # The cached arrays kept, most recently used first, up to this many bytes (the newest is always kept).
 CACHE_LIMIT = 4 * 1024**3
 
@@ -138,27 +141,30 @@ def _singular(kind: str) -> str:
 def read_images(
     files: list[Path], decode: Callable[[Path], np.ndarray], settings: str, limit: int | None = CACHE_LIMIT
 ) -> np.ndarray:
-    """The images ``decode`` makes of ``files`` (float arrays in [0, 1]), as one uint8 array: from the cache when
-    the same files (by path, size and time) were read with the same ``settings`` before, else decoded and cached,
-    the cache then pruned to ``limit`` bytes (``prune_cache``; None: unbounded)."""
+    """The images ``decode`` makes of ``files`` (uint8 arrays, or float arrays in [0, 1]), as one uint8 array: from
+    the cache when the same files (by path, size and time) were read with the same ``settings`` before, else decoded
+    (``decode_all``) and cached, the cache then pruned to ``limit`` bytes (``prune_cache``; None: unbounded). A
+    cached array is memory-mapped, copied on write: the pages are the file's until a caller changes them."""
     # Here, not at the top: the rest of this module (IMAGE_SUFFIXES, for the torch-free predictor) needs no torch.
     from common.files import write_bytes
 
     key = hashlib.sha1(settings.encode())
+    size = 0
     for path in map(str, files):  # absolute (image_files): resolving 70,000 paths would cost seconds
         stat = os.stat(path)  # a file copied over another with its time kept changes its inode and ctime
         key.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}\0{stat.st_ctime_ns}\n".encode())
+        size += stat.st_size
     cached = image_cache() / f"{key.hexdigest()}.npy"
     if cached.is_file():
         try:
-            images = np.load(cached)
+            images = np.load(cached, mmap_mode="c")
         except (OSError, ValueError):
             pass  # a damaged cache file: read the images again
         else:
             with contextlib.suppress(OSError):  # a read-only cache is read all the same
                 os.utime(cached)  # its time says when it was last used: prune_cache removes the oldest first
             return images
-    images = np.stack([np.rint(decode(path) * 255).astype(np.uint8) for path in _progress(files)])
+    images = decode_all(files, decode, processes(size))
     cached.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.save(buffer, images)
@@ -166,6 +172,45 @@ def read_images(
     if limit is not None:
         prune_cache(limit)
     return images
+
+
+def processes(size: int) -> int:
+    """How many processes decode files of ``size`` bytes in all: one for a small folder (starting others would
+    cost more than they save), else one per core this process may use."""
+    return 1 if size < PROCESSES_FROM else len(os.sched_getaffinity(0))
+
+
+def decode_all(files: list[Path], decode: Callable[[Path], np.ndarray], workers: int = 1) -> np.ndarray:
+    """``decode`` of every file, as one uint8 array, in ``workers`` processes (``decode`` then a function of a
+    module, or a ``functools.partial`` of one). They are started by a fork server, not forked from this process:
+    a fork of a process whose torch threads hold a lock can hang on it."""
+    if workers == 1:
+        return _gathered(files, map(decode, _progress(files)))
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunk = max(1, min(64, len(files) // (workers * 16)))  # small enough to share the end out, large to cost little
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return _gathered(files, _progress(files, pool.map(partial(_decoded, decode), files, chunksize=chunk)))
+
+
+def _decoded(decode: Callable[[Path], np.ndarray], path: Path) -> np.ndarray:
+    return _bytes(decode(path))
+
+
+def _gathered(files: list[Path], decoded) -> np.ndarray:
+    """The decoded images, one per file, written into one array as they come (no list of them beside it)."""
+    images = None
+    for i, pixels in enumerate(decoded):
+        if images is None:
+            images = np.empty((len(files), *pixels.shape), np.uint8)
+        images[i] = _bytes(pixels)
+    return images
+
+
+def _bytes(pixels: np.ndarray) -> np.ndarray:
+    return pixels if pixels.dtype == np.uint8 else np.rint(pixels * 255).astype(np.uint8)
 
 
 def image_cache() -> Path:
@@ -197,9 +242,12 @@ def prune_cache(limit_bytes: int) -> int:
     return removed
 
 
-def _progress(files: list[Path]):
-    if len(files) < PROGRESS_FROM:
+def _progress(files: list[Path], items=None):
+    """``items`` (``files`` unless given) through a progress bar that shows images per second and the time left,
+    for a folder of many files or decoded by several processes (many bytes); as they are otherwise."""
+    if len(files) < PROGRESS_FROM and items is None:
         return files
+    items = files if items is None else items
     from tqdm import tqdm  # Lightning's progress bars use it
 
-    return tqdm(files, desc=f"reading {files[0].parent.parent}", unit=" images", file=sys.stderr)
+    return tqdm(items, total=len(files), desc=f"reading {files[0].parent.parent}", unit=" images", file=sys.stderr)

@@ -8,6 +8,7 @@ import math
 import os
 import struct
 import zlib
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -131,19 +132,29 @@ def load_folder(
     folder: Path, class_names: list[str], size: int, channels: int, every_class: bool = True, cache_limit=CACHE_LIMIT
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A folder's images (one sub-folder per class of ``class_names``; with ``every_class`` false, some may be
-    missing) as float32 (N, channels, size, size) in [0, 1], converted as the predict command converts an image
-    (``--resize``), their labels, and their files."""
-    from common.decoding import load_image  # what prediction and the server read images with
+    missing) as uint8 (N, channels, size, size), converted as the predict command converts an image (``--resize``;
+    a large JPEG decoded reduced), their labels, and their files. Bytes, a quarter of float32's memory: they
+    become floats in [0, 1] on the device, batch by batch (``as_floats``)."""
+    from common.decoding import training_pixels  # load_image, what prediction and the server read images with
 
     files, labels = image_files(folder, class_names, every_class)
+    # The decoder's version in the cache's key: a change to how images are converted must not reuse old arrays
+    # (2: a large JPEG decoded reduced, which changes its pixels a little).
+    settings = f"decode 2, Pillow {PIL.__version__}, {size}x{size}x{channels}"
+    images = read_images(files, partial(training_pixels, size=size, channels=channels), settings, cache_limit)
+    return torch.from_numpy(images), torch.tensor(labels), [str(path) for path in files]
 
-    def decode(path: Path):
-        return load_image(path, resize=True, size=size, channels=channels)[0]
 
-    # The decoder's version in the cache's key: a change to how images are converted must not reuse old arrays.
-    settings = f"decode 1, Pillow {PIL.__version__}, {size}x{size}x{channels}"
-    images = read_images(files, decode, settings, cache_limit)
-    return torch.from_numpy(images).float().div_(255), torch.tensor(labels), [str(path) for path in files]
+# Each byte's float, made as the float32 images of a folder were (a division on the CPU): indexing this table on
+# the device gives them to the last bit, where a division there may not (CUDA multiplies by the reciprocal).
+FLOATS = torch.arange(256, dtype=torch.uint8).float().div_(255)
+
+
+def as_floats(images: torch.Tensor) -> torch.Tensor:
+    """Images of bytes as float32 in [0, 1], on their device; float images as they are."""
+    if images.dtype != torch.uint8:
+        return images
+    return FLOATS.to(images.device)[images.long()]
 
 
 class ImageDataModule(TensorDataModule):
@@ -193,10 +204,15 @@ class ImageDataModule(TensorDataModule):
         return self.train_set if name == "train" else self.test_set
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        if not (self.augment and self.trainer is not None and self.trainer.training):
-            return batch
-        images, labels = batch
-        return flip_and_shift(images, self.max_shift), labels
+        images, *rest = batch  # predict's batches are the images alone
+        images = as_floats(images)
+        if self.augment and self.trainer is not None and self.trainer.training:
+            images = flip_and_shift(images, self.max_shift)
+        return images, *rest
+
+    def baseline_split(self, name: str):
+        inputs, labels = super().baseline_split(name)
+        return as_floats(torch.from_numpy(inputs)).numpy(), labels
 
 
 class FashionMNISTDataModule(ImageDataModule):

@@ -1,0 +1,105 @@
+"""Folders of camera photos read at the machine's pace (issue 38): decoded in several processes, a large JPEG at
+a reduced size within what the resize blurs, held as bytes and made floats per batch, on the device, to the bit
+of the float images they were."""
+
+import json
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from common import images as image_reading
+from common.decoding import load_image, training_pixels
+from common.errors import DataError
+from fashion_cnn import data as fashion_data
+from fashion_cnn.data import ImageFolderDataModule
+from fashion_cnn.train import main
+from tests.conftest import tiny_run
+from tests.test_own_images import write_folder
+
+
+def photo(path, width, height, seed=0):
+    """A photo-like JPEG: smooth shapes and light, and a sensor's grain."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / max(width, height)
+    light = [np.sin(6 * x + c) * np.cos(4 * y - c) for c in range(3)]
+    pixels = 128 + 90 * np.stack(light, -1) + rng.normal(0, 12, (height, width, 3))
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, quality=90)
+    return path
+
+
+def test_a_large_jpeg_decodes_reduced_to_within_the_resize_blur(tmp_path):
+    large, small = photo(tmp_path / "large.jpg", 640, 480), photo(tmp_path / "small.jpg", 60, 50)
+    reduced = load_image(large, resize=True, size=32, channels=3, reduced=True)
+    full = load_image(large, resize=True, size=32, channels=3)
+    assert reduced[1] == "resized from 80x60" and full[1] == "resized from 640x480"  # decoded at 1/8
+    difference = np.abs(reduced[0] - full[0]).max() * 255
+    assert 0 < difference < 8  # levels of 255: the grain, which the resize averages away either way
+    # Under twice the size, the whole image is decoded: the pixels are the full decode's.
+    assert np.array_equal(
+        load_image(small, resize=True, size=32, reduced=True)[0], load_image(small, resize=True, size=32)[0]
+    )
+
+
+def test_processes_decode_the_pixels_of_one_process(tmp_path):
+    files = [photo(tmp_path / f"{i}.jpg", 90 + 7 * i, 70, seed=i) for i in range(5)]
+    Image.new("RGBA", (30, 20), (10, 200, 30, 128)).save(tmp_path / "5.png")
+    files.append(tmp_path / "5.png")
+    decode = partial(training_pixels, size=16, channels=3)
+    one = image_reading.decode_all(files, decode, 1)
+    assert one.dtype == np.uint8 and one.shape == (6, 3, 16, 16)
+    assert np.array_equal(image_reading.decode_all(files, decode, 2), one)
+
+
+def test_a_large_folder_is_decoded_by_every_core_and_a_bad_file_said_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(image_reading.os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    assert image_reading.processes(image_reading.PROCESSES_FROM) == 3 and image_reading.processes(1000) == 1
+    started = []
+    decode_all = image_reading.decode_all
+    monkeypatch.setattr(image_reading, "decode_all", lambda *args: started.append(args[2]) or decode_all(*args))
+    monkeypatch.setattr(image_reading, "PROCESSES_FROM", 0)
+    images = write_folder(tmp_path / "shapes")
+    (images / "train" / "star" / "005.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match=r"005.png is not a PNG, JPEG"):
+        ImageFolderDataModule(image_folder=str(images)).setup("fit")
+    assert started == [3]
+
+
+def test_a_folder_is_held_as_bytes_and_batches_are_its_float_images(tmp_path):
+    data = ImageFolderDataModule(image_folder=str(write_folder(tmp_path / "shapes")), image_channels=3, val_fraction=0)
+    data.setup("fit")
+    images, labels = data.split("train")
+    assert images.dtype == torch.uint8
+    floats = images.float().div_(255)  # the float images the folder was read as before (issue 38)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:7]
+    converted, batch_labels = data.on_after_batch_transfer((images[order], labels[order]), 0)
+    assert torch.equal(converted, floats[order]) and torch.equal(batch_labels, labels[order])  # to the last bit
+    every_byte = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16)
+    assert torch.equal(fashion_data.as_floats(every_byte), every_byte.float().div_(255))
+    assert torch.equal(data.on_after_batch_transfer((images,), 0)[0], floats)  # predict's batches
+    assert np.array_equal(data.baseline_split("train")[0], floats.flatten(1).numpy())
+    files = sorted((tmp_path / "shapes" / "test" / "star").iterdir())
+    first = image_reading.read_images(files, partial(training_pixels, size=8, channels=3), "bytes")
+    again = image_reading.read_images(files, partial(training_pixels, size=8, channels=3), "bytes")
+    assert isinstance(again, np.memmap) and np.array_equal(again, first)  # the cache's pages, not a copy of them
+
+
+def figures(run):
+    return json.loads((run / "metrics.json").read_text())  # every figure, per class and per epoch; no wall times
+
+
+def test_a_folder_trains_to_the_figures_of_its_float_images(tmp_path, monkeypatch):
+    images = write_folder(tmp_path / "shapes")
+    options = ["--data.image_folder", str(images), "--data.image_channels", "3", "--data.image_size", "16"]
+    main(tiny_run("fashion_cnn", tmp_path, tmp_path / "bytes", *options, "--data.augment", "true"))
+    load_folder = fashion_data.load_folder
+
+    def as_before(*args, **kwargs):  # the float32 images load_folder returned before issue 38
+        images, labels, files = load_folder(*args, **kwargs)
+        return images.float().div_(255), labels, files
+
+    monkeypatch.setattr(fashion_data, "load_folder", as_before)
+    main(tiny_run("fashion_cnn", tmp_path, tmp_path / "floats", *options, "--data.augment", "true"))
+    assert figures(tmp_path / "bytes" / "version_0") == figures(tmp_path / "floats" / "version_0")
