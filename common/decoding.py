@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from common.errors import DataError, InputTooLarge
 
@@ -72,15 +72,20 @@ def load_image(
     get it (a resize), or "". Checked from its header first (``open_image``); a JPEG photo's EXIF orientation is
     applied, as viewers show it. ``to_resize`` ends the refusal of an image of another size: the argument to give,
     as the caller names it (the predict command's is ``--resize``). ``reduced`` (with ``resize``): a JPEG at least
-    twice ``size`` each way is decoded by libjpeg at 1/2, 1/4 or 1/8 of its size, never below ``size``
-    (Pillow's ``draft``), then resized as any other: a 12-megapixel photo read for 64x64 decodes 1/64 of its pixels,
-    which differ from the full decode's by no more than the resize blurs away (docs/own_data.md gives the figure)."""
+    four times ``size`` each way is decoded by libjpeg at 1/2, 1/4 or 1/8 of its size, never below twice ``size``
+    (Pillow's ``draft``), then resized as any other: a 12-megapixel photo read for 64x64 decodes 1/64 of its pixels.
+    Twice, not once, so that the resize still averages as it does from the full image: its pixels then differ from
+    the full decode's by a few levels of 255 where a pixel's neighbours differ by tens (docs/own_data.md)."""
     name = name or str(source)
     with open_image(source, name, formats) as image:
+        box = None
         if reduced and resize and image.format == "JPEG":
             with _reading(source, name, formats):
-                image.draft(None, (size, size))  # the mode is left alone: convert() below makes L or RGB as ever
-        return image_pixels(image, resize, invert, name, to_resize, size, channels, formats)
+                # The mode is left alone (convert() makes L or RGB as ever). The box: the image within the decoded
+                # pixels, whose last row and column may be a partial 8x8 block's, stretched if resized whole.
+                drafted = image.draft(None, (2 * size, 2 * size))
+            box = drafted[1] if drafted else None
+        return image_pixels(image, resize, invert, name, to_resize, size, channels, formats, box)
 
 
 def training_pixels(path, size: int, channels: int) -> np.ndarray:
@@ -100,20 +105,48 @@ def image_pixels(
     size: int = 28,
     channels: int = 1,
     formats: tuple[str, ...] = SERVED_FORMATS,
+    box: tuple[float, float, float, float] | None = None,
 ) -> tuple[np.ndarray, str]:
     """``load_image`` of an image ``open_image`` gave (of ``formats``, named in errors): its pixels decoded, and the
-    note."""
+    note. ``box``: the part of the image that is resized (Pillow's ``draft`` gives it), before the rotation."""
     with _reading(image.filename or None, name, formats):
         if image.format == "JPEG":  # cameras' rotation; reading a PNG's would decode it a second time
+            if box is not None:
+                box = _turned(box, image.size, image.getexif().get(ExifTags.Base.Orientation, 1))
             ImageOps.exif_transpose(image, in_place=True)
         width, height = image.size
         wrong_size = f"{name} is {width}x{height}, not {size}x{size}; {to_resize}"
-        pixels, note = _pixels(image, resize, invert, wrong_size, size, channels)
+        pixels, note = _pixels(image, resize, invert, wrong_size, size, channels, box)
     return (1 - pixels if invert else pixels), note
 
 
+def _turned(box: tuple[float, ...], size: tuple[int, int], orientation: int) -> tuple[float, ...]:
+    """``box`` in an image of ``size`` where it lands once the image is turned as its EXIF ``orientation`` says
+    (ImageOps.exif_transpose's 2 to 8: mirrored, turned, or both)."""
+    w, h = size
+    move = {
+        2: lambda x, y: (w - x, y),
+        3: lambda x, y: (w - x, h - y),
+        4: lambda x, y: (x, h - y),
+        5: lambda x, y: (y, x),
+        6: lambda x, y: (h - y, x),
+        7: lambda x, y: (h - y, w - x),
+        8: lambda x, y: (y, w - x),
+    }.get(orientation)
+    if move is None:
+        return box
+    (x0, y0), (x1, y1) = move(*box[:2]), move(*box[2:])
+    return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+
+
 def _pixels(
-    image: Image.Image, resize: bool, invert: bool, wrong_size: str, size: int, channels: int
+    image: Image.Image,
+    resize: bool,
+    invert: bool,
+    wrong_size: str,
+    size: int,
+    channels: int,
+    box: tuple[float, ...] | None = None,
 ) -> tuple[np.ndarray, str]:
     """Pixels in [0, 1] from any mode an image opens in: 16-bit grayscale keeps its 65,536 levels (Pillow's
     conversion to 8 bits would clip them), and transparent pixels become the background (black, or white before
@@ -134,7 +167,7 @@ def _pixels(
         if not resize:
             raise DataError(f"{wrong_size} to scale it.")
         note = f"resized from {image.size[0]}x{image.size[1]}"
-        image = image.resize((size, size), Image.Resampling.LANCZOS)
+        image = image.resize((size, size), Image.Resampling.LANCZOS, box=box)
     pixels = np.asarray(image, dtype=np.float32) / levels
     pixels = pixels.reshape(1, size, size) if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
     if len(pixels) != channels:  # 16-bit grayscale for an RGB model: the one channel three times

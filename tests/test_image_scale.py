@@ -8,7 +8,7 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import ExifTags, Image
 
 from common import images as image_reading
 from common.decoding import load_image, training_pixels
@@ -21,26 +21,37 @@ from tests.test_own_images import write_folder
 
 
 def photo(path, width, height, seed=0):
-    """A photo-like JPEG: smooth shapes and light, and a sensor's grain."""
+    """A photo-like JPEG: smooth light, things with sharp edges in it, and a sensor's grain."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width] / max(width, height)
     light = [np.sin(6 * x + c) * np.cos(4 * y - c) for c in range(3)]
-    pixels = 128 + 90 * np.stack(light, -1) + rng.normal(0, 12, (height, width, 3))
+    things = rng.normal(0, 40, (height // 12 + 1, width // 12 + 1, 3)).repeat(12, 0).repeat(12, 1)[:height, :width]
+    pixels = 128 + 60 * np.stack(light, -1) + things + rng.normal(0, 12, (height, width, 3))
     Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, quality=90)
     return path
 
 
 def test_a_large_jpeg_decodes_reduced_to_within_the_resize_blur(tmp_path):
-    large, small = photo(tmp_path / "large.jpg", 640, 480), photo(tmp_path / "small.jpg", 60, 50)
+    large, small = photo(tmp_path / "large.jpg", 640, 480), photo(tmp_path / "small.jpg", 120, 100)
     reduced = load_image(large, resize=True, size=32, channels=3, reduced=True)
     full = load_image(large, resize=True, size=32, channels=3)
-    assert reduced[1] == "resized from 80x60" and full[1] == "resized from 640x480"  # decoded at 1/8
-    difference = np.abs(reduced[0] - full[0]).max() * 255
-    assert 0 < difference < 8  # levels of 255: the grain, which the resize averages away either way
-    # Under twice the size, the whole image is decoded: the pixels are the full decode's.
-    assert np.array_equal(
-        load_image(small, resize=True, size=32, reduced=True)[0], load_image(small, resize=True, size=32)[0]
-    )
+    assert reduced[1] == "resized from 160x120" and full[1] == "resized from 640x480"  # decoded at 1/4: twice 32
+    assert 0 < np.abs(reduced[0] - full[0]).max() * 255 <= 8  # levels of 255, where neighbours differ by tens
+    # Under four times the size, the whole image is decoded: the pixels are the full decode's.
+    assert np.array_equal(load_image(small, True, size=32, reduced=True)[0], load_image(small, True, size=32)[0])
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_turned_photo_decodes_reduced_to_within_the_resize_blur(orientation, tmp_path):
+    # 650x430 at 1/4 ends in partial 8x8 blocks: the box that leaves them out must turn with the photo.
+    image = Image.open(photo(tmp_path / "photo.jpg", 650, 430))
+    exif = image.getexif()
+    exif[ExifTags.Base.Orientation] = orientation
+    image.save(tmp_path / "turned.jpg", exif=exif, quality=90)
+    reduced = load_image(tmp_path / "turned.jpg", resize=True, size=32, channels=3, reduced=True)
+    full = load_image(tmp_path / "turned.jpg", resize=True, size=32, channels=3)
+    assert reduced[1] == ("resized from 163x108" if orientation < 5 else "resized from 108x163")
+    assert np.abs(reduced[0] - full[0]).max() * 255 <= 8
 
 
 def test_processes_decode_the_pixels_of_one_process(tmp_path):
