@@ -1,16 +1,20 @@
 """Labelled texts of one's own: a CSV, TSV or JSON Lines file with a text column and a label column, or a Hugging
 Face dataset by name; every row checked, and the classes in a stated order."""
 
+import codecs
+import contextlib
 import csv
 import decimal
-import io
 import itertools
 import json
 import os
 import re
 import socket
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
+
+from tqdm import tqdm
 
 from common.errors import DataError, require
 
@@ -20,12 +24,18 @@ OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 TEXT_COLUMNS = ("sentence", "text")  # looked for in this order when no text column is named
 DELIMITERS = ",;\t|"  # a CSV's delimiter is sniffed among these, in its header and first SNIFFED_LINES lines
 SNIFFED_LINES = 20
+PROGRESS_BYTES = 64 * 2**20  # a file this large is read under a progress bar (on stderr)
+PIECE = 2**20  # bytes decoded at a time when checking that a file is UTF-8
 # A label pandas reads as a number (surrounding spaces, a sign, digits with or without a point, an exponent).
 NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", re.ASCII)
 
 
 def read_texts(
-    path: Path, text_column: str | None, label_column: str, delimiter: str | None = None
+    path: Path,
+    text_column: str | None,
+    label_column: str,
+    delimiter: str | None = None,
+    progress: bool = False,
 ) -> tuple[list[str], list[str]]:
     """The texts and labels of a ``.csv``, ``.tsv`` or ``.jsonl`` file, UTF-8, read as pandas and ``datasets`` read
     it: blank lines skipped, a CSV's delimiter sniffed unless given (``read_rows``), labels as written (a label
@@ -38,7 +48,17 @@ def read_texts(
             f"{path} is a folder: a file of texts is one .csv, .tsv or .jsonl file; a folder of them is a Hugging Face "
             f"dataset: --data.hf_dataset {path}"
         )
-    rows, columns = read_rows(path, delimiter=delimiter)
+    with contextlib.closing(_values(path, False, delimiter, progress)) as rows:
+        texts, labels = _columns(path, rows, next(rows), text_column, label_column, delimiter)
+    if all(map(NUMBER.fullmatch, distinct := set(labels))):
+        names = {label: _number_name(label) for label in distinct}
+        labels = [names[label] for label in labels]
+    return texts, labels
+
+
+def _columns(
+    path: Path, rows: Iterator, columns: list[str], text_column: str | None, label_column: str, delimiter: str | None
+) -> tuple[list[str], list[str]]:
     suffix = path.suffix.lower()
     if suffix == ".tsv" and delimiter is None and len(columns) == 1 and "," in columns[0]:
         raise DataError(f"{path} reads as one column {columns[0][:60]!r}: is it a CSV file under another extension?")
@@ -51,20 +71,22 @@ def read_texts(
         if column not in columns:
             shown = ", ".join(map(repr, columns[:10])) or "none"
             raise DataError(f"{path} has no column {column!r}; its columns: {shown}.")
-    texts, labels = [], []
+    # dict(zip()) of a header naming a column twice (only an unnamed one passes) keeps its last
+    at_text, at_label = (len(columns) - 1 - columns[::-1].index(name) for name in (text_column, label_column))
+    texts, labels, names = [], [], {}
+    # Only the two columns' values are kept, each label once (a label column repeats a few strings): a large
+    # file's rows are never all held as dicts or lists of fields.
     for line, row in rows:
-        text, label = row.get(text_column), row.get(label_column)
+        text, label = _field(row, at_text, text_column), _field(row, at_label, label_column)
         if not isinstance(text, str) or not text.strip():
-            raise DataError(f"{path}, {line}: the text is empty; every row needs a text and a label.")
+            raise DataError(f"{path}, line {line}: the text is empty; every row needs a text and a label.")
         if label is None or isinstance(label, bool) or str(label).strip() == "" or isinstance(label, list | dict):
-            raise DataError(f"{path}, {line}: no label ({label!r}); every row needs a text and a label.")
+            raise DataError(f"{path}, line {line}: no label ({label!r}); every row needs a text and a label.")
         texts.append(text)
-        labels.append(str(label).strip())
+        label = str(label).strip()
+        labels.append(names.setdefault(label, label))
     if not texts:
         raise DataError(f"{path} holds no rows.")
-    if all(map(NUMBER.fullmatch, distinct := set(labels))):
-        names = {label: _number_name(label) for label in distinct}
-        labels = [names[label] for label in labels]
     return texts, labels
 
 
@@ -87,25 +109,52 @@ def read_rows(
     columns. Blank and whitespace-only lines are skipped, or with ``blank_lines`` kept as rows (for a reader that
     reports them). Refused in one line: another extension, text that is not UTF-8, a malformed CSV, a JSON object
     naming a key twice."""
+    with contextlib.closing(_values(path, blank_lines, delimiter)) as rows:
+        columns, named = next(rows), []
+        for i, row in rows:
+            if not isinstance(row, dict):
+                values, row = row, dict(zip(columns, row))
+                if len(values) > len(columns):
+                    row[None] = values[len(columns) :]
+            named.append((f"line {i}", row))
+    return named, columns
+
+
+def _values(path: Path, blank_lines: bool, delimiter: str | None, progress: bool = False) -> Iterator:
+    """A file's columns, then its rows as (line number, values): a CSV's or TSV's as lists of fields, read as they
+    are taken (a large file is never held whole, as text or as rows), a JSON Lines file's as dicts."""
     if path.suffix.lower() not in SUFFIXES:
         raise DataError(
             f"{path}: texts are read from {', '.join(SUFFIXES)} files, not {path.suffix or 'no extension'}."
         )
     if not path.is_file():
         raise DataError(f"{path} does not exist.")
-    try:
-        # Decoded whole, so an error's byte is the file's (a stream's is within its buffer); a byte-order mark is
-        # no part of the header.
-        text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}).") from None
-    file = io.StringIO(text, newline="")  # lines end at \n, \r\n or \r, as a file opened with newline="" does
-    if path.suffix.lower() == ".jsonl":
-        return _jsonl(file, path)
-    return _delimited(file, path, blank_lines, delimiter)
+    _check_utf8(path)
+    # utf-8-sig: a byte-order mark is no part of the header. newline="": lines end at \n, \r\n or \r.
+    with open(path, encoding="utf-8-sig", newline="") as file:
+        if path.suffix.lower() == ".jsonl":
+            rows, columns = _jsonl(file, path)
+            yield columns
+            yield from rows
+        else:
+            yield from _delimited(file, path, blank_lines, delimiter, progress)
 
 
-def _delimited(file, path: Path, blank_lines: bool, delimiter: str | None) -> tuple[list, list[str]]:
+def _check_utf8(path: Path) -> None:
+    """Refuses a file that is not UTF-8, naming the file's byte; read a piece at a time."""
+    decoder, offset = codecs.getincrementaldecoder("utf-8")(), 0
+    with path.open("rb") as file:
+        for piece in [*iter(lambda: file.read(PIECE), b""), b""]:
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(piece, final=not piece)
+            except UnicodeDecodeError as error:
+                at = offset - pending + error.start
+                raise DataError(f"{path} is not UTF-8 text ({error.reason} at byte {at}).") from None
+            offset += len(piece)
+
+
+def _delimited(file, path: Path, blank_lines: bool, delimiter: str | None, progress: bool) -> Iterator:
     tsv = path.suffix.lower() == ".tsv"
     if delimiter is not None:
         delimiter = "\t" if delimiter == "\\t" else delimiter  # \t as typed on a command line
@@ -116,21 +165,22 @@ def _delimited(file, path: Path, blank_lines: bool, delimiter: str | None) -> tu
         reader = csv.reader(file, delimiter=delimiter or "\t", quoting=csv.QUOTE_NONE)
     else:
         reader = csv.reader(file, delimiter=delimiter or _sniffed(file))
-    rows = []
+    size = path.stat().st_size
+    shown = progress and size >= PROGRESS_BYTES
+    bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"Reading {path.name}", disable=not shown, leave=False)
     try:
-        columns = next(reader, [])
-        for i, values in enumerate(reader, start=2):
-            if blank_lines or len(values) > 1 or (values and values[0].strip()):
-                row = dict(zip(columns, values))
-                if len(values) > len(columns):
-                    row[None] = values[len(columns) :]
-                rows.append((f"line {i}", row))
+        with bar:
+            yield next(reader, [])
+            for i, values in enumerate(reader, start=2):
+                if blank_lines or len(values) > 1 or (values and values[0].strip()):
+                    yield i, values
+                if shown and i % 65_536 == 0:
+                    bar.update(file.buffer.tell() - bar.n)  # the text layer's tell() is off while iterating
     except csv.Error as error:
         raise DataError(f"{path} is not a readable {'TSV' if tsv else 'CSV'} file ({error}).") from None
-    return rows, columns
 
 
-def _sniffed(file: io.StringIO) -> str:
+def _sniffed(file) -> str:
     """The delimiter of a CSV's header and first lines, one of DELIMITERS, as csv.Sniffer finds it; a comma where it
     finds none, or one its header lacks (a header of two columns or more holds it)."""
     sample = "".join(itertools.islice(file, SNIFFED_LINES))
@@ -156,8 +206,15 @@ def _jsonl(file, path: Path) -> tuple[list, list[str]]:
         if not isinstance(row, dict):
             raise DataError(f"{path}, line {i} is not a JSON object: a .jsonl file holds one object a line.")
         columns.update(dict.fromkeys(row))
-        rows.append((f"line {i}", row))
+        rows.append((i, row))
     return rows, list(columns)
+
+
+def _field(row: list | dict, index: int, name: str):
+    """A row's value in a column: a JSON object's by name, a CSV's or TSV's by place (None past its last)."""
+    if isinstance(row, dict):
+        return row.get(name)
+    return row[index] if index < len(row) else None
 
 
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict:

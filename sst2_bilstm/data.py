@@ -7,7 +7,7 @@ from pathlib import Path
 
 import datasets
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from tokenizers import Tokenizer
 from torch.utils.data import BatchSampler, RandomSampler
 
@@ -179,12 +179,19 @@ class TextDataModule(TensorDataModule):
         """Token ids and labels of a split, encoded once. The tokenizer is fitted here, on first use, rather than
         in setup: Lightning restores a checkpoint's tokenizer after setup and before asking for data."""
         if self.tokenizer is None:
-            self.tokenizer = fit_word_tokenizer(self.texts["train"][0], self.num_words, self.max_length)
+            train = self.texts["train"][0]
+            self.tokenizer = fit_word_tokenizer(train, self.num_words, self.max_length, self.shows_progress())
             self._save_tokenizer()
         if split not in self._encoded:
             sentences, labels = self.texts[split]
-            self._encoded[split] = (torch.from_numpy(encode(self.tokenizer, sentences)), labels)
+            ids = encode(self.tokenizer, sentences, self.shows_progress())
+            self._encoded[split] = (torch.from_numpy(ids), labels)
         return self._encoded[split]
+
+    def shows_progress(self) -> bool:
+        """Whether a large file's reading and tokenizing show progress bars: on rank zero, where the Trainer (if
+        any yet) has a progress bar."""
+        return rank_zero_only.rank == 0 and (self.trainer is None or self.trainer.progress_bar_callback is not None)
 
     def _save_tokenizer(self) -> None:
         # fast_dev_run writes no files; predict reads a run's tokenizer, never makes a run of its own
@@ -380,9 +387,9 @@ class TextFilesDataModule(OwnTextsDataModule):
         self.train_file, self.test_file, self.delimiter = train_file, test_file, delimiter
 
     def read_own(self) -> tuple:
-        columns = self.text_column, self.label_column
-        train = read_texts(Path(self.train_file), *columns, delimiter=self.delimiter)
-        test = read_texts(Path(self.test_file), *columns, delimiter=self.delimiter) if self.test_file else None
+        columns, progress = (self.text_column, self.label_column), self.shows_progress()
+        train = read_texts(Path(self.train_file), *columns, self.delimiter, progress)
+        test = read_texts(Path(self.test_file), *columns, self.delimiter, progress) if self.test_file else None
         return train, test, None, self.test_file
 
 
