@@ -20,7 +20,7 @@ from PIL import Image
 
 from common.data import resolve_data_dir
 from common.texts import read_texts
-from fashion_cnn.data import FashionMNISTDataModule, load_split, locate
+from fashion_cnn.data import ImageFolderDataModule, load_split, locate
 from sst2_bilstm.data import CLASS_NAMES, load_tsv
 
 
@@ -57,7 +57,7 @@ def main() -> None:
         count = write_pngs(scratch / "images", args.images)
 
         def read_folder() -> None:
-            FashionMNISTDataModule(image_folder=str(scratch / "images")).setup("fit")
+            ImageFolderDataModule(image_folder=str(scratch / "images")).setup("fit")
 
         first, cached = timed(read_folder), timed(read_folder)
         result["images"] = {"files": count, "first_read_s": round(first, 2), "cached_read_s": round(cached, 2)}

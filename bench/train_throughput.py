@@ -31,16 +31,20 @@ from bench_io import write_result
 
 from common.cli.environment import NVML_CHECK, skip_missing_nvml_probe
 from common.cli.main import run_cli
-from fashion_cnn.data import FashionMNISTDataModule
+from fashion_cnn import train as fashion_train
+from fashion_cnn.data import ImageDataModule
 from fashion_cnn.model import FashionCNN
-from sst2_bilstm.data import SST2DataModule
+from sst2_bilstm import train as sst2_train
+from sst2_bilstm.data import TextDataModule
 from sst2_bilstm.model import SST2BiLSTM
 
-# model class, DataModule class, reference config, the plain port's settings of the model's speed options
+# model class, its command line (the DataModules of its data sources), reference config, the plain port's settings
+# of the model's speed options
 WORKFLOWS = {
-    "fashion_cnn": (FashionCNN, FashionMNISTDataModule, "fashion_cnn.yaml", {"channels_last": False, "fused": False}),
-    "sst2_bilstm": (SST2BiLSTM, SST2DataModule, "sst2_bilstm.yaml", {"fused": False}),
+    "fashion_cnn": (FashionCNN, fashion_train, "fashion_cnn.yaml", {"channels_last": False, "fused": False}),
+    "sst2_bilstm": (SST2BiLSTM, sst2_train, "sst2_bilstm.yaml", {"fused": False}),
 }
+BASES = {"fashion_cnn": ImageDataModule, "sst2_bilstm": TextDataModule}  # each workflow's DataModules' base
 
 
 class EpochTimer(L.Callback):
@@ -68,14 +72,15 @@ def _synchronize(device: torch.device) -> None:
 def lightning_epoch(
     workflow: str, args: argparse.Namespace, precision: str, compiled: bool = False
 ) -> tuple[float, int]:
-    model_class, datamodule_class, config, _ = WORKFLOWS[workflow]
+    model_class, train, config, _ = WORKFLOWS[workflow]
     timer = EpochTimer(args.warmup)
     with tempfile.TemporaryDirectory() as root:
         cli = run_cli(
             model_class,
-            datamodule_class,
+            BASES[workflow],
             config,
             run=False,
+            sources=train.SOURCES,
             args=[
                 f"--trainer.default_root_dir={root}",
                 "--trainer.max_epochs=1",
@@ -200,8 +205,7 @@ def main() -> None:
         parser.error(f"--batches {args.batches} leaves nothing to time after --warmup {args.warmup}")
 
     torch.manual_seed(0)
-    _, datamodule_class, _, _ = WORKFLOWS[args.workflow]
-    data = datamodule_class()  # the reference settings; data from DATA_DIR
+    data = WORKFLOWS[args.workflow][1].SOURCES[None]()  # the reference's DataModule and settings; DATA_DIR's data
     data.prepare_data()
     data.setup("fit")
     skip_missing_nvml_probe()  # as the command line does, for the tuned loop and the fit
