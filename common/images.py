@@ -7,10 +7,14 @@ import contextlib
 import hashlib
 import io
 import os
+import pickle
+import queue
+import signal
+import subprocess
 import sys
+import threading
 from collections import Counter
-from collections.abc import Callable
-from functools import partial
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -181,22 +185,86 @@ def processes(size: int) -> int:
 
 
 def decode_all(files: list[Path], decode: Callable[[Path], np.ndarray], workers: int = 1) -> np.ndarray:
-    """``decode`` of every file, as one uint8 array, in ``workers`` processes (``decode`` then a function of a
-    module, or a ``functools.partial`` of one). They are started by a fork server, not forked from this process:
-    a fork of a process whose torch threads hold a lock can hang on it."""
+    """``decode`` of every file, as one uint8 array, in this process or in ``workers`` others (``decode`` then a
+    function of a module, or a ``functools.partial`` of one: it goes to them pickled)."""
     if workers == 1:
         return _gathered(files, map(decode, _progress(files)))
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    return _gathered(files, _progress(files, _decoded_by(workers, decode, files)))
 
+
+def _decoded_by(workers: int, decode: Callable[[Path], np.ndarray], files: list[Path]) -> Iterator[np.ndarray]:
+    """The decoded files, in order, from ``workers`` fresh Python processes (``serve_decoding``), each given chunks
+    of files as it finishes the last. Fresh ones, not multiprocessing's: a fork of a process whose torch threads
+    hold a lock can hang on it, and its spawn and fork server import the main module again in every process (the
+    CLI's torch and Lightning: 5 to 14 s a pool on 2 busy cores, longer than a folder's decoding)."""
     chunk = max(1, min(64, len(files) // (workers * 16)))  # small enough to share the end out, large to cost little
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return _gathered(files, _progress(files, pool.map(partial(_decoded, decode), files, chunksize=chunk)))
+    chunks, results = queue.SimpleQueue(), queue.SimpleQueue()
+    for start in range(0, len(files), chunk):
+        chunks.put((start, [str(path) for path in files[start : start + chunk]]))
+    command = [sys.executable, "-c", "from common.images import serve_decoding; serve_decoding()"]
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}  # this process's modules, wherever it started
+    pipes = subprocess.PIPE
+    processes = [
+        subprocess.Popen(command, stdin=pipes, stdout=pipes, env=env) for _ in range(min(workers, chunks.qsize()))
+    ]
+
+    def feed(process: subprocess.Popen) -> None:
+        try:
+            while True:
+                try:
+                    start, paths = chunks.get_nowait()
+                except queue.Empty:
+                    return
+                pickle.dump((decode, paths), process.stdin)
+                process.stdin.flush()
+                results.put((start, pickle.load(process.stdout)))
+        except (OSError, EOFError, pickle.UnpicklingError):  # the process died (killed, out of memory)
+            results.put((None, RuntimeError(f"a decoding process ended (exit status {process.wait()}).")))
+
+    for process in processes:
+        threading.Thread(target=feed, args=(process,), daemon=True).start()
+    try:
+        done, waiting = 0, {}
+        while done < len(files):
+            start, decoded = results.get()
+            if isinstance(decoded, BaseException):
+                raise decoded
+            waiting[start] = decoded
+            while done in waiting:
+                for pixels in waiting.pop(done):
+                    done += 1
+                    yield pixels
+    finally:
+        for process in processes:
+            process.kill()  # done, or an error: nothing to wait for
+            process.wait()
 
 
-def _decoded(decode: Callable[[Path], np.ndarray], path: Path) -> np.ndarray:
-    return _bytes(decode(path))
+def serve_decoding() -> None:
+    """A decoding process (``_decoded_by``): reads pickled (decode, paths) from standard input until it closes and
+    writes back the list of their images as uint8, or the exception one of them raised (a DataError's one line)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the reading process's to act on
+    requests, answers = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # a print while decoding must not go into the answers
+    while True:
+        try:
+            decode, paths = pickle.load(requests)
+        except EOFError:
+            return
+        try:
+            answer = [_bytes(decode(Path(path))) for path in paths]
+        except Exception as error:  # the reading process raises it
+            answer = error
+        try:
+            answer = pickle.dumps(answer)
+        except Exception:  # an exception that does not pickle: its name and message
+            answer = pickle.dumps(RuntimeError(f"{type(answer).__name__}: {answer}"))
+        answers.write(answer)
+        answers.flush()
+
+
+def _bytes(pixels: np.ndarray) -> np.ndarray:
+    return pixels if pixels.dtype == np.uint8 else np.rint(pixels * 255).astype(np.uint8)
 
 
 def _gathered(files: list[Path], decoded) -> np.ndarray:
@@ -207,10 +275,6 @@ def _gathered(files: list[Path], decoded) -> np.ndarray:
             images = np.empty((len(files), *pixels.shape), np.uint8)
         images[i] = _bytes(pixels)
     return images
-
-
-def _bytes(pixels: np.ndarray) -> np.ndarray:
-    return pixels if pixels.dtype == np.uint8 else np.rint(pixels * 255).astype(np.uint8)
 
 
 def image_cache() -> Path:

@@ -56,11 +56,12 @@ def test_a_turned_photo_decodes_reduced_to_within_the_resize_blur(orientation, t
 
 def test_processes_decode_the_pixels_of_one_process(tmp_path):
     files = [photo(tmp_path / f"{i}.jpg", 90 + 7 * i, 70, seed=i) for i in range(5)]
-    Image.new("RGBA", (30, 20), (10, 200, 30, 128)).save(tmp_path / "5.png")
-    files.append(tmp_path / "5.png")
+    for i in range(5, 70):  # enough for chunks of several files
+        Image.new("RGBA", (30, 20), (10, 3 * i, 30, 128)).save(tmp_path / f"{i}.png")
+        files.append(tmp_path / f"{i}.png")
     decode = partial(training_pixels, size=16, channels=3)
     one = image_reading.decode_all(files, decode, 1)
-    assert one.dtype == np.uint8 and one.shape == (6, 3, 16, 16)
+    assert one.dtype == np.uint8 and one.shape == (70, 3, 16, 16)
     assert np.array_equal(image_reading.decode_all(files, decode, 2), one)
 
 
