@@ -205,10 +205,11 @@ class ImageDataModule(TensorDataModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, *rest = batch  # predict's batches are the images alone
+        augment = self.augment and self.trainer is not None and self.trainer.training
+        if images.dtype != torch.uint8 and not augment:
+            return batch
         images = as_floats(images)
-        if self.augment and self.trainer is not None and self.trainer.training:
-            images = flip_and_shift(images, self.max_shift)
-        return images, *rest
+        return (flip_and_shift(images, self.max_shift) if augment else images), *rest
 
     def baseline_split(self, name: str):
         inputs, labels = super().baseline_split(name)
