@@ -13,7 +13,6 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import WordLevel
-from tqdm import tqdm
 
 KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 PAD, OOV = "<pad>", "<OOV>"
@@ -64,11 +63,17 @@ def _words(splitter: Tokenizer, text: str) -> list[str]:
 
 def _chunks(texts: Sequence[str], what: str, progress: bool) -> Iterator[Sequence[str]]:
     """``texts`` in slices of ``CHUNK``, under a progress bar where ``progress`` asks and they are many."""
-    shown = progress and len(texts) >= PROGRESS_TEXTS
-    with tqdm(total=len(texts), unit=" texts", desc=what, disable=not shown, leave=False) as bar:
-        for start in range(0, len(texts), CHUNK):
-            yield texts[start : start + CHUNK]
+    bar = None
+    if progress and len(texts) >= PROGRESS_TEXTS:
+        from tqdm import tqdm  # Lightning's; an export's predictor, which encodes a few texts, may lack it
+
+        bar = tqdm(total=len(texts), unit=" texts", desc=what, leave=False)
+    for start in range(0, len(texts), CHUNK):
+        yield texts[start : start + CHUNK]
+        if bar is not None:
             bar.update(min(CHUNK, len(texts) - start))
+    if bar is not None:
+        bar.close()
 
 
 def word_count(tokenizer: Tokenizer, text: str) -> int:

@@ -88,9 +88,9 @@ def test_a_file_read_a_row_at_a_time_gives_the_rows_it_gave_whole(tmp_path):
     )
     with pytest.raises(DataError, match=r"texts.csv, line 5: no label \(None\)"):
         read_texts(path, None, "label")
-    path.write_text("text,label\n" + "".join(f"t{i},{'ab'[i % 2]}\n" for i in range(10)))
+    path.write_text("text,label\n" + "".join(f"t{i},{('neg', 'pos')[i % 2]}\n" for i in range(10)))
     texts, labels = read_texts(path, None, "label")
-    assert texts == [f"t{i}" for i in range(10)] and labels == list("ababababab")
+    assert texts == [f"t{i}" for i in range(10)] and labels == ["neg", "pos"] * 5
     assert labels[0] is labels[2]  # each label held once, not once a row
 
 
