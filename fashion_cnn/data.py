@@ -8,7 +8,7 @@ import math
 import os
 import struct
 import zlib
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Literal
 
@@ -154,7 +154,12 @@ def as_floats(images: torch.Tensor) -> torch.Tensor:
     """Images of bytes as float32 in [0, 1], on their device; float images as they are."""
     if images.dtype != torch.uint8:
         return images
-    return FLOATS.to(images.device)[images.long()]
+    return _floats_on(images.device)[images.long()]
+
+
+@cache
+def _floats_on(device: torch.device) -> torch.Tensor:
+    return FLOATS.to(device)  # once per device, not a copy from the host every batch
 
 
 class ImageDataModule(TensorDataModule):
