@@ -138,9 +138,10 @@ def load_folder(
     from common.decoding import training_pixels  # load_image, what prediction and the server read images with
 
     files, labels = image_files(folder, class_names, every_class)
-    # The decoder's version in the cache's key: a change to how images are converted must not reuse old arrays
-    # (2: a large JPEG decoded reduced, which changes its pixels a little).
-    settings = f"decode 2, Pillow {PIL.__version__}, {size}x{size}x{channels}"
+    # The decoder's version in the cache's key: a change to how images are converted must not reuse old arrays.
+    # 2: a large JPEG decoded reduced, which changes its pixels a little; a folder without JPEGs keeps 1's arrays.
+    jpegs = any(path.suffix.lower() in (".jpg", ".jpeg") for path in files)
+    settings = f"decode {2 if jpegs else 1}, Pillow {PIL.__version__}, {size}x{size}x{channels}"
     images = read_images(files, partial(training_pixels, size=size, channels=channels), settings, cache_limit)
     return torch.from_numpy(images), torch.tensor(labels), [str(path) for path in files]
 

@@ -6,6 +6,7 @@ import json
 from functools import partial
 
 import numpy as np
+import PIL
 import pytest
 import torch
 from PIL import ExifTags, Image
@@ -96,6 +97,21 @@ def test_a_folder_is_held_as_bytes_and_batches_are_its_float_images(tmp_path):
     first = image_reading.read_images(files, partial(training_pixels, size=8, channels=3), "bytes")
     again = image_reading.read_images(files, partial(training_pixels, size=8, channels=3), "bytes")
     assert isinstance(again, np.memmap) and np.array_equal(again, first)  # the cache's pages, not a copy of them
+
+
+def test_only_a_folder_with_jpegs_is_decoded_anew(tmp_path, monkeypatch):
+    settings = []
+    read_images = fashion_data.read_images
+    monkeypatch.setattr(fashion_data, "read_images", lambda *args: settings.append(args[2]) or read_images(*args))
+    pngs = write_folder(tmp_path / "pngs")
+    for path in pngs.rglob("*.jpg"):
+        path.unlink()
+    ImageFolderDataModule(image_folder=str(pngs)).setup("fit")
+    ImageFolderDataModule(image_folder=str(write_folder(tmp_path / "mixed"))).setup("fit")
+    # A folder of PNGs keeps its cached arrays (the key of the float images' reading); one with JPEGs is read again
+    # (write_folder's test images are PNGs).
+    assert settings[0] == f"decode 1, Pillow {PIL.__version__}, 28x28x1"
+    assert [line.split(",")[0] for line in settings] == ["decode 1", "decode 1", "decode 2", "decode 1"]
 
 
 def figures(run):
