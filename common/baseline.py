@@ -5,8 +5,9 @@ images a logistic regression on their pixels.
 Its cost stays under a tenth of a reference run's (bench/baseline_cost.py measures it): images train on a
 seeded sample of at most ``MAX_IMAGES`` of the training split, and their regression stops after ``IMAGE_STEPS``
 steps of its solver, converged or not (Fashion-MNIST: 82.5% test accuracy, where all 60,000 images give 84.4%
-in as many steps at several times the cost). Texts train on the whole split. The same split always gives the
-same figures."""
+in as many steps at several times the cost). Texts train on a seeded sample of at most ``MAX_TEXTS`` (SST-2's
+whole split of 53,879; a 500,000-row file's 320,000 training texts took 419 s on one core). The same split
+always gives the same figures."""
 
 import time
 import warnings
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MAX_IMAGES = 10_000
+MAX_TEXTS = 60_000
 IMAGE_STEPS = 100
 SEED = 0
 
@@ -52,11 +54,13 @@ def _fitted(train: tuple[Sequence, Sequence], test: tuple[Sequence, Sequence]) -
     inputs, labels = train[0], np.asarray(train[1]).astype(np.int64)
     test_labels = np.asarray(test[1]).astype(np.int64)
     train_size, classes = len(labels), np.union1d(labels, test_labels)
+    most = MAX_IMAGES if isinstance(inputs, np.ndarray) else MAX_TEXTS
+    if train_size > most:
+        kept = np.sort(np.random.default_rng(SEED).choice(train_size, most, replace=False))
+        inputs = inputs[kept] if isinstance(inputs, np.ndarray) else [inputs[i] for i in kept]
+        labels = labels[kept]
     if isinstance(inputs, np.ndarray):
         name = f"logistic regression on the pixels (scikit-learn, {IMAGE_STEPS} L-BFGS steps at most)"
-        if train_size > MAX_IMAGES:
-            kept = np.sort(np.random.default_rng(SEED).choice(train_size, MAX_IMAGES, replace=False))
-            inputs, labels = inputs[kept], labels[kept]
         features, test_features, steps = inputs, test[0], IMAGE_STEPS
     else:
         from sklearn.feature_extraction.text import TfidfVectorizer

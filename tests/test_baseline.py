@@ -42,6 +42,15 @@ def test_texts_get_tf_idf_of_word_pairs_and_a_logistic_regression():
     assert result.trained_on == result.train_size == 60 and result.seconds > 0
 
 
+def test_texts_train_on_a_seeded_sample_of_at_most_max_texts(monkeypatch):
+    """A large file's texts are sampled (a 320,000-text split took 419 s on one core); SST-2's whole split fits."""
+    monkeypatch.setattr(baseline, "MAX_TEXTS", 40)
+    first, second = fit_baseline(word_pairs(60), word_pairs(20)), fit_baseline(word_pairs(60), word_pairs(20))
+    assert (first.trained_on, first.train_size) == (40, 60) and first.test_acc == second.test_acc
+    monkeypatch.undo()
+    assert baseline.MAX_TEXTS >= 53_879  # SST-2's training texts: the reference's baseline trains on them all
+
+
 def test_images_train_on_a_seeded_sample_of_at_most_max_images(monkeypatch):
     monkeypatch.setattr(baseline, "MAX_IMAGES", 50)
     train, test = images(90, seed=0), images(30, seed=1)
