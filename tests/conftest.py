@@ -1,7 +1,9 @@
 """Tiny real data files written by the tests, and helpers to run the CLIs on them."""
 
 import gzip
+import json
 import os
+import shutil
 import struct
 from pathlib import Path
 
@@ -168,3 +170,23 @@ def sst2_exported(tiny_sst2, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("sst2-export")
     main(["--ckpt", str(tiny_sst2[1]), "--output", str(folder)])
     return folder
+
+
+def copied_run(trained_run: Path, tmp_path: Path) -> Path:
+    """A copy of a shared fixture's run, to write beside: the fixture's run stays as other tests read it."""
+    run = tmp_path / "runs" / "version_0"
+    shutil.copytree(trained_run, run, symlinks=True)
+    return run
+
+
+def check_test_with_no_data_options(main, trained_run: Path, tmp_path: Path, capsys) -> None:
+    """test of a run's checkpoint reads the data options from the run's config.yaml and reports beside the run's
+    own report, which stays as fit wrote it; the figures are fit's test of the same checkpoint."""
+    run = copied_run(trained_run, tmp_path)
+    trained = json.loads((run / "metrics.json").read_text())
+    main(["test", "--ckpt_path", str(run / trained["checkpoint"]), "--trainer.enable_progress_bar", "false"])
+    folder = run / f"test-{Path(trained['checkpoint']).stem}"
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"Report: {folder / 'report.md'}"
+    tested = json.loads((folder / "metrics.json").read_text())
+    assert tested["test"] == trained["test"] and tested["confusion_matrix"] == trained["confusion_matrix"]
+    assert json.loads((run / "metrics.json").read_text()) == trained  # fit's report as it was

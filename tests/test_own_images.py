@@ -18,7 +18,7 @@ from fashion_cnn import predict as fashion_predict
 from fashion_cnn.data import ImageFolderDataModule
 from fashion_cnn.export import main as export_main
 from fashion_cnn.train import main
-from tests.conftest import tiny_run, write_idx
+from tests.conftest import check_test_with_no_data_options, copied_run, tiny_run, write_idx
 from tests.test_serve import Server
 
 CLASSES = ["circle", "square", "star"]
@@ -235,17 +235,8 @@ def test_a_checkpoint_is_refused_with_data_of_other_classes(folder_run, fashion_
 
 
 def test_a_runs_checkpoint_is_tested_on_its_own_data_with_no_data_options(folder_run, tmp_path, capsys):
-    """test of a run's checkpoint reads the data options from the run's config.yaml, and reports beside it."""
     _, trained_run, _ = folder_run
-    run = tmp_path / "runs" / "version_0"
-    shutil.copytree(trained_run, run, symlinks=True)  # the fixture's run stays as other tests read it
-    trained = json.loads((run / "metrics.json").read_text())
-    main(["test", "--ckpt_path", str(run / trained["checkpoint"]), "--trainer.enable_progress_bar", "false"])
-    folder = run / f"test-{Path(trained['checkpoint']).stem}"
-    assert capsys.readouterr().out.strip().splitlines()[-1] == f"Report: {folder / 'report.md'}"
-    tested = json.loads((folder / "metrics.json").read_text())
-    assert tested["test"] == trained["test"] and tested["confusion_matrix"] == trained["confusion_matrix"]
-    assert json.loads((run / "metrics.json").read_text()) == trained  # fit's report as it was
+    check_test_with_no_data_options(main, trained_run, tmp_path, capsys)
 
 
 def test_a_folder_validates_on_training_images_by_default(tmp_path):
@@ -274,8 +265,7 @@ def test_a_folder_in_keras_layout_trains(tmp_path):
 
 def test_predictions_name_their_images(folder_run, tmp_path, capsys):
     _, trained_run, _ = folder_run
-    run = tmp_path / "runs" / "version_0"
-    shutil.copytree(trained_run, run, symlinks=True)
+    run = copied_run(trained_run, tmp_path)
     main(["predict", "--ckpt_path", str(run / "checkpoints" / "last.ckpt"), "--trainer.enable_progress_bar", "false"])
     with (run / "predictions-last.csv").open() as file:
         rows = list(csv.DictReader(file))

@@ -4,8 +4,6 @@ bad files refused in one line."""
 
 import csv
 import json
-import shutil
-from pathlib import Path
 
 import datasets
 import numpy as np
@@ -19,7 +17,7 @@ from sst2_bilstm.data import HubTextsDataModule, TextFilesDataModule
 from sst2_bilstm.export import main as export_main
 from sst2_bilstm.model import SST2BiLSTM
 from sst2_bilstm.train import main
-from tests.conftest import tiny_run
+from tests.conftest import check_test_with_no_data_options, copied_run, tiny_run
 from tests.test_serve import Server
 
 WORDS = {"sports": ["goal", "match", "team"], "tech": ["chip", "code", "server"], "weather": ["rain", "sun", "wind"]}
@@ -244,23 +242,13 @@ def test_a_hugging_face_split_without_labels_is_refused(monkeypatch):
 
 
 def test_a_runs_checkpoint_is_tested_on_its_own_data_with_no_data_options(text_run, tmp_path, capsys):
-    """test of a run's checkpoint reads the data options from the run's config.yaml, and reports beside it."""
     trained_run, _ = text_run
-    run = tmp_path / "runs" / "version_0"
-    shutil.copytree(trained_run, run, symlinks=True)  # the fixture's run stays as other tests read it
-    trained = json.loads((run / "metrics.json").read_text())
-    main(["test", "--ckpt_path", str(run / trained["checkpoint"]), "--trainer.enable_progress_bar", "false"])
-    folder = run / f"test-{Path(trained['checkpoint']).stem}"
-    assert capsys.readouterr().out.strip().splitlines()[-1] == f"Report: {folder / 'report.md'}"
-    tested = json.loads((folder / "metrics.json").read_text())
-    assert tested["test"] == trained["test"] and tested["confusion_matrix"] == trained["confusion_matrix"]
-    assert json.loads((run / "metrics.json").read_text()) == trained  # fit's report as it was
+    check_test_with_no_data_options(main, trained_run, tmp_path, capsys)
 
 
 def test_predictions_name_their_sentences(text_run, tmp_path):
     trained_run, _ = text_run
-    run = tmp_path / "runs" / "version_0"
-    shutil.copytree(trained_run, run, symlinks=True)
+    run = copied_run(trained_run, tmp_path)
     main(["predict", "--ckpt_path", str(run / "checkpoints" / "last.ckpt"), "--trainer.enable_progress_bar", "false"])
     with (run / "predictions-last.csv").open() as file:
         rows = list(csv.DictReader(file))
