@@ -79,12 +79,22 @@ def test_six_trials_one_failing_and_best_yaml_reruns_the_best_trial(tmp_path, ca
     assert "the report's classic baseline, logistic regression" in out
     assert (folder / "history.png").stat().st_size and (folder / "importances.png").stat().st_size
 
+    # Only the best trial is tested, once, at the end, its checkpoint as fit's test would take it.
     best = study_of(tmp_path).best_trial
+    runs = [Path(t.user_attrs["run"]) for t in trials if t.state == TrialState.COMPLETE]
+    assert not any("test" in json.loads((run / "metrics.json").read_text()) for run in runs)
+    assert [run for run in runs if list(run.glob("test-*"))] == [Path(best.user_attrs["run"])]
     trial_metrics = json.loads((Path(best.user_attrs["run"]) / "metrics.json").read_text())
+    tested = Path(best.user_attrs["run"]) / f"test-{Path(trial_metrics['checkpoint']).stem}" / "metrics.json"
+    assert f"Test accuracy of the best trial: {json.loads(tested.read_text())['test']['accuracy']:.4f}" in out
+    assert json.loads(tested.read_text())["checkpoint_epoch"] == trial_metrics["checkpoint_epoch"] == 1
+    assert "not tested: `--report.test_after_fit false`" in (runs[0] / "report.md").read_text()
+    assert not (runs[0] / "confusion_matrix.png").exists() and (runs[0] / "curves.png").exists()
     assert trial_metrics["history"][-1]["val_loss"] == best.value
     fit(["fit", "--config", str(folder / "best.yaml")])
     rerun = json.loads((folder / "best" / "version_0" / "metrics.json").read_text())
     assert rerun["history"] == trial_metrics["history"] and rerun["seed"] == trial_metrics["seed"]
+    assert rerun["test"] == json.loads(tested.read_text())["test"]  # fit --config best.yaml tests, as fit does
 
 
 def wait_for(condition, seconds: float = 120) -> None:
@@ -95,7 +105,9 @@ def wait_for(condition, seconds: float = 120) -> None:
 
 
 def test_sigkill_mid_trial_then_two_processes_of_the_same_command_end_with_six_trials(tmp_path):
-    args = search_args(tmp_path, FASHION_SPACE, 6, "--heartbeat", "1", "--pruner", "none")
+    # A heartbeat of 3 s (a dead search's trial is failed 6 s after its last beat): 1 s failed live trials on a
+    # busy 2-core CI machine, where a search can wait seconds for SQLite's lock.
+    args = search_args(tmp_path, FASHION_SPACE, 6, "--heartbeat", "3", "--pruner", "none")
     new_study(tmp_path)
     db = tmp_path / "runs" / "search" / "study.db"
     killed = subprocess.Popen(command(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -125,6 +137,24 @@ def test_sigkill_mid_trial_then_two_processes_of_the_same_command_end_with_six_t
     assert len(started) == len(set(started)) == 5  # trial 0 finished before the kill; no trial ran twice
     assert len({t.user_attrs["run"] for t in finished}) == 6
     assert not (Path(stale.user_attrs["run"]) / "report.md").exists()  # the killed search's trial died with it
+
+
+def test_a_trial_another_search_failed_as_stale_is_said_in_one_line_and_the_search_goes_on(tmp_path, capsys):
+    from common.search.run import Search, parse
+
+    args = search_args(tmp_path, FASHION_SPACE, 2)
+    options, fit_args = parse("fashion_cnn", args, "tune")
+    folder = tmp_path / "runs" / "search"
+    folder.mkdir(parents=True)
+    search = Search("fashion_cnn", options, fit_args, folder, fork=True)
+    trial = search.study.ask(search.space)
+    log = folder / "trial_0.log"
+    log.write_text("")
+    # What another search does to a trial whose heartbeat it finds stale, while this one still waits for it.
+    optuna.load_study(study_name="search", storage=search.url).tell(trial.number, state=TrialState.FAIL)
+    search.finish(trial, trial._trial_id, 0, log)
+    assert "trial 0: failed by another search, which found its heartbeat late" in capsys.readouterr().out
+    assert study_of(tmp_path).trials[0].state == TrialState.FAIL
 
 
 def test_pruning_stops_a_hopeless_trial_early_on_every_ddp_process(tmp_path, capsys):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.core.saving import save_hparams_to_yaml
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
@@ -24,20 +25,33 @@ SPLITS = (("train", "train"), ("val", "validation"), ("test", "test"))
 
 
 def summarize(
-    history: list[dict[str, float]], test: dict[str, float], scores: dict[str, torch.Tensor], class_names: list[str]
+    history: list[dict[str, float]],
+    test: dict[str, float] | None,
+    scores: dict[str, torch.Tensor] | None,
+    class_names: list[str],
 ) -> dict:
     """The content of metrics.json.
 
     ``history`` holds one entry per epoch (``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``); as in Keras,
     the train and validation figures are those of the last epoch. ``test`` holds ``test_loss`` and ``test_acc``;
     ``scores`` the per-class ``precision``, ``recall``, ``f1`` and the ``confusion_matrix`` (rows: true class).
+    Both None: a fit that was not tested, whose summary holds its training and validation figures only.
     """
     summary: dict = {}
     last = history[-1] if history else {}
     for split, _ in SPLITS:
-        source = test if split == "test" else last
+        source = (test or {}) if split == "test" else last
         if f"{split}_acc" in source:
             summary[split] = {"accuracy": source[f"{split}_acc"], "loss": source[f"{split}_loss"]}
+    if scores is not None:
+        summary |= class_scores(scores, class_names)
+    # Wall times differ from run to run; they go to report.md, so that one seed always gives one metrics.json.
+    summary["history"] = [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in history]
+    return summary
+
+
+def class_scores(scores: dict[str, torch.Tensor], class_names: list[str]) -> dict:
+    summary: dict = {}
     confusion = scores["confusion_matrix"].long()
     support = confusion.sum(dim=1).double()
     per_class = torch.stack([scores["precision"], scores["recall"], scores["f1"]]).double()
@@ -49,8 +63,6 @@ def summarize(
     if len(class_names) == 2:  # binary task: the figures the reference quotes are those of the positive class
         summary.update(_scores(per_class[:, 1]))
     summary["confusion_matrix"] = confusion.tolist()
-    # Wall times differ from run to run; they go to report.md, so that one seed always gives one metrics.json.
-    summary["history"] = [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in history]
     return summary
 
 
@@ -69,13 +81,33 @@ def markdown(
     if baseline:
         lines += ["", *baseline_lines(summary, baseline, history)]
     if summary.get("checkpoint"):
-        lines += ["", f"Tested checkpoint: `{summary['checkpoint']}` (epoch {summary['checkpoint_epoch']})."]
+        tested = "Tested" if "test" in summary else "Chosen (not tested: `--report.test_after_fit false`)"
+        lines += ["", f"{tested} checkpoint: `{summary['checkpoint']}` (epoch {summary['checkpoint_epoch']})."]
     for name, entry in summary.get("tuned", {}).items():
         lines += [
             "",
             f"Trained with {name} {entry['used']:g}, found by a tuner callback; config.yaml asks {entry['requested']:g}.",
         ]
-    lines += ["", "## Classification report (test)", ""]
+    if "per_class" in summary:
+        lines += test_lines(summary, class_names)
+    if history:
+        lines += [
+            "",
+            "## Per epoch",
+            "",
+            "| epoch | train acc | train loss | val acc | val loss | learning rate | seconds |",
+        ]
+        lines.append("|---:|---:|---:|---:|---:|---:|---:|")
+        for e in history:
+            cells = [f"{e[k]:.4f}" if k in e else "" for k in ("train_acc", "train_loss", "val_acc", "val_loss")]
+            lines.append(
+                f"| {e['epoch']} | " + " | ".join(cells) + f" | {e.get('lr', '')} | {e.get('seconds', 0):.1f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def test_lines(summary: dict, class_names: list[str]) -> list[str]:
+    lines = ["", "## Classification report (test)", ""]
     lines += ["| class | precision | recall | f1-score | support |", "|---|---:|---:|---:|---:|"]
     rows = [
         *summary["per_class"].items(),
@@ -91,20 +123,7 @@ def markdown(
     if font_family_for(class_names) is None:
         numbered = ", ".join(f"{i} {name}" for i, name in enumerate(class_names))
         lines += ["", f"confusion_matrix.png numbers the classes (no installed font draws their names): {numbered}."]
-    if history:
-        lines += [
-            "",
-            "## Per epoch",
-            "",
-            "| epoch | train acc | train loss | val acc | val loss | learning rate | seconds |",
-        ]
-        lines.append("|---:|---:|---:|---:|---:|---:|---:|")
-        for e in history:
-            cells = [f"{e[k]:.4f}" if k in e else "" for k in ("train_acc", "train_loss", "val_acc", "val_loss")]
-            lines.append(
-                f"| {e['epoch']} | " + " | ".join(cells) + f" | {e.get('lr', '')} | {e.get('seconds', 0):.1f} |"
-            )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def baseline_lines(summary: dict, baseline: dict, history: list[dict[str, float]]) -> list[str]:
@@ -167,19 +186,28 @@ def write_report(
     class_names: list[str],
     title: str,
     history: list[dict],
-    confusion: Figure,
+    confusion: Figure | None,
     baseline: dict | None = None,
 ) -> Path:
-    """Writes the report files into ``run_dir`` (``confusion``: the confusion-matrix figure; ``baseline`` as
-    markdown takes it) and returns the path of report.md."""
+    """Writes the report files into ``run_dir`` (``confusion``: the confusion-matrix figure, None for a fit that
+    was not tested; ``baseline`` as markdown takes it) and returns the path of report.md."""
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
-    save_figure(confusion, run_dir / "confusion_matrix.png", dpi=120)
+    if confusion is not None:
+        save_figure(confusion, run_dir / "confusion_matrix.png", dpi=120)
     if summary["history"]:
         save_figure(curves_figure(summary["history"]), run_dir / "curves.png", dpi=120)
     report = run_dir / "report.md"
     write_text(report, markdown(summary, class_names, title, history, baseline))
     return report
+
+
+def chosen_checkpoint(trainer: L.Trainer) -> str | None:
+    """The checkpoint fit's test takes: the monitored checkpoint's best, as the reference's early stopping
+    restores it; where nothing is monitored, a ModelCheckpoint's "best" is the latest epoch it saved."""
+    checkpoints = trainer.checkpoint_callbacks
+    chosen = next((c for c in checkpoints if c.monitor), checkpoints[0] if checkpoints else None)
+    return chosen.best_model_path if isinstance(chosen, ModelCheckpoint) and chosen.best_model_path else None
 
 
 def _tunable(trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
@@ -219,12 +247,16 @@ class ReportCallback(EpochFigures):
         title: the heading of report.md.
         baseline: whether the report gives a classic baseline (common/baseline.py) beside the network's test
             figures, trained on the DataModule's ``baseline_split("train")`` and scored on its ``"test"``.
+        test_after_fit: whether the command line's ``fit`` goes on to test the chosen checkpoint. False: fit's
+            report holds the training and validation figures only, and names the checkpoint a test would take
+            (a search's trials, which may not compute test figures: only the best trial is tested).
     """
 
-    def __init__(self, title: str = "Results", baseline: bool = True) -> None:
+    def __init__(self, title: str = "Results", baseline: bool = True, test_after_fit: bool = True) -> None:
         super().__init__()
         self.title = title
         self.baseline = baseline
+        self.test_after_fit = test_after_fit
         self.seed: int | None = None
         self.history: list[dict[str, float]] = []
         self.report_path: Path | None = None
@@ -266,6 +298,24 @@ class ReportCallback(EpochFigures):
             entry["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
         self.history = [e for e in self.history if e["epoch"] < entry["epoch"]] + [entry]
 
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.test_after_fit or trainer.fast_dev_run:
+            return
+        run_dir = Path(trainer.log_dir or trainer.default_root_dir)  # a broadcast: every process must ask
+        if not trainer.is_global_zero:
+            return
+        class_names = list(trainer.datamodule.class_names)
+        chosen = chosen_checkpoint(trainer)
+        # The chosen checkpoint's epoch as a test of it would report it: the last of the history it saved.
+        saved = torch.load(chosen, map_location="cpu", weights_only=False)["callbacks"] if chosen else {}
+        epochs = saved.get(self.state_key, {}).get("history", [])
+        summary = self.summary(trainer, run_dir, None, class_names, chosen, epochs[-1]["epoch"] if epochs else None)
+        self.report_path = write_report(run_dir, summary, class_names, self.title, self.history, None)
+        chosen_epoch = [e for e in self.history if e["epoch"] == summary.get("checkpoint_epoch")] or self.history[-1:]
+        if chosen_epoch and "val_acc" in chosen_epoch[0]:  # TensorBoard's hparams: no test figure, the validation's
+            for logger in trainer.loggers:
+                logger.log_metrics({"hp_metric": chosen_epoch[0]["val_acc"]}, step=trainer.global_step)
+
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.fast_dev_run:  # a trial of the code, which by Lightning's definition writes no logs or files
             return
@@ -274,14 +324,14 @@ class ReportCallback(EpochFigures):
             return
         class_names = list(trainer.datamodule.class_names)
         test = {key: float(trainer.callback_metrics[key]) for key in ("test_loss", "test_acc")}
-        summary = summarize(self.history, test, pl_module.test_results, class_names)
-        if isinstance(self.seed, int) and not isinstance(self.seed, bool):  # False: no seed was set
-            summary["seed"] = self.seed
-        if ckpt_path := self._tested or trainer.ckpt_path:
-            summary["checkpoint"] = os.path.relpath(ckpt_path, run_dir)
-            summary["checkpoint_epoch"] = self.checkpoint_epoch
-        if self.tuned:
-            summary["tuned"] = self.tuned
+        summary = self.summary(
+            trainer,
+            run_dir,
+            (test, pl_module.test_results),
+            class_names,
+            self._tested or trainer.ckpt_path,
+            self.checkpoint_epoch,
+        )
         baseline = baseline_of(trainer.datamodule) if self.baseline else None
         if baseline:  # without its wall time, as the history (one seed, one metrics.json)
             summary["baseline"] = {key: value for key, value in baseline.items() if key != "seconds"}
@@ -291,6 +341,26 @@ class ReportCallback(EpochFigures):
             logger.log_metrics({"hp_metric": test["test_acc"]}, step=trainer.global_step)
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_figure("test_confusion_matrix", confusion, trainer.global_step, close=False)
+
+    def summary(
+        self,
+        trainer: L.Trainer,
+        run_dir: Path,
+        tested: tuple[dict, dict] | None,
+        class_names: list[str],
+        ckpt_path: str | None,
+        checkpoint_epoch: int | None,
+    ) -> dict:
+        """metrics.json, less the baseline: ``tested`` the test figures and per-class scores, or None."""
+        summary = summarize(self.history, *(tested or (None, None)), class_names)
+        if isinstance(self.seed, int) and not isinstance(self.seed, bool):  # False: no seed was set
+            summary["seed"] = self.seed
+        if ckpt_path:
+            summary["checkpoint"] = os.path.relpath(ckpt_path, run_dir)
+            summary["checkpoint_epoch"] = checkpoint_epoch
+        if self.tuned:
+            summary["tuned"] = self.tuned
+        return summary
 
     def state_dict(self) -> dict:
         return {"history": self.history, "tuned": self.tuned}

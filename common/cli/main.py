@@ -6,14 +6,13 @@ import time
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
 from common.callbacks.curves import KerasCurves
 from common.callbacks.prediction_writer import PredictionWriter
-from common.callbacks.report import ReportCallback
+from common.callbacks.report import ReportCallback, chosen_checkpoint
 from common.callbacks.unused_run import RemoveUnusedRun
 from common.cli.checkpoint import Plan, ensemble_for, settle_checkpoint
 from common.cli.environment import prepare_process
@@ -120,12 +119,8 @@ class WorkflowCLI(LightningCLI):
         return trainer
 
     def after_fit(self) -> None:
-        # The monitored checkpoint's best, as the reference's early stopping restores it; where nothing is
-        # monitored, a ModelCheckpoint's "best" is the latest epoch it saved.
-        checkpoints = self.trainer.checkpoint_callbacks
-        chosen = next((c for c in checkpoints if c.monitor), checkpoints[0] if checkpoints else None)
-        ckpt_path = chosen.best_model_path if isinstance(chosen, ModelCheckpoint) and chosen.best_model_path else None
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
+        if self.config_init[self.subcommand].report.test_after_fit:
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=chosen_checkpoint(self.trainer))
         self.after_test()
 
     def after_predict(self) -> None:

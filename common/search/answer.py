@@ -12,8 +12,9 @@ from common.files import save_figure, write_text
 from common.search.trial import CLASS_PATH
 
 
-def write(study: optuna.Study, folder: Path, workflow: str) -> bool:
-    """Writes the answer and says whether a trial completed."""
+def write(study: optuna.Study, folder: Path, workflow: str, tested: Path | None) -> bool:
+    """Writes the answer and says whether a trial completed. ``tested``: the metrics.json of the best trial's
+    test, if it was tested."""
     objective = study.user_attrs["objective"]
     trials = [t for t in study.get_trials(deepcopy=False) if "surplus" not in t.user_attrs]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -25,7 +26,7 @@ def write(study: optuna.Study, folder: Path, workflow: str) -> bool:
         summary = [
             f"Best: trial {best.number}, {objective} {best.value:.4f}, run {run}.",
             f"Rerun it: python -m {workflow}.train fit --config {best_yaml}",
-            test_figure(run),
+            test_figure(tested, run),
         ]
     lines = [f"# Study {study.study_name}", "", *summary, "", *table(trials, objective), *plots(study, folder)]
     write_text(folder / "study.md", "\n".join(lines) + "\n")
@@ -41,6 +42,7 @@ def write_best(run: Path, folder: Path, best: optuna.trial.FrozenTrial, objectiv
     trainer = config["trainer"]
     trainer["callbacks"] = [c for c in trainer.get("callbacks") or [] if c.get("class_path") != CLASS_PATH]
     trainer["default_root_dir"] = str(folder / "best")
+    config.setdefault("report", {})["test_after_fit"] = True  # a fit of its own tests, as any fit does
     header = (
         f"# The best trial ({best.number}, {objective} {best.value:.4f}) of the study {folder.name}: its run's "
         f"config.yaml, rerun by\n#   python -m {workflow}.train fit --config {folder / 'best.yaml'}\n"
@@ -50,11 +52,13 @@ def write_best(run: Path, folder: Path, best: optuna.trial.FrozenTrial, objectiv
     return path
 
 
-def test_figure(run: Path) -> str:
-    """The best trial's test figures, beside the report's classic baseline where it has one. Every fit ends with
-    a test; the search reads the test figures of no other trial."""
-    metrics = json.loads((run / "metrics.json").read_text())
-    line = f"Test accuracy of the best trial: {metrics['test']['accuracy']:.4f}"
+def test_figure(tested: Path | None, run: Path) -> str:
+    """The best trial's test figures, beside the report's classic baseline where it has one: the one test of the
+    search (its trials' fits test nothing)."""
+    if tested is None:
+        return f"The best trial was not tested: its run {run} has no checkpoint here, or its test failed."
+    metrics = json.loads(tested.read_text())
+    line = f"Test accuracy of the best trial: {metrics['test']['accuracy']:.4f} ({tested.parent / 'report.md'})"
     baseline = metrics.get("baseline")
     if isinstance(baseline, dict) and "test_acc" in baseline:
         line += f"; the report's classic baseline, {baseline['name']}: {baseline['test_acc']:.4f}"

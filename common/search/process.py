@@ -34,19 +34,21 @@ def one_process(trainer: dict) -> bool:
 
 class TrialProcess:
     def __init__(self, workflow: str, args: list[str], env: dict, log: Path, fork: bool) -> None:
+        """``args``: the workflow's command line, its subcommand first (``fit`` for a trial, ``test`` for the
+        best trial at the end)."""
         self.search_end: Connection | None = None
         if fork:
             processes = multiprocessing.get_context("forkserver")
             processes.set_forkserver_preload([f"{workflow}.train", *FIRST_RUN_IMPORTS])
             trial_end, self.search_end = processes.Pipe(duplex=False)
             self.process = processes.Process(
-                target=fit_trial, args=(workflow, args, env, os.getcwd(), str(log), trial_end)
+                target=run_workflow, args=(workflow, args, env, os.getcwd(), str(log), trial_end)
             )
             self.process.start()
             trial_end.close()
         else:
             with log.open("w") as output:
-                command = [sys.executable, "-m", f"{workflow}.train", "fit", *args]
+                command = [sys.executable, "-m", f"{workflow}.train", *args]
                 linux = sys.platform == "linux"
                 self.process = subprocess.Popen(
                     command,
@@ -73,8 +75,9 @@ def die_with_parent() -> None:
     ctypes.CDLL(None).prctl(1, signal.SIGKILL)
 
 
-def fit_trial(workflow: str, args: list[str], env: dict, cwd: str, log: str, search: Connection) -> None:
-    """The forked trial: the workflow's ``fit`` with the trial's options, in the search's environment and folder."""
+def run_workflow(workflow: str, args: list[str], env: dict, cwd: str, log: str, search: Connection) -> None:
+    """The forked trial: the workflow's command line with the trial's options, in the search's environment and
+    folder."""
     threading.Thread(target=die_with, args=(search,), daemon=True).start()
     os.chdir(cwd)
     os.environ.clear()
@@ -82,7 +85,7 @@ def fit_trial(workflow: str, args: list[str], env: dict, cwd: str, log: str, sea
     output = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(output, 1)
     os.dup2(output, 2)
-    importlib.import_module(f"{workflow}.train").main(["fit", *args])
+    importlib.import_module(f"{workflow}.train").main(args)
 
 
 def die_with(search: Connection) -> None:

@@ -8,6 +8,7 @@ reports its epochs itself (common/search/trial.py).
 
 import argparse
 import contextlib
+import fcntl
 import importlib
 import io
 import json
@@ -204,6 +205,33 @@ class Search:
                 continue
             self.run_trial(trial)
 
+    def test_best(self) -> Path | None:
+        """Tests the best trial's chosen checkpoint (as fit would have), once, whichever search gets here first,
+        and returns the test's metrics.json; None where there is no complete trial, or its run is not on this
+        machine (a study shared between machines: the search that ran it tests it)."""
+        complete = [t for t in self.study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+        run = Path(self.study.best_trial.user_attrs["run"]) if complete else None
+        if run is None or not (run / "metrics.json").is_file():
+            return None
+        checkpoint = json.loads((run / "metrics.json").read_text()).get("checkpoint")
+        if checkpoint is None:  # --trainer.enable_checkpointing false: nothing to test
+            return None
+        checkpoint = run / checkpoint
+        tested = run / f"test-{checkpoint.stem}" / "metrics.json"
+        # A lock the system drops with its holder, killed or not: two searches ending at once test once.
+        with (run / "test.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not tested.is_file():
+                number = self.study.best_trial.number
+                print(f"Testing the best trial, {number}: {checkpoint}", flush=True)
+                args = ["test", "--config", str(run / "config.yaml"), "--ckpt_path", str(checkpoint)]
+                process = TrialProcess(
+                    self.workflow, args, dict(os.environ), self.folder / f"test_{number}.log", self.fork
+                )
+                while process.wait(self.options.heartbeat) is None:
+                    pass
+        return tested if tested.is_file() else None
+
     def surplus(self, number: int, n: int) -> bool:
         claimed = sorted(
             t.number for t in self.study.get_trials(deepcopy=False) if counted(t) or t.state == TrialState.RUNNING
@@ -215,8 +243,9 @@ class Search:
         study_id = self.storage.get_study_id_from_name(self.options.study)
         trial_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
         options = command_line(params)
-        args = [*self.fit_args, *options, "--trainer.default_root_dir", str(self.folder)]
-        args.append(f"--trainer.callbacks+={CLASS_PATH}")
+        args = ["fit", *self.fit_args, *options, "--trainer.default_root_dir", str(self.folder)]
+        # No trial computes a test figure (the search may not select on one): only the best trial is tested.
+        args += [f"--trainer.callbacks+={CLASS_PATH}", "--report.test_after_fit", "false"]
         env = os.environ | {STORAGE: self.url, STUDY: self.options.study, TRIAL_ID: str(trial_id)}
         log = self.folder / f"trial_{number}.log"
         print(f"trial {number}: {' '.join(options)}", flush=True)
@@ -228,6 +257,14 @@ class Search:
         self.finish(trial, trial_id, returncode, log)
 
     def finish(self, trial: optuna.trial.Trial, trial_id: int, returncode: int, log: Path) -> None:
+        try:
+            self.record(trial, trial_id, returncode, log)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Another search found this trial's heartbeat late (a machine too busy, a database locked for longer
+            # than twice --heartbeat), failed it and runs it again itself: this search's figures for it are lost.
+            print(f"trial {trial.number}: failed by another search, which found its heartbeat late and retries it")
+
+    def record(self, trial: optuna.trial.Trial, trial_id: int, returncode: int, log: Path) -> None:
         attrs = self.storage.get_trial(trial_id).user_attrs
         objective, value, history = self.options.objective, None, []
         report = Path(attrs.get("run") or "-") / "metrics.json"  # no run folder: --trainer.logger false
@@ -272,5 +309,5 @@ def main(workflow: str, args: list[str] | None, command: str, held_out: dict[str
         folder.mkdir(parents=True, exist_ok=True)
         search = Search(workflow, options, fit_args, folder, one_process(config["trainer"]))
         search.run()
-        if not answer.write(search.study, folder, workflow):
+        if not answer.write(search.study, folder, workflow, search.test_best()):
             sys.exit(1)
