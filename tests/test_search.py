@@ -166,7 +166,11 @@ def test_pruning_stops_a_hopeless_trial_early_on_every_ddp_process(tmp_path, cap
     ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
     tune(
         search_args(
-            tmp_path, {"model.lr": [0.01, 1e-12]}, 2, "--trainer.max_epochs", "2", "--startup_trials", "1", *ddp
+            tmp_path,
+            {"model.lr": [0.01, 1e-12]},
+            2,
+            *("--trainer.max_epochs", "2", "--startup_trials", "1", *ddp),
+            data=write_fashion_mnist(tmp_path / "data", n_train=100, n_test=21),  # odd: DDP's sampler repeats one
         )
     )
     trials = study_of(tmp_path).trials
@@ -174,6 +178,9 @@ def test_pruning_stops_a_hopeless_trial_early_on_every_ddp_process(tmp_path, cap
     assert [t.user_attrs["epochs"] for t in trials] == [2, 1]
     assert "trial 1: pruned after epoch 1" in capsys.readouterr().out
     assert "MEMBER: 2/2" in (tmp_path / "runs" / "search" / "trial_1.log").read_text()
+    # The best trial is tested on one device (DDP's sampler would repeat test samples): all 21, once each.
+    tested = next(Path(trials[0].user_attrs["run"]).glob("test-*/metrics.json"))
+    assert json.loads(tested.read_text())["macro_avg"]["support"] == 21
 
 
 @pytest.mark.parametrize(

@@ -225,9 +225,11 @@ class Search:
                 number = self.study.best_trial.number
                 print(f"Testing the best trial, {number}: {checkpoint}", flush=True)
                 args = ["test", "--config", str(run / "config.yaml"), "--ckpt_path", str(checkpoint)]
-                process = TrialProcess(
-                    self.workflow, args, dict(os.environ), self.folder / f"test_{number}.log", self.fork
-                )
+                # On one device, whatever the trial trained on: Lightning's advice for exact test figures, since
+                # DDP's DistributedSampler repeats samples to even out the processes' batches.
+                args += ["--trainer.devices", "1", "--trainer.num_nodes", "1", "--trainer.strategy", "auto"]
+                log = self.folder / f"test_{number}.log"
+                process = TrialProcess(self.workflow, args, dict(os.environ), log, fork=True)
                 while process.wait(self.options.heartbeat) is None:
                     pass
         return tested if tested.is_file() else None
