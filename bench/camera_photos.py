@@ -93,8 +93,8 @@ def differences(files: list[Path]) -> tuple[float, float]:
     decoded whole."""
     found = []
     for file in files:
-        reduced = load_image(file, True, size=SIZE, channels=3, reduced=True)[0]
-        found.append(np.abs(reduced - load_image(file, True, size=SIZE, channels=3)[0]) * 255)
+        reduced = load_image(file, True, size=SIZE, channels=3)[0]
+        found.append(np.abs(reduced - load_image(file, True, size=SIZE, channels=3, reduced=False)[0]) * 255)
     return round(float(max(d.max() for d in found)), 1), round(float(np.mean([d.mean() for d in found])), 2)
 
 

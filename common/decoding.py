@@ -65,34 +65,27 @@ def load_image(
     size: int = 28,
     channels: int = 1,
     formats: tuple[str, ...] = IMAGE_FORMATS,
-    reduced: bool = False,
+    reduced: bool = True,
 ) -> tuple[np.ndarray, str]:
     """A (channels, size, size) float32 array in [0, 1] from an image file of ``formats`` (or a file object, called
     ``name`` in messages), converted to grayscale (1 channel) or RGB (3), and a note of what was done to the image to
     get it (a resize), or "". Checked from its header first (``open_image``); a JPEG photo's EXIF orientation is
     applied, as viewers show it. ``to_resize`` ends the refusal of an image of another size: the argument to give,
-    as the caller names it (the predict command's is ``--resize``). ``reduced`` (with ``resize``): a JPEG at least
+    as the caller names it (the predict command's is ``--resize``). Resized, a JPEG at least
     four times ``size`` each way is decoded by libjpeg at 1/2, 1/4 or 1/8 of its size, never below twice ``size``
     (Pillow's ``draft``), then resized as any other: a 12-megapixel photo read for 64x64 decodes 1/64 of its pixels.
     Twice, not once, so that the resize still averages as it does from the full image: its pixels then differ from
     the full decode's by a few levels of 255 where a pixel's neighbours differ by tens (docs/own_data.md)."""
     name = name or str(source)
     with open_image(source, name, formats) as image:
-        box = None
-        if reduced and resize and image.format == "JPEG":
-            with _reading(source, name, formats):
-                # The mode is left alone (convert() makes L or RGB as ever). The box: the image within the decoded
-                # pixels, whose last row and column may be a partial 8x8 block's, stretched if resized whole.
-                drafted = image.draft(None, (2 * size, 2 * size))
-            box = drafted[1] if drafted else None
-        return image_pixels(image, resize, invert, name, to_resize, size, channels, formats, box)
+        return image_pixels(image, resize, invert, name, to_resize, size, channels, formats, reduced)
 
 
 def training_pixels(path, size: int, channels: int) -> np.ndarray:
     """A file's pixels as training on a folder reads them: ``load_image`` resized to ``size``, a large JPEG decoded
     reduced, as uint8 (what the image cache holds). A function of the module, so that decoding processes can be
     given it (common/images.py's read_images)."""
-    pixels = load_image(path, resize=True, size=size, channels=channels, reduced=True)[0]
+    pixels = load_image(path, resize=True, size=size, channels=channels)[0]
     return np.rint(pixels * 255).astype(np.uint8)
 
 
@@ -105,18 +98,28 @@ def image_pixels(
     size: int = 28,
     channels: int = 1,
     formats: tuple[str, ...] = SERVED_FORMATS,
-    box: tuple[float, float, float, float] | None = None,
+    reduced: bool = True,
 ) -> tuple[np.ndarray, str]:
     """``load_image`` of an image ``open_image`` gave (of ``formats``, named in errors): its pixels decoded, and the
-    note. ``box``: the part of the image that is resized (Pillow's ``draft`` gives it), before the rotation."""
+    note. Training, the predict command and the server all read a large JPEG reduced, so that a photo gives a
+    model the pixels it was trained on; ``reduced=False`` decodes it whole (bench/camera_photos.py compares)."""
     with _reading(image.filename or None, name, formats):
+        box, shown = None, image.size  # box: the part of the decoded pixels that is resized, before the rotation
+        if reduced and resize and image.format == "JPEG":
+            # The mode is left alone (convert() makes L or RGB as ever). The box: the image within the decoded
+            # pixels, whose last row and column may be a partial 8x8 block's, stretched if resized whole.
+            drafted = image.draft(None, (2 * size, 2 * size))
+            box = drafted[1] if drafted else None
         if image.format == "JPEG":  # cameras' rotation; reading a PNG's would decode it a second time
+            orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
             if box is not None:
-                box = _turned(box, image.size, image.getexif().get(ExifTags.Base.Orientation, 1))
+                box = _turned(box, image.size, orientation)
+            shown = shown[::-1] if orientation in (5, 6, 7, 8) else shown  # turned a quarter: as a viewer shows it
             ImageOps.exif_transpose(image, in_place=True)
         width, height = image.size
         wrong_size = f"{name} is {width}x{height}, not {size}x{size}; {to_resize}"
         pixels, note = _pixels(image, resize, invert, wrong_size, size, channels, box)
+        note = note and f"resized from {shown[0]}x{shown[1]}"  # the file's size, not its reduced decode's
     return (1 - pixels if invert else pixels), note
 
 

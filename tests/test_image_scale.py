@@ -34,12 +34,25 @@ def photo(path, width, height, seed=0):
 
 def test_a_large_jpeg_decodes_reduced_to_within_the_resize_blur(tmp_path):
     large, small = photo(tmp_path / "large.jpg", 640, 480), photo(tmp_path / "small.jpg", 120, 100)
-    reduced = load_image(large, resize=True, size=32, channels=3, reduced=True)
-    full = load_image(large, resize=True, size=32, channels=3)
-    assert reduced[1] == "resized from 160x120" and full[1] == "resized from 640x480"  # decoded at 1/4: twice 32
+    reduced = load_image(large, resize=True, size=32, channels=3)
+    full = load_image(large, resize=True, size=32, channels=3, reduced=False)
+    assert reduced[1] == full[1] == "resized from 640x480"  # the file's size, though decoded at 1/4 (twice 32)
     assert 0 < np.abs(reduced[0] - full[0]).max() * 255 <= 8  # levels of 255, where neighbours differ by tens
     # Under four times the size, the whole image is decoded: the pixels are the full decode's.
-    assert np.array_equal(load_image(small, True, size=32, reduced=True)[0], load_image(small, True, size=32)[0])
+    assert np.array_equal(load_image(small, True, size=32)[0], load_image(small, True, size=32, reduced=False)[0])
+
+
+def test_the_predict_command_and_the_server_read_a_photo_as_training_does(tmp_path):
+    import io
+
+    from common.decoding import image_pixels, open_image
+
+    large = photo(tmp_path / "large.jpg", 640, 480)
+    trained = training_pixels(large, 32, 3)  # what the image cache holds
+    predicted = load_image(large, resize=True, size=32, channels=3)[0]  # fashion_cnn/predict.py's call
+    with open_image(io.BytesIO(large.read_bytes()), "input 0") as image:  # fashion_cnn/serve.py's
+        served = image_pixels(image, True, False, "input 0", size=32, channels=3)[0]
+    assert np.array_equal(np.rint(predicted * 255), trained) and np.array_equal(served, predicted)
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -49,9 +62,9 @@ def test_a_turned_photo_decodes_reduced_to_within_the_resize_blur(orientation, t
     exif = image.getexif()
     exif[ExifTags.Base.Orientation] = orientation
     image.save(tmp_path / "turned.jpg", exif=exif, quality=90)
-    reduced = load_image(tmp_path / "turned.jpg", resize=True, size=32, channels=3, reduced=True)
-    full = load_image(tmp_path / "turned.jpg", resize=True, size=32, channels=3)
-    assert reduced[1] == ("resized from 163x108" if orientation < 5 else "resized from 108x163")
+    reduced = load_image(tmp_path / "turned.jpg", resize=True, size=32, channels=3)
+    full = load_image(tmp_path / "turned.jpg", resize=True, size=32, channels=3, reduced=False)
+    assert reduced[1] == full[1] == ("resized from 650x430" if orientation < 5 else "resized from 430x650")
     assert np.abs(reduced[0] - full[0]).max() * 255 <= 8
 
 
