@@ -107,7 +107,10 @@ def wait_for(condition, seconds: float = 120) -> None:
 def test_sigkill_mid_trial_then_two_processes_of_the_same_command_end_with_six_trials(tmp_path):
     # A heartbeat of 3 s (a dead search's trial is failed 6 s after its last beat): 1 s failed live trials on a
     # busy 2-core CI machine, where a search can wait seconds for SQLite's lock.
-    args = search_args(tmp_path, FASHION_SPACE, 6, "--heartbeat", "3", "--pruner", "none")
+    # 800 training images (25 steps), so that the trial is still training when the search is killed: trials test
+    # nothing, and one of 100 images could end between the check below and the kill.
+    data = write_fashion_mnist(tmp_path / "data", n_train=800, n_test=20)
+    args = search_args(tmp_path, FASHION_SPACE, 6, "--heartbeat", "3", "--pruner", "none", data=data)
     new_study(tmp_path)
     db = tmp_path / "runs" / "search" / "study.db"
     killed = subprocess.Popen(command(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

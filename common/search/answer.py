@@ -2,6 +2,7 @@
 trial) and Optuna's optimization history and parameter importances as PNGs."""
 
 import json
+import os
 from pathlib import Path
 
 import optuna
@@ -28,7 +29,7 @@ def write(study: optuna.Study, folder: Path, workflow: str, tested: Path | None)
             f"Rerun it: python -m {workflow}.train fit --config {best_yaml}",
             test_figure(tested, run),
         ]
-    lines = [f"# Study {study.study_name}", "", *summary, "", *table(trials, objective), *plots(study, folder)]
+    lines = [f"# Study {study.study_name}", "", *summary, "", *table(trials, objective, folder), *plots(study, folder)]
     write_text(folder / "study.md", "\n".join(lines) + "\n")
     print("\n".join(summary))
     print(f"Study: {folder / 'study.md'}")
@@ -65,7 +66,7 @@ def test_figure(tested: Path | None, run: Path) -> str:
     return line + "."
 
 
-def table(trials: list[optuna.trial.FrozenTrial], objective: str) -> list[str]:
+def table(trials: list[optuna.trial.FrozenTrial], objective: str, folder: Path) -> list[str]:
     names = sorted({name for t in trials for name in t.params})
     lines = [f"| trial | state | {objective} | epochs | seconds | " + " | ".join(names) + " | run | reason |"]
     lines.append("|---:|---|---:|---:|---:|" + "---|" * len(names) + "---|---|")
@@ -77,7 +78,8 @@ def table(trials: list[optuna.trial.FrozenTrial], objective: str) -> list[str]:
         )
         cells = [str(t.number), t.state.name.lower(), value, str(t.user_attrs.get("epochs", "")), seconds]
         cells += [str(t.params.get(name, "")) for name in names]
-        cells += [Path(t.user_attrs["run"]).name if t.user_attrs.get("run") else "", reason.replace("|", "/")]
+        run = t.user_attrs.get("run")
+        cells += [os.path.relpath(run, folder) if run else "", reason.replace("|", "/")]
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]
 

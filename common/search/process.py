@@ -8,6 +8,7 @@ import contextlib
 import ctypes
 import importlib
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import subprocess
@@ -32,14 +33,22 @@ def one_process(trainer: dict) -> bool:
     return str(trainer.get("num_nodes", 1)) == "1" and one_device
 
 
+def start_fork_server(workflow: str) -> None:
+    """Starts the fork server now, so that it imports the workflow while the search reads its options: every
+    search forks from it at least once (the best trial's test), one-process trials each time."""
+    processes = multiprocessing.get_context("forkserver")
+    processes.set_forkserver_preload([f"{workflow}.train", *FIRST_RUN_IMPORTS])
+    multiprocessing.forkserver.ensure_running()
+
+
 class TrialProcess:
     def __init__(self, workflow: str, args: list[str], env: dict, log: Path, fork: bool) -> None:
         """``args``: the workflow's command line, its subcommand first (``fit`` for a trial, ``test`` for the
         best trial at the end)."""
         self.search_end: Connection | None = None
         if fork:
+            start_fork_server(workflow)
             processes = multiprocessing.get_context("forkserver")
-            processes.set_forkserver_preload([f"{workflow}.train", *FIRST_RUN_IMPORTS])
             trial_end, self.search_end = processes.Pipe(duplex=False)
             self.process = processes.Process(
                 target=run_workflow, args=(workflow, args, env, os.getcwd(), str(log), trial_end)

@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 
 from common.errors import ConfigError, exit_on_reported_error
 from common.search import answer
-from common.search.process import TrialProcess, one_process
+from common.search.process import TrialProcess, one_process, start_fork_server
 from common.search.space import check_names, command_line, read_space, space_file, value_at
 from common.search.trial import CLASS_PATH, STORAGE, STUDY, TRIAL_ID, make_pruner, open_storage
 
@@ -245,7 +245,9 @@ class Search:
         study_id = self.storage.get_study_id_from_name(self.options.study)
         trial_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
         options = command_line(params)
-        args = ["fit", *self.fit_args, *options, "--trainer.default_root_dir", str(self.folder)]
+        # A folder of its own: Lightning's next version_N is the next free one when the logger first writes, which
+        # two trials starting together, or one after a trial killed before writing, would both take.
+        args = ["fit", *self.fit_args, *options, "--trainer.default_root_dir", str(self.folder / f"trial_{number}")]
         # No trial computes a test figure (the search may not select on one): only the best trial is tested.
         args += [f"--trainer.callbacks+={CLASS_PATH}", "--report.test_after_fit", "false"]
         env = os.environ | {STORAGE: self.url, STUDY: self.options.study, TRIAL_ID: str(trial_id)}
@@ -297,6 +299,7 @@ def main(workflow: str, args: list[str] | None, command: str, held_out: dict[str
     quiet_optuna()
     with exit_on_reported_error():
         options, fit_args = parse(workflow, list(sys.argv[1:] if args is None else args), prog)
+        start_fork_server(workflow)
         config = fit_config(workflow, fit_args)
         for name, value in (held_out or {}).items():
             if not value_at(config, name):
