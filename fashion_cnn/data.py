@@ -331,13 +331,23 @@ class ImageFolderDataModule(ImageDataModule):
             self._class_names = tuple(class_folders(image_splits(self.folder)[0]))
         return self._class_names
 
+    def prepare_data(self) -> None:
+        # Lightning runs this on one process per machine before any setup: the folders are decoded there, into the
+        # image cache, so that the processes of a DDP run read the cache instead of each decoding them on all cores.
+        self.read_folders()
+
+    def read_folders(self) -> tuple[tuple, tuple | None]:
+        """The training folder's and the test folder's (None without one) images, labels and files."""
+        train_folder, test_folder = image_splits(self.folder)
+        read = {"size": self.image_size, "channels": self.image_channels, "cache_limit": self.cache_limit}
+        train = load_folder(train_folder, list(self.class_names), **read)
+        test = load_folder(test_folder, list(self.class_names), every_class=False, **read) if test_folder else None
+        return train, test
+
     def setup(self, stage: str) -> None:
         if self.test_set is not None:
             return
-        train_folder, test_folder = image_splits(self.folder)
-        read = {"size": self.image_size, "channels": self.image_channels, "cache_limit": self.cache_limit}
-        train = load_folder(train_folder, list(self.class_names), **read)  # images, labels, files
-        test = load_folder(test_folder, list(self.class_names), every_class=False, **read) if test_folder else None
+        train, test = self.read_folders()  # from the cache prepare_data filled
         if test is None or self.val_fraction:
             order = torch.randperm(len(train[1]), generator=torch.Generator().manual_seed(0))
             train = (train[0][order], train[1][order], [train[2][i] for i in order])

@@ -136,6 +136,13 @@ def test_a_folder_is_decoded_once_then_read_from_the_cache(tmp_path, monkeypatch
     (images / "train" / "star" / "000.png").touch()  # a changed file: its folder is read again, test/ is not
     ImageFolderDataModule(image_folder=str(images)).setup("fit")
     assert len(decoded) == 33 + 24
+    # prepare_data (one process per machine, before every process's setup) decodes; setup then reads the cache.
+    (images / "test" / "star" / "000.png").touch()
+    third = ImageFolderDataModule(image_folder=str(images))
+    third.prepare_data()
+    assert len(decoded) == 33 + 24 + 9
+    third.setup("fit")
+    assert len(decoded) == 33 + 24 + 9
 
 
 def damage_cases():
