@@ -5,7 +5,6 @@ the same files and settings decodes nothing; the cache keeps the most recently u
 
 import contextlib
 import hashlib
-import io
 import os
 import pickle
 import queue
@@ -151,7 +150,7 @@ def read_images(
     (``decode_all``) and cached, the cache then pruned to ``limit`` bytes (``prune_cache``; None: unbounded). A
     cached array is memory-mapped, copied on write: the pages are the file's until a caller changes them."""
     # Here, not at the top: the rest of this module (IMAGE_SUFFIXES, for the torch-free predictor) needs no torch.
-    from common.files import write_bytes
+    from common.files import written_whole
 
     key = hashlib.sha1(settings.encode())
     size = 0
@@ -171,9 +170,8 @@ def read_images(
             return images
     images = decode_all(files, decode, processes(size))
     cached.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    np.save(buffer, images)
-    write_bytes(cached, buffer.getbuffer())
+    with written_whole(cached, "wb", size=images.nbytes) as file:
+        np.save(file, images)  # straight into the file: no second copy of the images in memory
     if limit is not None:
         prune_cache(limit)
     return images

@@ -144,3 +144,19 @@ def test_a_folder_trains_to_the_figures_of_its_float_images(tmp_path, monkeypatc
     monkeypatch.setattr(fashion_data, "load_folder", as_before)
     main(tiny_run("fashion_cnn", tmp_path, tmp_path / "floats", *options, "--data.augment", "true"))
     assert figures(tmp_path / "bytes" / "version_0") == figures(tmp_path / "floats" / "version_0")
+
+
+def test_a_folder_is_cached_without_a_second_copy_of_its_images_in_memory(tmp_path, monkeypatch):
+    import tracemalloc
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    files = [tmp_path / f"{i}.png" for i in range(2000)]
+    for file in files:
+        file.touch()
+    tracemalloc.start()  # numpy's arrays are traced too
+    try:
+        images = image_reading.read_images(files, lambda path: np.ones((3, 32, 32), np.uint8), "test", None)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert images.nbytes == 2000 * 3 * 32 * 32 and peak < 1.5 * images.nbytes  # the array, written as it is
