@@ -142,6 +142,11 @@ def _singular(kind: str) -> str:
     return kind.replace("files", "file").replace("folders", "folder").replace("links", "link").replace("them", "it")
 
 
+# The arrays this process has read or written: a DataModule reads its folders in prepare_data, then again in
+# setup, and a cache smaller than its folders must not drop one for the other in between.
+IN_USE: set[Path] = set()
+
+
 def read_images(
     files: list[Path], decode: Callable[[Path], np.ndarray], settings: str, limit: int | None = CACHE_LIMIT
 ) -> np.ndarray:
@@ -167,13 +172,15 @@ def read_images(
         else:
             with contextlib.suppress(OSError):  # a read-only cache is read all the same
                 os.utime(cached)  # its time says when it was last used: prune_cache removes the oldest first
+            IN_USE.add(cached)
             return images
     images = decode_all(files, decode, processes(size))
     cached.parent.mkdir(parents=True, exist_ok=True)
     with written_whole(cached, "wb", size=images.nbytes) as file:
         np.save(file, images)  # straight into the file: no second copy of the images in memory
+    IN_USE.add(cached)
     if limit is not None:
-        prune_cache(limit)
+        prune_cache(limit, keep=IN_USE)
     return images
 
 
@@ -302,13 +309,13 @@ def cached_arrays() -> list[tuple[Path, os.stat_result]]:
     return sorted(found, key=lambda item: -item[1].st_mtime_ns)
 
 
-def prune_cache(limit_bytes: int) -> int:
+def prune_cache(limit_bytes: int, keep: set[Path] | frozenset = frozenset()) -> int:
     """Removes the least recently used arrays of the cache past ``limit_bytes`` in all (the newest stays, whatever
-    its size: it is the one in use); the bytes removed."""
+    its size, and those in ``keep``: they are in use); the bytes removed."""
     kept = removed = 0
     for i, (path, stat) in enumerate(cached_arrays()):
         kept += stat.st_size
-        if i and kept > limit_bytes:
+        if i and kept > limit_bytes and path not in keep:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
                 removed += stat.st_size

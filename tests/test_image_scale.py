@@ -48,8 +48,10 @@ def test_the_predict_command_and_the_server_read_a_photo_as_training_does(tmp_pa
     from common.decoding import image_pixels, open_image
 
     large = photo(tmp_path / "large.jpg", 640, 480)
+    from fashion_cnn.predict import read_image
+
     trained = training_pixels(large, 32, 3)  # what the image cache holds
-    predicted = load_image(large, resize=True, size=32, channels=3)[0]  # fashion_cnn/predict.py's call
+    predicted = read_image(large, resize=True, size=32, channels=3).numpy()  # the predict module's reading
     with open_image(io.BytesIO(large.read_bytes()), "input 0") as image:  # fashion_cnn/serve.py's
         served = image_pixels(image, True, False, "input 0", size=32, channels=3)[0]
     assert np.array_equal(np.rint(predicted * 255), trained) and np.array_equal(served, predicted)

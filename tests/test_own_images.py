@@ -143,6 +143,13 @@ def test_a_folder_is_decoded_once_then_read_from_the_cache(tmp_path, monkeypatch
     assert len(decoded) == 33 + 24 + 9
     third.setup("fit")
     assert len(decoded) == 33 + 24 + 9
+    # A cache smaller than the two folders keeps both while this process uses them: each decoded once.
+    for split in ("train", "test"):
+        (images / split / "star" / "001.png").touch()
+    small = ImageFolderDataModule(image_folder=str(images), cache_limit=1e-9)
+    small.prepare_data()
+    small.setup("fit")
+    assert len(decoded) == 33 + 24 + 9 + 33
 
 
 def damage_cases():

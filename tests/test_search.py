@@ -90,6 +90,14 @@ def test_six_trials_one_failing_and_best_yaml_reruns_the_best_trial(tmp_path, ca
     assert json.loads(tested.read_text())["checkpoint_epoch"] == trial_metrics["checkpoint_epoch"] == 1
     assert "not tested: `--report.test_after_fit false`" in (runs[0] / "report.md").read_text()
     assert not (runs[0] / "confusion_matrix.png").exists() and (runs[0] / "curves.png").exists()
+    # TensorBoard's hparams view of the trials: their validation figure, not a test one (none computed).
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(runs[0])).Reload()
+    assert "test_acc" not in events.Tags()["scalars"]
+    assert events.Scalars("hp_metric")[-1].value == pytest.approx(
+        json.loads((runs[0] / "metrics.json").read_text())["history"][-1]["val_acc"]
+    )
     assert trial_metrics["history"][-1]["val_loss"] == best.value
     fit(["fit", "--config", str(folder / "best.yaml")])
     rerun = json.loads((folder / "best" / "version_0" / "metrics.json").read_text())
@@ -158,6 +166,30 @@ def test_a_trial_another_search_failed_as_stale_is_said_in_one_line_and_the_sear
     search.finish(trial, trial._trial_id, 0, log)
     assert "trial 0: failed by another search, which found its heartbeat late" in capsys.readouterr().out
     assert study_of(tmp_path).trials[0].state == TrialState.FAIL
+
+
+def test_a_best_trial_run_on_another_machine_is_named_not_tested_here(tmp_path, capsys):
+    from common.search import answer
+    from common.search.run import Search, parse
+
+    options, fit_args = parse("fashion_cnn", search_args(tmp_path, FASHION_SPACE, 1), "tune")
+    folder = tmp_path / "runs" / "search"
+    folder.mkdir(parents=True)
+    search = Search("fashion_cnn", options, fit_args, folder, fork=True)
+    # A trial another machine ran (a shared study): its run folder is on that machine's disk.
+    trial = optuna.trial.create_trial(
+        params={"model.lr": 0.01},
+        distributions={"model.lr": optuna.distributions.FloatDistribution(1e-3, 3e-2, log=True)},
+        value=0.5,
+        user_attrs={"run": "/elsewhere/runs/search/trial_0/version_0"},
+    )
+    search.study.add_trial(trial)
+    best = search.study.best_trial
+    assert answer.write(search.study, folder, "fashion_cnn", best, search.test_best(best))
+    out = capsys.readouterr().out
+    assert "It ran on another machine, whose search writes its best.yaml." in out
+    assert "not tested here: its run /elsewhere/runs/search/trial_0/version_0 is on another machine" in out
+    assert not (folder / "best.yaml").exists() and "| 0 | complete |" in (folder / "study.md").read_text()
 
 
 def test_pruning_stops_a_hopeless_trial_early_on_every_ddp_process(tmp_path, capsys):

@@ -307,7 +307,7 @@ class ReportCallback(EpochFigures):
         class_names = list(trainer.datamodule.class_names)
         chosen = chosen_checkpoint(trainer)
         # The chosen checkpoint's epoch as a test of it would report it: the last of the history it saved.
-        saved = torch.load(chosen, map_location="cpu", weights_only=False)["callbacks"] if chosen else {}
+        saved = torch.load(chosen, map_location="cpu", weights_only=False, mmap=True)["callbacks"] if chosen else {}
         epochs = saved.get(self.state_key, {}).get("history", [])
         summary = self.summary(trainer, run_dir, None, class_names, chosen, epochs[-1]["epoch"] if epochs else None)
         self.report_path = write_report(run_dir, summary, class_names, self.title, self.history, None)

@@ -13,27 +13,32 @@ from common.files import save_figure, write_text
 from common.search.trial import CLASS_PATH
 
 
-def write(study: optuna.Study, folder: Path, workflow: str, tested: Path | None) -> bool:
-    """Writes the answer and says whether a trial completed. ``tested``: the metrics.json of the best trial's
-    test, if it was tested."""
+def write(
+    study: optuna.Study,
+    folder: Path,
+    workflow: str,
+    best: optuna.trial.FrozenTrial | None,
+    tested: Path | str | None,
+) -> bool:
+    """Writes the answer and says whether a trial completed (``best``, None if none did). ``tested``: the
+    metrics.json of the best trial's test, or why there is none."""
     objective = study.user_attrs["objective"]
     trials = [t for t in study.get_trials(deepcopy=False) if "surplus" not in t.user_attrs]
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
     summary = ["No trial completed: the reasons are in the table."]
-    if complete:
-        best = study.best_trial
+    if best is not None:
         run = Path(best.user_attrs["run"])
-        best_yaml = write_best(run, folder, best, objective, workflow)
-        summary = [
-            f"Best: trial {best.number}, {objective} {best.value:.4f}, run {run}.",
-            f"Rerun it: python -m {workflow}.train fit --config {best_yaml}",
-            test_figure(tested, run),
-        ]
+        summary = [f"Best: trial {best.number}, {objective} {best.value:.4f}, run {run}."]
+        if (run / "config.yaml").is_file():
+            best_yaml = write_best(run, folder, best, objective, workflow)
+            summary.append(f"Rerun it: python -m {workflow}.train fit --config {best_yaml}")
+        else:
+            summary.append("It ran on another machine, whose search writes its best.yaml.")
+        summary.append(test_figure(tested))
     lines = [f"# Study {study.study_name}", "", *summary, "", *table(trials, objective, folder), *plots(study, folder)]
     write_text(folder / "study.md", "\n".join(lines) + "\n")
     print("\n".join(summary))
     print(f"Study: {folder / 'study.md'}")
-    return bool(complete)
+    return best is not None
 
 
 def write_best(run: Path, folder: Path, best: optuna.trial.FrozenTrial, objective: str, workflow: str) -> Path:
@@ -53,11 +58,11 @@ def write_best(run: Path, folder: Path, best: optuna.trial.FrozenTrial, objectiv
     return path
 
 
-def test_figure(tested: Path | None, run: Path) -> str:
+def test_figure(tested: Path | str) -> str:
     """The best trial's test figures, beside the report's classic baseline where it has one: the one test of the
-    search (its trials' fits test nothing)."""
-    if tested is None:
-        return f"The best trial was not tested: its run {run} has no checkpoint here, or its test failed."
+    search (its trials' fits test nothing). Or why it was not tested."""
+    if isinstance(tested, str):
+        return f"The best trial was not tested here: {tested}."
     metrics = json.loads(tested.read_text())
     line = f"Test accuracy of the best trial: {metrics['test']['accuracy']:.4f} ({tested.parent / 'report.md'})"
     baseline = metrics.get("baseline")

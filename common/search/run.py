@@ -205,34 +205,33 @@ class Search:
                 continue
             self.run_trial(trial)
 
-    def test_best(self) -> Path | None:
-        """Tests the best trial's chosen checkpoint (as fit would have), once, whichever search gets here first,
-        and returns the test's metrics.json; None where there is no complete trial, or its run is not on this
-        machine (a study shared between machines: the search that ran it tests it)."""
-        complete = [t for t in self.study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-        run = Path(self.study.best_trial.user_attrs["run"]) if complete else None
-        if run is None or not (run / "metrics.json").is_file():
-            return None
+    def test_best(self, best: optuna.trial.FrozenTrial) -> Path | str:
+        """Tests the best trial's chosen checkpoint (as fit would have), once, whichever search gets here first:
+        the test's metrics.json, or why there is none."""
+        run = Path(best.user_attrs["run"])
+        if not (run / "metrics.json").is_file():  # a study shared between machines: the search there tests it
+            return f"its run {run} is on another machine, whose search tests it"
         checkpoint = json.loads((run / "metrics.json").read_text()).get("checkpoint")
-        if checkpoint is None:  # --trainer.enable_checkpointing false: nothing to test
-            return None
+        if checkpoint is None:
+            return "its run saved no checkpoint (--trainer.enable_checkpointing false)"
         checkpoint = run / checkpoint
         tested = run / f"test-{checkpoint.stem}" / "metrics.json"
+        log = self.folder / f"test_{best.number}.log"
         # A lock the system drops with its holder, killed or not: two searches ending at once test once.
         with (run / "test.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not tested.is_file():
-                number = self.study.best_trial.number
-                print(f"Testing the best trial, {number}: {checkpoint}", flush=True)
+                print(f"Testing the best trial, {best.number}: {checkpoint}", flush=True)
                 args = ["test", "--config", str(run / "config.yaml"), "--ckpt_path", str(checkpoint)]
                 # On one device, whatever the trial trained on: Lightning's advice for exact test figures, since
                 # DDP's DistributedSampler repeats samples to even out the processes' batches.
                 args += ["--trainer.devices", "1", "--trainer.num_nodes", "1", "--trainer.strategy", "auto"]
-                log = self.folder / f"test_{number}.log"
                 process = TrialProcess(self.workflow, args, dict(os.environ), log, fork=True)
                 while process.wait(self.options.heartbeat) is None:
                     pass
-        return tested if tested.is_file() else None
+        if tested.is_file():
+            return tested
+        return f"its test failed: {failure(1, log)} (all of it in {log})" if log.is_file() else "its test failed"
 
     def surplus(self, number: int, n: int) -> bool:
         claimed = sorted(
@@ -282,13 +281,13 @@ class Search:
         if returncode != 0 or value is None:
             reason = failure(returncode, log) if returncode else f"no {objective} in the run's metrics.json"
             trial.set_user_attr("reason", reason)
-            self.study.tell(trial, state=TrialState.FAIL)
+            self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             print(f"trial {trial.number}: failed: {reason}", flush=True)
         elif "pruned_at_epoch" in attrs:
-            self.study.tell(trial, state=TrialState.PRUNED)
+            self.study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
             print(f"trial {trial.number}: pruned after epoch {attrs['pruned_at_epoch']}", flush=True)
         else:
-            self.study.tell(trial, value)
+            self.study.tell(trial, value, skip_if_finished=True)
             print(f"trial {trial.number}: {objective} {value:.4f} ({len(history)} epochs)", flush=True)
 
 
@@ -314,5 +313,7 @@ def main(workflow: str, args: list[str] | None, command: str, held_out: dict[str
         folder.mkdir(parents=True, exist_ok=True)
         search = Search(workflow, options, fit_args, folder, one_process(config["trainer"]))
         search.run()
-        if not answer.write(search.study, folder, workflow, search.test_best()):
+        complete = [t for t in search.study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+        best = search.study.best_trial if complete else None  # read once: a search still running may better it
+        if not answer.write(search.study, folder, workflow, best, search.test_best(best) if best else None):
             sys.exit(1)
