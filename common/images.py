@@ -142,18 +142,20 @@ def _singular(kind: str) -> str:
     return kind.replace("files", "file").replace("folders", "folder").replace("links", "link").replace("them", "it")
 
 
-# The arrays this process has read or written: a DataModule reads its folders in prepare_data, then again in
-# setup, and a cache smaller than its folders must not drop one for the other in between.
-IN_USE: set[Path] = set()
-
-
 def read_images(
-    files: list[Path], decode: Callable[[Path], np.ndarray], settings: str, limit: int | None = CACHE_LIMIT
+    files: list[Path],
+    decode: Callable[[Path], np.ndarray],
+    settings: str,
+    limit: int | None = CACHE_LIMIT,
+    in_use: set[Path] | None = None,
 ) -> np.ndarray:
     """The images ``decode`` makes of ``files`` (uint8 arrays, or float arrays in [0, 1]), as one uint8 array: from
     the cache when the same files (by path, size and time) were read with the same ``settings`` before, else decoded
     (``decode_all``) and cached, the cache then pruned to ``limit`` bytes (``prune_cache``; None: unbounded). A
-    cached array is memory-mapped, copied on write: the pages are the file's until a caller changes them."""
+    cached array is memory-mapped, copied on write: the pages are the file's until a caller changes them.
+    ``in_use``: the arrays of the caller's other folders, which pruning keeps (a DataModule reads its train and test
+    folders in prepare_data, then again in setup: a cache smaller than both must not drop one for the other); this
+    array's file is added to it."""
     # Here, not at the top: the rest of this module (IMAGE_SUFFIXES, for the torch-free predictor) needs no torch.
     from common.files import written_whole
 
@@ -172,15 +174,17 @@ def read_images(
         else:
             with contextlib.suppress(OSError):  # a read-only cache is read all the same
                 os.utime(cached)  # its time says when it was last used: prune_cache removes the oldest first
-            IN_USE.add(cached)
+            if in_use is not None:
+                in_use.add(cached)
             return images
     images = decode_all(files, decode, processes(size))
     cached.parent.mkdir(parents=True, exist_ok=True)
     with written_whole(cached, "wb", size=images.nbytes) as file:
         np.save(file, images)  # straight into the file: no second copy of the images in memory
-    IN_USE.add(cached)
+    if in_use is not None:
+        in_use.add(cached)
     if limit is not None:
-        prune_cache(limit, keep=IN_USE)
+        prune_cache(limit, keep=in_use or frozenset())
     return images
 
 

@@ -129,7 +129,13 @@ def load_split(root: Path, train: bool, dataset: str = "FashionMNIST") -> tuple[
 
 
 def load_folder(
-    folder: Path, class_names: list[str], size: int, channels: int, every_class: bool = True, cache_limit=CACHE_LIMIT
+    folder: Path,
+    class_names: list[str],
+    size: int,
+    channels: int,
+    every_class: bool = True,
+    cache_limit=CACHE_LIMIT,
+    in_use: set[Path] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A folder's images (one sub-folder per class of ``class_names``; with ``every_class`` false, some may be
     missing) as uint8 (N, channels, size, size), converted as the predict command converts an image (``--resize``;
@@ -142,7 +148,7 @@ def load_folder(
     # 2: a large JPEG decoded reduced, which changes its pixels a little; a folder without JPEGs keeps 1's arrays.
     jpegs = any(path.suffix.lower() in (".jpg", ".jpeg") for path in files)
     settings = f"decode {2 if jpegs else 1}, Pillow {PIL.__version__}, {size}x{size}x{channels}"
-    images = read_images(files, partial(training_pixels, size=size, channels=channels), settings, cache_limit)
+    images = read_images(files, partial(training_pixels, size=size, channels=channels), settings, cache_limit, in_use)
     return torch.from_numpy(images), torch.tensor(labels), [str(path) for path in files]
 
 
@@ -321,6 +327,7 @@ class ImageFolderDataModule(ImageDataModule):
         self.image_channels = image_channels
         self.test_fraction = test_fraction
         self.cache_limit = int(cache_limit * 2**30)
+        self.arrays_in_use: set[Path] = set()  # the cache files of its folders, kept while it reads them
         self._class_names: tuple[str, ...] | None = None
         self.test_files: list[str] = []
 
@@ -340,6 +347,7 @@ class ImageFolderDataModule(ImageDataModule):
         """The training folder's and the test folder's (None without one) images, labels and files."""
         train_folder, test_folder = image_splits(self.folder)
         read = {"size": self.image_size, "channels": self.image_channels, "cache_limit": self.cache_limit}
+        read["in_use"] = self.arrays_in_use
         train = load_folder(train_folder, list(self.class_names), **read)
         test = load_folder(test_folder, list(self.class_names), every_class=False, **read) if test_folder else None
         return train, test
