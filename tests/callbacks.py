@@ -13,13 +13,21 @@ from common.files import WholeCheckpointIO, written_whole
 
 class PauseAtStep(L.Callback):
     """Once optimizer step ``step`` is reached, writes ``marker`` ("epoch batch_idx") and waits, so that a test can
-    kill the process there. Only once: a run resumed with the same callback goes on."""
+    kill the process there. Only once: a run resumed with the same callback goes on. ``skip_runs``: runs that reach
+    the step and go on before the one that waits (a search's first trials), counted in ``marker``.runs."""
 
-    def __init__(self, step: int, marker: str) -> None:
-        self.step, self.marker = step, Path(marker)
+    def __init__(self, step: int, marker: str, skip_runs: int = 0) -> None:
+        self.step, self.marker, self.skip_runs = step, Path(marker), skip_runs
+        self.counted = False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step >= self.step and not self.marker.exists():
+        if trainer.global_step < self.step or self.marker.exists() or self.counted:
+            return
+        self.counted = True  # once a run
+        runs = self.marker.with_name(self.marker.name + ".runs")
+        before = int(runs.read_text()) if runs.exists() else 0
+        runs.write_text(str(before + 1))
+        if before >= self.skip_runs:
             self.marker.write_text(f"{trainer.current_epoch} {batch_idx}")
             time.sleep(600)
 

@@ -115,23 +115,18 @@ def wait_for(condition, seconds: float = 120) -> None:
 def test_sigkill_mid_trial_then_two_processes_of_the_same_command_end_with_six_trials(tmp_path):
     # A heartbeat of 3 s (a dead search's trial is failed 6 s after its last beat): 1 s failed live trials on a
     # busy 2-core CI machine, where a search can wait seconds for SQLite's lock.
-    # 800 training images (25 steps), so that the trial is still training when the search is killed: trials test
-    # nothing, and one of 100 images could end between the check below and the kill.
-    data = write_fashion_mnist(tmp_path / "data", n_train=800, n_test=20)
-    args = search_args(tmp_path, FASHION_SPACE, 6, "--heartbeat", "3", "--pruner", "none", data=data)
+    # The second trial waits after its first step (trial 0 goes on): the search is killed mid-trial, for sure.
+    paused = tmp_path / "paused"
+    pause = ["--trainer.callbacks+=tests.callbacks.PauseAtStep", "--trainer.callbacks.step", "1"]
+    pause += ["--trainer.callbacks.marker", str(paused), "--trainer.callbacks.skip_runs", "1"]
+    args = search_args(tmp_path, FASHION_SPACE, 6, "--heartbeat", "3", "--pruner", "none", *pause)
     new_study(tmp_path)
-    db = tmp_path / "runs" / "search" / "study.db"
     killed = subprocess.Popen(command(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def running_second() -> bool:
-        trials = optuna.load_study(study_name="search", storage=f"sqlite:///{db}").trials
-        return len(trials) >= 2 and trials[0].state == TrialState.COMPLETE and "run" in trials[1].user_attrs
-
-    wait_for(running_second)
+    wait_for(paused.exists)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
-    first = study_of(tmp_path).trials[1]
-    assert first.state == TrialState.RUNNING  # until a search finds its heartbeat stale
+    done, first = study_of(tmp_path).trials
+    assert done.state == TrialState.COMPLETE and first.state == TrialState.RUNNING  # until found stale
 
     # The same command again, twice at once: they share the study, six trials in all, none run twice.
     both = [subprocess.Popen(command(args), stdout=subprocess.PIPE, text=True) for _ in range(2)]
