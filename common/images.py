@@ -159,6 +159,7 @@ def read_images(
     # Here, not at the top: the rest of this module (IMAGE_SUFFIXES, for the torch-free predictor) needs no torch.
     from common.files import written_whole
 
+    in_use = set() if in_use is None else in_use
     key = hashlib.sha1(settings.encode())
     size = 0
     for path in map(str, files):  # absolute (image_files): resolving 70,000 paths would cost seconds
@@ -174,17 +175,15 @@ def read_images(
         else:
             with contextlib.suppress(OSError):  # a read-only cache is read all the same
                 os.utime(cached)  # its time says when it was last used: prune_cache removes the oldest first
-            if in_use is not None:
-                in_use.add(cached)
+            in_use.add(cached)
             return images
     images = decode_all(files, decode, processes(size))
     cached.parent.mkdir(parents=True, exist_ok=True)
     with written_whole(cached, "wb", size=images.nbytes) as file:
         np.save(file, images)  # straight into the file: no second copy of the images in memory
-    if in_use is not None:
-        in_use.add(cached)
+    in_use.add(cached)
     if limit is not None:
-        prune_cache(limit, keep=in_use or frozenset())
+        prune_cache(limit, keep=in_use)
     return images
 
 

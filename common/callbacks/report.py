@@ -202,6 +202,13 @@ def write_report(
     return report
 
 
+def chosen_epoch(metrics: dict) -> dict:
+    """The figures, in a run's metrics.json, of the epoch whose weights fit kept (``checkpoint_epoch``; the last
+    epoch where it names none); {} for a run without epochs."""
+    history = metrics.get("history") or [{}]
+    return next((e for e in history if e.get("epoch") == metrics.get("checkpoint_epoch")), history[-1])
+
+
 def chosen_checkpoint(trainer: L.Trainer) -> str | None:
     """The checkpoint fit's test takes: the monitored checkpoint's best, as the reference's early stopping
     restores it; where nothing is monitored, a ModelCheckpoint's "best" is the latest epoch it saved."""
@@ -311,10 +318,9 @@ class ReportCallback(EpochFigures):
         epochs = saved.get(self.state_key, {}).get("history", [])
         summary = self.summary(trainer, run_dir, None, class_names, chosen, epochs[-1]["epoch"] if epochs else None)
         self.report_path = write_report(run_dir, summary, class_names, self.title, self.history, None)
-        chosen_epoch = [e for e in self.history if e["epoch"] == summary.get("checkpoint_epoch")] or self.history[-1:]
-        if chosen_epoch and "val_acc" in chosen_epoch[0]:  # TensorBoard's hparams: no test figure, the validation's
+        if "val_acc" in (kept := chosen_epoch(summary)):  # TensorBoard's hparams: no test figure, the validation's
             for logger in trainer.loggers:
-                logger.log_metrics({"hp_metric": chosen_epoch[0]["val_acc"]}, step=trainer.global_step)
+                logger.log_metrics({"hp_metric": kept["val_acc"]}, step=trainer.global_step)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.fast_dev_run:  # a trial of the code, which by Lightning's definition writes no logs or files

@@ -23,6 +23,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
+from common.callbacks.report import chosen_epoch
 from common.errors import ConfigError, exit_on_reported_error
 from common.search import answer
 from common.search.process import TrialProcess, one_process, start_fork_server
@@ -216,7 +217,7 @@ class Search:
             return "its run saved no checkpoint (--trainer.enable_checkpointing false)"
         checkpoint = run / checkpoint
         tested = run / f"test-{checkpoint.stem}" / "metrics.json"
-        log = self.folder / f"test_{best.number}.log"
+        log, returncode = self.folder / f"test_{best.number}.log", None
         # A lock the system drops with its holder, killed or not: two searches ending at once test once.
         with (run / "test.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -227,11 +228,13 @@ class Search:
                 # DDP's DistributedSampler repeats samples to even out the processes' batches.
                 args += ["--trainer.devices", "1", "--trainer.num_nodes", "1", "--trainer.strategy", "auto"]
                 process = TrialProcess(self.workflow, args, dict(os.environ), log, fork=True)
-                while process.wait(self.options.heartbeat) is None:
+                while (returncode := process.wait(self.options.heartbeat)) is None:
                     pass
         if tested.is_file():
             return tested
-        return f"its test failed: {failure(1, log)} (all of it in {log})" if log.is_file() else "its test failed"
+        if returncode is None or not log.is_file():  # tested by another search, which said why it failed
+            return "its test failed"
+        return f"its test failed: {failure(returncode, log)} (all of it in {log})"
 
     def surplus(self, number: int, n: int) -> bool:
         claimed = sorted(
@@ -274,9 +277,7 @@ class Search:
         if returncode == 0 and report.is_file():
             metrics = json.loads(report.read_text())
             history = metrics["history"]
-            # The figure of the epoch whose weights fit kept and tested (the last where nothing is monitored).
-            tested = [e for e in history if e["epoch"] == metrics.get("checkpoint_epoch")] or history[-1:]
-            value = tested[0].get(objective) if tested else None
+            value = chosen_epoch(metrics).get(objective)  # of the epoch whose weights fit kept
         trial.set_user_attr("epochs", len(history))
         if returncode != 0 or value is None:
             reason = failure(returncode, log) if returncode else f"no {objective} in the run's metrics.json"
