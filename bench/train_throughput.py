@@ -29,8 +29,8 @@ import lightning as L
 import torch
 from bench_io import write_result
 
-from common.cli.environment import NVML_CHECK, skip_missing_nvml_probe
 from common.cli.main import run_cli
+from common.process import NVML_CHECK, skip_missing_nvml_probe
 from fashion_cnn import train as fashion_train
 from fashion_cnn.data import ImageDataModule
 from fashion_cnn.model import FashionCNN

@@ -8,7 +8,7 @@ from torch import nn
 
 from common.checkpoints import read_checkpoint
 from common.errors import ConfigError, DataError
-from common.module import ClassifierModule, data_differences, rename_data_state
+from common.module import ClassifierModule, data_differences, refuse_other_data, rename_data_state
 
 
 class EnsembleClassifier(ClassifierModule):
@@ -67,15 +67,15 @@ def load_models(paths: list[str | Path], model_class: type) -> tuple[ClassifierM
         raise DataError(str(error)) from None
 
 
-def load_ensemble(
-    paths: list[str | Path], model_class: type, datamodule_class: type
-) -> tuple[EnsembleClassifier, dict]:
-    """The ensemble of the checkpoints' models, and the DataModule state they share: each reads its data as it was
-    trained (SST-2's tokenizer), so all must read it alike."""
-    read = [read_checkpoint(path, model_class) for path in paths]
-    members = [model for model, _ in read]
+def load_ensemble(paths: list[str], model: ClassifierModule, datamodule) -> EnsembleClassifier:
+    """The ensemble of the checkpoints at ``paths``, in place of ``model``, which the data built: the members must
+    have been trained on data that gives its classes and input, and ``datamodule`` is given the DataModule state
+    they share, to read its data as they did (SST-2's tokenizer), so all must read it alike."""
+    read = [read_checkpoint(path, type(model)) for path in paths]
+    members = [member for member, _ in read]
     # The states as saved (Lightning keeps a DataModule's under its class name), not by rebuilding each member's
     # DataModule, which would read its training data again.
+    datamodule_class = type(datamodule)
     for _, checkpoint in read:
         rename_data_state(checkpoint, datamodule_class)
     states = [checkpoint.get(datamodule_class.__qualname__, {}) for _, checkpoint in read]
@@ -85,6 +85,9 @@ def load_ensemble(
             f"{datamodule_class.__name__} states (an SST-2 vocabulary of other data or num_words)."
         )
     try:
-        return EnsembleClassifier(members), states[0]
+        ensemble = EnsembleClassifier(members)
     except ValueError as error:
         raise ConfigError(str(error)) from None
+    refuse_other_data(paths[0], members[0].hparams, model)
+    datamodule.load_state_dict(states[0])
+    return ensemble

@@ -9,7 +9,7 @@ import yaml
 from jsonargparse import Namespace
 
 from common.callbacks.unused_run import RemoveUnusedRun
-from common.cli.checkpoint import Plan, chosen_checkpoint
+from common.cli.checkpoint import Plan, checkpoint_to_use
 from common.cli.sources import run_data, with_data_class
 from common.errors import ConfigError, DataError
 from common.module import rename_data_state
@@ -23,10 +23,12 @@ def config(subcommand, ckpt_path):
 
 def test_a_plan_reads_what_the_settled_checkpoint_implies(tmp_path):
     in_run = str(tmp_path / "version_3" / "checkpoints" / "last.ckpt")
-    assert Plan.of(config("fit", in_run)).resumed_run == tmp_path / "version_3"
-    assert Plan.of(config("fit", str(tmp_path / "loose.ckpt"))).resumed_run is None
+    assert Plan.of(config("fit", in_run)).log_folder == tmp_path / "version_3"  # fit goes on in the run
+    assert Plan.of(config("fit", str(tmp_path / "loose.ckpt"))).log_folder is None
+    assert Plan.of(config("test", in_run)).log_folder == tmp_path / "version_3" / "test-last"
+    assert Plan.of(config("validate", in_run)).log_folder == tmp_path / "version_3" / "validate-last"
     predict = Plan.of(config("predict", in_run))
-    assert predict.predict_run == tmp_path / "version_3" and predict.predict_note == ""
+    assert predict.predict_run == tmp_path / "version_3" and predict.predict_note == "" and predict.log_folder is None
     assert Plan.of(config("predict", str(tmp_path / "loose.ckpt"))).predict_note == " (a checkpoint in no run)"
     ensemble = Plan.of(config("test", ["a.ckpt", "b.ckpt"]))
     assert ensemble.ensemble == ("a.ckpt", "b.ckpt") and ensemble.ckpt_path is None
@@ -39,13 +41,13 @@ def test_last_is_the_newest_run_and_best_is_refused(tmp_path):
         (tmp_path / f"version_{n}" / "checkpoints").mkdir(parents=True)
         (tmp_path / f"version_{n}" / "checkpoints" / "last.ckpt").touch()
     newest = str(tmp_path / "version_10" / "checkpoints" / "last.ckpt")
-    assert chosen_checkpoint("test", None, tmp_path) == (newest, True)
-    assert chosen_checkpoint("fit", "last", tmp_path) == (newest, True)
-    assert chosen_checkpoint("fit", None, tmp_path) == (None, False)
+    assert checkpoint_to_use("test", None, tmp_path) == (newest, True)
+    assert checkpoint_to_use("fit", "last", tmp_path) == (newest, True)
+    assert checkpoint_to_use("fit", None, tmp_path) == (None, False)
     with pytest.raises(ConfigError, match="best"):
-        chosen_checkpoint("test", "best", tmp_path)
+        checkpoint_to_use("test", "best", tmp_path)
     with pytest.raises(DataError, match="Train first"):
-        chosen_checkpoint("test", None, tmp_path / "empty")
+        checkpoint_to_use("test", None, tmp_path / "empty")
 
 
 class Fails(L.Callback):

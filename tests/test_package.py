@@ -50,7 +50,7 @@ def run_installed(installed, *command):
 
 def test_the_wheel_ships_the_configs_and_runs_from_its_own_files(installed):
     site, _ = installed
-    code = "import common.cli.main, fashion_cnn.train as t; print(common.cli.main.config_path('sst2_bilstm.yaml'), t.__file__)"
+    code = "import common.packaged, fashion_cnn.train as t; print(common.packaged.config_path('sst2_bilstm.yaml'), t.__file__)"
     result = run_installed(installed, sys.executable, "-c", code)
     assert result.returncode == 0, result.stderr
     config, module = result.stdout.split()
@@ -88,3 +88,14 @@ def test_a_missing_reference_config_is_an_error(installed):
         config.write_bytes(saved)
     assert result.returncode == 2 and "the config fashion_cnn.yaml is missing" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_checkout_that_was_never_installed_finds_its_configs(tmp_path):
+    """Run from a copy of the checkout on PYTHONPATH alone, common.configs is no package: configs/ is read."""
+    shutil.copytree(REPO / "common", tmp_path / "common", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "configs", tmp_path / "configs", ignore=shutil.ignore_patterns("__pycache__"))
+    code = "import common.packaged as p; print(p.config_path('fashion_cnn.yaml'))"
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "configs" / "fashion_cnn.yaml")

@@ -9,7 +9,7 @@ import logging
 import lightning as L
 import pytest
 
-from common.cli.environment import RANK_ZERO_LOGGERS, hide_advertisements
+from common.process import RANK_ZERO_LOGGERS, hide_advertisements
 
 
 class _Records(logging.Handler):
@@ -39,7 +39,7 @@ def _tips(monkeypatch, caplog, hidden: bool) -> list[str]:
 
 
 def test_lightnings_tip_is_logged_where_the_cli_filters_it(monkeypatch, caplog):
-    """common.cli.environment.hide_advertisements filters Lightning's "try installing litlogger" tip, by its text,
+    """common.process.hide_advertisements filters Lightning's "try installing litlogger" tip, by its text,
     on the loggers RANK_ZERO_LOGGERS names: a Trainer logs it on one of them, and not once they are filtered."""
     shown = _tips(monkeypatch, caplog, hidden=False)
     assert shown and set(shown) <= set(RANK_ZERO_LOGGERS), shown

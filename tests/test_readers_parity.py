@@ -300,7 +300,7 @@ def test_the_image_cache_keeps_the_most_recently_used_arrays(tmp_path, monkeypat
 def test_the_leafspec_deprecation_is_not_shown_while_lightning_emits_it(monkeypatch):
     from lightning.pytorch.utilities import CombinedLoader
 
-    from common.cli.environment import NVML_CHECK, prepare_process
+    from common.process import NVML_CHECK, prepare_process
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -1,5 +1,5 @@
-"""The checkpoint a subcommand uses, and what it implies: settled once, right after parsing, into the config itself
-(``ckpt_path``), from which ``Plan`` reads everything the later steps need."""
+"""The checkpoint a subcommand uses and what it implies, settled once right after parsing into the config's
+``ckpt_path``, from which ``Plan`` reads what the later steps need."""
 
 import re
 from dataclasses import dataclass
@@ -9,34 +9,30 @@ from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch.utilities import rank_zero_info
 
 from common.checkpoints import read_checkpoint
-from common.cli.resume import resumed_config
 from common.cli.sources import run_data
-from common.ensemble import load_ensemble
 from common.errors import ConfigError, DataError
-from common.module import ClassifierModule, refuse_other_data
 
-
-def newest_checkpoint(root: Path) -> Path | None:
-    """``version_N/checkpoints/last.ckpt`` of the highest N under ``root`` (folders not named so are ignored)."""
-    versions = {}
-    for path in root.glob("version_*/checkpoints/last.ckpt"):
-        if match := re.fullmatch(r"version_(\d+)", path.parts[-3]):
-            versions[int(match[1])] = path
-    return versions[max(versions)] if versions else None
+RUN = re.compile(r"version_(\d+)")
+# What a resumed run may change of the settings it was started with: when to stop, how it looks, where the same
+# data lives. Anything else would make one run out of two different computations.
+RESUME_OVERRIDES = (
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.max_time",
+    "trainer.enable_progress_bar",
+    "data.data_dir",
+)
 
 
 def run_of(checkpoint: Path) -> Path | None:
     """The run folder ``version_N`` of a checkpoint saved in its ``checkpoints/``, else None."""
     run = checkpoint.parent.parent
-    if checkpoint.parent.name == "checkpoints" and re.fullmatch(r"version_\d+", run.name):
-        return run
-    return None
+    return run if checkpoint.parent.name == "checkpoints" and RUN.fullmatch(run.name) else None
 
 
-def chosen_checkpoint(subcommand: str, ckpt_path: str | None, root: Path) -> tuple[str | None, bool]:
-    """The checkpoint a subcommand uses: ``ckpt_path`` as given, with "last" (and, for validate, test and
-    predict, no path at all) meaning the newest run's ``last.ckpt`` under ``root``. The second value says whether
-    the path was chosen for the user ("last" or none), who is then told which."""
+def checkpoint_to_use(subcommand: str, ckpt_path: str | None, root: Path) -> tuple[str | None, bool]:
+    """``ckpt_path`` as given, with "last" (and, for validate, test and predict, none) meaning the newest run's
+    ``last.ckpt`` under ``root``; and whether it was chosen so, which the user is then told."""
     if ckpt_path == "best":
         raise ConfigError(
             "--ckpt_path best names the best checkpoint of a fit in the same process; give the file instead, "
@@ -44,33 +40,33 @@ def chosen_checkpoint(subcommand: str, ckpt_path: str | None, root: Path) -> tup
         )
     if ckpt_path != "last" and (ckpt_path is not None or subcommand == "fit"):
         return ckpt_path, False
-    newest = newest_checkpoint(root)
-    if newest is None:
+    runs = {
+        int(m[1]): path for path in root.glob("version_*/checkpoints/last.ckpt") if (m := RUN.fullmatch(path.parts[-3]))
+    }
+    if not runs:
         need = "nothing to resume" if subcommand == "fit" else f"{subcommand} needs trained weights"
         raise DataError(
             f"{need}: there is no version_*/checkpoints/last.ckpt under {root} (trainer.default_root_dir). "
             "Train first (fit), or pass --ckpt_path PATH."
         )
-    return str(newest), True
+    return str(runs[max(runs)]), True
 
 
 def settle_checkpoint(parser: ArgumentParser, config: Namespace, args: list[str], model_class: type) -> Namespace:
-    """``config`` with its subcommand's ``ckpt_path`` settled: "last", or nothing for validate, test and predict,
-    becomes the newest run's ``last.ckpt`` (and says so); a list is an ensemble, which fit refuses; and fit from a
-    checkpoint of a run takes that run's config.yaml, with this command's options (``args``, after the
-    subcommand) on top, as validate, test and predict take its data options. A checkpoint of another model than ``model_class`` is refused in one line, before a
-    parser would fail on its hyper-parameters."""
-    subcommand = config.subcommand
-    section = config[subcommand]
-    if isinstance(section.ckpt_path, list) and len(section.ckpt_path) > 1:
+    """``config`` with its subcommand's ``ckpt_path`` settled (``checkpoint_to_use``); a list is an ensemble, which
+    fit refuses, and a checkpoint of another model is refused in one line. A checkpoint of a run brings that run's
+    config.yaml, with this command's options (``args``, after the subcommand) on top: fit resumes with its settings,
+    validate, test and predict read its data options."""
+    subcommand, section = config.subcommand, config[config.subcommand]
+    given = section.ckpt_path
+    if isinstance(given, list) and len(given) > 1:
         if subcommand == "fit":
             raise ConfigError(
                 "fit takes one --ckpt_path, the run to resume; a list is an ensemble, for validate, test and predict."
             )
         return config
-    given = section.ckpt_path[0] if isinstance(section.ckpt_path, list) else section.ckpt_path
-    root = Path(section.trainer.default_root_dir or ".")
-    section.ckpt_path, chosen = chosen_checkpoint(subcommand, given, root)
+    given = given[0] if isinstance(given, list) else given
+    section.ckpt_path, chosen = checkpoint_to_use(subcommand, given, Path(section.trainer.default_root_dir or "."))
     if chosen:
         said = "--ckpt_path last" if given == "last" else "No --ckpt_path given"
         rank_zero_info(f"{said}: {subcommand} uses the newest run's {section.ckpt_path}.")
@@ -80,10 +76,34 @@ def settle_checkpoint(parser: ArgumentParser, config: Namespace, args: list[str]
     if run is None or not (run / "config.yaml").is_file():
         return config
     if subcommand == "fit":
-        return resumed_config(parser, run, args, section.ckpt_path)
-    # The run's data options first, this command's on top: its checkpoint reads the data it was trained on.
+        return resumed(parser, run, args, section.ckpt_path)
     saved = run_data(run / "config.yaml", getattr(parser, "data_sources", None))
     return parser.parse_args([subcommand, "--config", saved, *args, "--ckpt_path", section.ckpt_path])
+
+
+def resumed(parser: ArgumentParser, run: Path, args: list[str], ckpt_path: str) -> Namespace:
+    """The config ``run`` was started with, with this command's options on top: only RESUME_OVERRIDES may differ
+    from it, and each change is said."""
+    saved = ["fit", "--config", str(run / "config.yaml")]
+    started, config = (parser.parse_args([*saved, *extra, "--ckpt_path", ckpt_path]) for extra in ([], args))
+    # Keys as their options are typed: data.init_args.batch_size is --data.batch_size.
+    before, after = ({key.replace(".init_args.", "."): v for key, v in c.fit.items()} for c in (started, config))
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k) and k != "config")
+    if refused := [key for key in changed if key not in RESUME_OVERRIDES]:
+        listed = "; ".join(f"{k}: {_short(before.get(k))} in the run, {_short(after.get(k))} given" for k in refused)
+        raise ConfigError(
+            f"fit --ckpt_path resumes {run} with the settings it was started with (its config.yaml), and this "
+            f"command changes them ({listed}). Drop those options to resume; only "
+            f"{', '.join(RESUME_OVERRIDES)} may change."
+        )
+    for key in changed:
+        rank_zero_info(f"Resuming {run}: {key} {before.get(key)!r} -> {after.get(key)!r}.")
+    return config
+
+
+def _short(value: object, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -93,48 +113,32 @@ class Plan:
     subcommand: str | None = None
     ckpt_path: str | None = None  # the one checkpoint used
     ensemble: tuple[str, ...] = ()  # or the several, evaluated as one model
-    run: Path | None = None  # the checkpoint's run: fit goes on in it, the others write into it
+    run: Path | None = None  # the checkpoint's run
 
     @classmethod
     def of(cls, config: Namespace) -> "Plan":
         subcommand = config.get("subcommand")
-        if not subcommand:
-            return cls()
-        ckpt_path = config[subcommand].get("ckpt_path")
+        ckpt_path = config[subcommand].get("ckpt_path") if subcommand else None
         if isinstance(ckpt_path, list):
             return cls(subcommand, ensemble=tuple(ckpt_path))
         return cls(subcommand, ckpt_path, run=run_of(Path(ckpt_path)) if ckpt_path else None)
 
     @property
-    def resumed_run(self) -> Path | None:
-        """fit: the run that goes on, in its own folder."""
-        return self.run if self.subcommand == "fit" else None
+    def log_folder(self) -> Path | None:
+        """The folder a run's checkpoint makes the logger write, rather than a new version_N: fit goes on in the
+        run; validate and test log and report in a folder of it, one per checkpoint, so fit's report stays."""
+        if self.run is None or self.subcommand == "predict":
+            return None
+        return self.run if self.subcommand == "fit" else self.run / f"{self.subcommand}-{Path(self.ckpt_path).stem}"
 
     @property
     def predict_run(self) -> Path | None:
-        """predict: the run whose folder receives the predictions."""
+        """predict: the run whose folder receives the predictions (predict logs nothing: no run folder of its own)."""
         return self.run if self.subcommand == "predict" else None
-
-    @property
-    def evaluation_folder(self) -> Path | None:
-        """validate and test of a run's checkpoint: the folder in that run where they log and report, one per
-        checkpoint, so that the run's own report (fit's) stays as it is."""
-        if self.subcommand not in ("validate", "test") or self.run is None:
-            return None
-        return self.run / f"{self.subcommand}-{Path(self.ckpt_path).stem}"
 
     @property
     def predict_note(self) -> str:
         """Why predict writes into a new run folder, if it does."""
-        if self.subcommand != "predict" or self.predict_run is not None:
+        if self.subcommand != "predict" or self.run is not None:
             return ""
         return " (an ensemble has no run of its own)" if self.ensemble else " (a checkpoint in no run)"
-
-
-def ensemble_for(paths: tuple[str, ...], model: ClassifierModule, datamodule) -> ClassifierModule:
-    """The ensemble of the checkpoints at ``paths``, in place of ``model``, which the data built: the members must
-    have been trained on data that gives its classes and input, and ``datamodule`` reads its data as they did."""
-    ensemble, state = load_ensemble(list(paths), type(model), type(datamodule))
-    refuse_other_data(paths[0], ensemble.members[0].hparams, model)
-    datamodule.load_state_dict(state)
-    return ensemble

@@ -14,14 +14,15 @@ from common.callbacks.curves import KerasCurves
 from common.callbacks.prediction_writer import PredictionWriter
 from common.callbacks.report import ReportCallback, chosen_checkpoint
 from common.callbacks.unused_run import RemoveUnusedRun
-from common.cli.checkpoint import Plan, ensemble_for, settle_checkpoint
-from common.cli.environment import prepare_process
-from common.cli.packaged import config_path
-from common.cli.parser import USAGE, ConciseParser, description, hints, leave_out_idle_callbacks
-from common.cli.runs import place_logger, require_writable, with_logger_folder
+from common.cli.checkpoint import Plan, settle_checkpoint
+from common.cli.parser import ConciseParser, parser_kwargs
 from common.cli.sources import Sources
+from common.cli.trainer import prepare_trainer
 from common.deploy.console import program
+from common.ensemble import load_ensemble
 from common.errors import ConfigError, exit_on_reported_error, missing_package, reported_cause
+from common.packaged import config_path
+from common.process import prepare_process
 
 
 class WorkflowCLI(LightningCLI):
@@ -65,23 +66,18 @@ class WorkflowCLI(LightningCLI):
             parser.link_arguments(*link)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
-        args = with_logger_folder(list(args or []))
         super().parse_arguments(parser, args)
         if self.config.get("subcommand"):
-            self.config = settle_checkpoint(parser, self.config, args[1:], self.model_class)
+            self.config = settle_checkpoint(parser, self.config, list(args or [])[1:], self.model_class)
 
     def _parse_ckpt_path(self) -> None:
-        # Lightning's (private, pinned in tests/test_pinned.py), called right after parse_arguments: it reads the
-        # checkpoint's hyper-parameters into the config. Not for an ensemble, whose members are read after
-        # instantiation.
+        # Lightning's (private, pinned in tests/test_pinned.py), called right after parse_arguments: it reads
+        # the checkpoint's hyper-parameters into the config. Not for an ensemble, read after instantiation.
         if not self.plan.ensemble:
             super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand] if self.subcommand else self.config
-        require_writable(Path(config.trainer.default_root_dir or "."))
-        leave_out_idle_callbacks(config.trainer)
-        place_logger(config.trainer)
+        prepare_trainer((self.config[self.subcommand] if self.subcommand else self.config).trainer)
 
     def after_instantiate_classes(self) -> None:
         if not self.subcommand:
@@ -89,30 +85,24 @@ class WorkflowCLI(LightningCLI):
         config, config_init = self.config[self.subcommand], self.config_init[self.subcommand]
         config_init.report.seed = config.seed_everything  # the seed actually used, once LightningCLI set it
         if self.plan.ensemble:
-            self.model = ensemble_for(self.plan.ensemble, self.model, self.datamodule)
+            self.model = load_ensemble(list(self.plan.ensemble), self.model, self.datamodule)
             config_init.ckpt_path = None  # the members are loaded already
             rank_zero_info(f"{self.subcommand}: the ensemble of {len(self.plan.ensemble)} checkpoints.")
 
     def instantiate_trainer(self, **kwargs) -> L.Trainer:
-        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
-        plan, root = self.plan, Path(config.trainer.default_root_dir or ".")
+        trainer_config = (self.config_init[self.subcommand] if self.subcommand else self.config_init).trainer
+        plan = self.plan
         if plan.predict_run is not None:
-            # Predictions go beside the checkpoint's own run, whatever the logger (predict logs nothing): no new
-            # run folder, and the run's config.yaml is kept.
-            kwargs["logger"] = False
-        elif config.trainer.get("logger") in (None, True):
+            kwargs["logger"] = False  # predict logs nothing, and its CSV goes into the checkpoint's run
+        elif trainer_config.get("logger") in (None, True):
             # The Trainer's own default logger would add a "lightning_logs" level between the root and version_N.
-            run, folder = plan.resumed_run, plan.evaluation_folder
-            if folder is not None:
-                kwargs["logger"] = TensorBoardLogger(folder.parent, name="", version=folder.name)
-            else:
-                version = int(run.name.removeprefix("version_")) if run else None
-                kwargs["logger"] = TensorBoardLogger(run.parent if run else root, name="", version=version)
+            folder = plan.log_folder
+            root, version = (folder.parent, folder.name) if folder else (trainer_config.default_root_dir or ".", None)
+            kwargs["logger"] = TensorBoardLogger(root, name="", version=version)
         trainer = super().instantiate_trainer(**kwargs)
-        logger = trainer.logger
-        run = Path(logger.log_dir) if isinstance(logger, TensorBoardLogger) else None
+        run = Path(trainer.logger.log_dir) if isinstance(trainer.logger, TensorBoardLogger) else None
         trainer.callbacks.append(RemoveUnusedRun(run, Path(trainer.default_root_dir)))
-        if plan.predict_run is not None:
+        if plan.predict_run is not None:  # the run's own config.yaml is kept
             trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, SaveConfigCallback)]
             writer = next(c for c in trainer.callbacks if isinstance(c, PredictionWriter))
             writer.folder, writer.name = plan.predict_run, f"predictions-{Path(plan.ckpt_path).stem}"
@@ -131,8 +121,7 @@ class WorkflowCLI(LightningCLI):
     def after_test(self) -> None:
         if not self.trainer.is_global_zero:
             return
-        report = next(c for c in self.trainer.callbacks if isinstance(c, ReportCallback))
-        path = report.report_path
+        path = next(c for c in self.trainer.callbacks if isinstance(c, ReportCallback)).report_path
         if path is None:
             # Under ddp_spawn other processes tested and wrote the report: this one's callback never ran. (The
             # logger's folder, not trainer.log_dir: a broadcast that the other processes would not join.)
@@ -167,27 +156,16 @@ def run_cli(
     prepare_process()
     workflow = model_class.__module__.rsplit(".", 1)[0]
     prog = program(command, f"{workflow}.train")
+    predict = f"{command}-predict" if command and prog == command else f"python -m {workflow}.predict"
+    predict = predict if importlib.util.find_spec(f"{workflow}.predict") is not None else None
+    shown = getattr(config_name, "name", f"{config_name} (the repository's configs/; shipped in the package)")
     with exit_on_reported_error():
-        shown = getattr(config_name, "name", f"{config_name} (the repository's configs/; shipped in the package)")
-        about = description(workflow, shown, sources)
-        defaults = {"default_config_files": [str(config_path(config_name))], "description": about}
-        parser_kwargs = {"prog": prog, "description": about, "data_sources": sources}
-        if run:
-            has_predict = importlib.util.find_spec(f"{workflow}.predict") is not None
-            predict_prog = f"{command}-predict" if command and prog == command else f"python -m {workflow}.predict"
-            predict_prog = predict_prog if has_predict else None
-            for subcommand, hint in hints(predict_prog).items():
-                parser_kwargs[subcommand] = {"hint": hint}
-            for subcommand in LightningCLI.subcommands():
-                usage = USAGE.format(prog, subcommand)
-                parser_kwargs[subcommand] = defaults | parser_kwargs.get(subcommand, {}) | {"usage": usage}
-        else:
-            parser_kwargs |= defaults
+        kwargs = parser_kwargs(workflow, prog, config_path(config_name), shown, sources, predict, run)
         return WorkflowCLI(
             model_class,
             datamodule_class,
             args=args,
-            parser_kwargs=parser_kwargs,
+            parser_kwargs=kwargs,
             run=run,
             save_config_kwargs={"overwrite": True},
             trainer_defaults={"callbacks": [PredictionWriter(), KerasCurves()]},

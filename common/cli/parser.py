@@ -1,13 +1,13 @@
 """The command line's parser: LightningCLI's, with short errors, help in the project's order, checkpoints as one
-path or a list of them (an ensemble), and data sources named as LightningCLI names a class or by their option."""
+path or a list of them (an ensemble), data sources named by their option, and loggers given their run folder."""
 
 import re
+from pathlib import Path
 
-from jsonargparse import Namespace
-from lightning.pytorch.cli import LightningArgumentParser
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from common.cli.sources import Sources, with_data_class
+from common.cli.trainer import with_logger_folder
 
 CKPT_PATH_HELP = (
     "Weights to start from. 'last': the newest run's checkpoints/last.ckpt under trainer.default_root_dir; fit "
@@ -25,13 +25,13 @@ class ConciseParser(LightningArgumentParser):
 
     def __init__(self, *args, hint: str = "", data_sources: Sources | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.hint = hint
-        self.data_sources = data_sources
+        self.hint, self.data_sources = hint, data_sources
 
     def parse_args(self, args=None, *rest, **kwargs):
-        # Every parse, the resumed run's config.yaml included, reads a data source named the old way.
-        if self.data_sources is not None and args is not None:
-            args = with_data_class(list(args), self.data_sources)
+        # Every parse, a resumed run's config.yaml included, reads a data source named the old way.
+        if args is not None:
+            args = with_logger_folder(list(args))
+            args = args if self.data_sources is None else with_data_class(args, self.data_sources)
         return super().parse_args(args, *rest, **kwargs)
 
     def print_usage(self, file=None) -> None:
@@ -67,45 +67,31 @@ def _class_problem(message: str) -> str:
     return f'Parser key "{name}" ({chosen}): {reason}; --{key.group(1)}.help {chosen} lists its options'
 
 
-def description(workflow: str, config_name: str, sources: Sources | None = None) -> str:
+def parser_kwargs(
+    workflow: str, prog: str, config: Path, shown: str, sources: Sources | None, predict: str | None, run: bool
+) -> dict:
+    """LightningCLI's ``parser_kwargs``: the parsers start from ``config`` (named ``shown`` in the help); each
+    subcommand's gets its usage line and the hint its "unrecognized arguments" error adds. ``predict`` is the
+    command that predicts files, if the workflow has one."""
     data = ""
     if sources:
         listed = ", ".join(cls.__name__ + (f" (--data.{option})" if option else "") for option, cls in sources.items())
         data = f" The data sources, one DataModule each: {listed}; --data.help CLASS lists one's options."
-    return (
+    about = (
         f"The {workflow} workflow. No subcommand means fit: no arguments at all train, test and report the "
-        f"reference config, {config_name}. Options: --model.* (the network and its optimizer) and --data.* (the "
+        f"reference config, {shown}. Options: --model.* (the network and its optimizer) and --data.* (the "
         "dataset and its batches) come first, then Lightning's --trainer.* and --report.* (the report's title); "
         f"--config FILE applies a YAML file on top of the reference.{data}"
     )
-
-
-def hints(predict_prog: str | None) -> dict[str, str]:
-    """What each subcommand's parser adds to an "unrecognized arguments" error; ``predict_prog`` is the command
-    that predicts files, if the workflow has one."""
+    defaults = {"default_config_files": [str(config)], "description": about}
+    kwargs = {"prog": prog, "description": about, "data_sources": sources}
+    if not run:
+        return kwargs | defaults
     ensemble = "Several checkpoints (an ensemble) are one list: --ckpt_path '[A, B]'."
     files = "The CLI's predict classifies the test split of the data; "
-    files += f"to classify files or sentences, run {predict_prog} --ckpt CKPT INPUT ..." if predict_prog else ""
-    return {"validate": ensemble, "test": ensemble, "predict": f"{files} {ensemble}".strip()}
-
-
-def leave_out_idle_callbacks(trainer: Namespace) -> None:
-    """Leaves out the config's callbacks that the Trainer's flags give nothing to do, as those flags ask, and says
-    so. Lightning would refuse them instead (a ModelCheckpoint without checkpointing, a LearningRateMonitor
-    without logger, a progress bar without one), or, under fast_dev_run, still save a last.ckpt."""
-    fast = "fast_dev_run" if trainer.fast_dev_run else None
-    idle = {
-        "ModelCheckpoint": "enable_checkpointing false" if trainer.enable_checkpointing is False else fast,
-        "LearningRateMonitor": "logger false" if trainer.logger is False else fast,
-        "TQDMProgressBar": "enable_progress_bar false" if trainer.enable_progress_bar is False else None,
-    }
-    kept = []
-    given = trainer.callbacks if isinstance(trainer.callbacks, list) else [trainer.callbacks]  # one, without a list
-    for callback in given if trainer.callbacks else []:
-        name = str(callback.get("class_path", "")).rsplit(".", 1)[-1] if isinstance(callback, Namespace) else ""
-        if idle.get(name):
-            rank_zero_info(f"{idle[name]}: the config's {name} is left out.")
-        else:
-            kept.append(callback)
-    if trainer.callbacks:
-        trainer.callbacks = kept
+    files += f"to classify files or sentences, run {predict} --ckpt CKPT INPUT ..." if predict else ""
+    hints = {"validate": ensemble, "test": ensemble, "predict": f"{files} {ensemble}".strip()}
+    for subcommand in LightningCLI.subcommands():
+        usage = USAGE.format(prog, subcommand)
+        kwargs[subcommand] = defaults | {"usage": usage, "hint": hints.get(subcommand, "")}
+    return kwargs

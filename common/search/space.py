@@ -12,8 +12,8 @@ from pathlib import Path
 import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from common.cli.packaged import config_path
 from common.errors import ConfigError, DataError
+from common.packaged import config_path
 
 SCALARS = (type(None), bool, int, float, str)
 
