@@ -10,7 +10,7 @@ from jsonargparse import Namespace
 
 from common.callbacks.unused_run import RemoveUnusedRun
 from common.cli.checkpoint import Plan, checkpoint_to_use
-from common.cli.sources import run_data, with_data_class
+from common.cli.sources import with_data_class
 from common.errors import ConfigError, DataError
 from common.module import rename_data_state
 from fashion_cnn.train import SOURCES as IMAGE_SOURCES
@@ -130,11 +130,16 @@ def test_an_older_runs_config_names_the_datamodule_of_its_source(data, chosen, k
         section = yaml.safe_load(translated)["data"]
         assert yaml.safe_load(translated)["seed_everything"] == 1 and section["class_path"] == chosen
         assert kept <= set(section["init_args"]) <= set(data) and section["init_args"]["batch_size"] == 8
-    assert yaml.safe_load(run_data(path, IMAGE_SOURCES)) == {"data": section}
+    # As YAML text (the run's data options, which validate, test and predict of its checkpoint read), and with a
+    # class given on the command line.
+    text = yaml.safe_dump({"data": data})
+    for given in (["--config", text], ["--data", "FashionMNISTDataModule", "--config", text]):
+        assert yaml.safe_load(with_data_class(["test", *given], IMAGE_SOURCES)[-1]) == {"data": section}
     current = {"data": {"class_path": FOLDER, "init_args": {"image_folder": "x"}}}
     path.write_text(yaml.safe_dump(current))
     assert with_data_class(["fit", "--config", str(path)], IMAGE_SOURCES)[-1] == str(path)  # read as it is
-    assert yaml.safe_load(run_data(path, IMAGE_SOURCES)) == current
+    text = yaml.safe_dump(current)
+    assert with_data_class(["fit", "--config", text], IMAGE_SOURCES)[-1] == text
 
 
 def test_an_older_checkpoints_tokenizer_is_found_under_its_former_name():

@@ -243,7 +243,7 @@ def baseline_of(datamodule: L.LightningDataModule) -> dict:
 
 
 class ReportCallback(EpochFigures):
-    """Records the per-epoch history during fit and writes the report after each test.
+    """Records the per-epoch history during fit, writes the report after each test and prints where it went.
 
     The history is part of the callback's state, so it is saved in checkpoints and a resumed run reports all of
     its epochs. Each entry also holds the epoch's wall time (training and validation) and the learning rate.
@@ -321,6 +321,13 @@ class ReportCallback(EpochFigures):
         if "val_acc" in (kept := chosen_epoch(summary)):  # TensorBoard's hparams: no test figure, the validation's
             for logger in trainer.loggers:
                 logger.log_metrics({"hp_metric": kept["val_acc"]}, step=trainer.global_step)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # Said after the stage's own output (Lightning prints a test's figures after on_test_end), by the process
+        # that wrote the report: under ddp_spawn, not the one that started the command.
+        if self.report_path is not None and trainer.is_global_zero:
+            print(f"Report: {self.report_path}")
+        self.report_path = None
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.fast_dev_run:  # a trial of the code, which by Lightning's definition writes no logs or files

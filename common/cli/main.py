@@ -2,7 +2,6 @@
 
 import importlib.util
 import sys
-import time
 from pathlib import Path
 
 import lightning as L
@@ -39,7 +38,6 @@ class WorkflowCLI(LightningCLI):
 
     def __init__(self, *args, links: tuple[tuple, ...] = (), **kwargs) -> None:
         self.links = links
-        self.started = time.time()
         try:
             super().__init__(*args, **kwargs)
         except BaseException as error:
@@ -102,34 +100,16 @@ class WorkflowCLI(LightningCLI):
         trainer = super().instantiate_trainer(**kwargs)
         run = Path(trainer.logger.log_dir) if isinstance(trainer.logger, TensorBoardLogger) else None
         trainer.callbacks.append(RemoveUnusedRun(run, Path(trainer.default_root_dir)))
+        writer = next(c for c in trainer.callbacks if isinstance(c, PredictionWriter))
+        writer.note = plan.predict_note
         if plan.predict_run is not None:  # the run's own config.yaml is kept
             trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, SaveConfigCallback)]
-            writer = next(c for c in trainer.callbacks if isinstance(c, PredictionWriter))
             writer.folder, writer.name = plan.predict_run, f"predictions-{Path(plan.ckpt_path).stem}"
         return trainer
 
     def after_fit(self) -> None:
         if self.config_init[self.subcommand].report.test_after_fit:
             self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=chosen_checkpoint(self.trainer))
-        self.after_test()
-
-    def after_predict(self) -> None:
-        writer = next(c for c in self.trainer.callbacks if isinstance(c, PredictionWriter))
-        if self.trainer.is_global_zero and writer.path is not None:
-            print(f"Predictions: {writer.path}{self.plan.predict_note}")
-
-    def after_test(self) -> None:
-        if not self.trainer.is_global_zero:
-            return
-        path = next(c for c in self.trainer.callbacks if isinstance(c, ReportCallback)).report_path
-        if path is None:
-            # Under ddp_spawn other processes tested and wrote the report: this one's callback never ran. (The
-            # logger's folder, not trainer.log_dir: a broadcast that the other processes would not join.)
-            logger = self.trainer.logger
-            written = Path((logger.log_dir if logger else None) or self.trainer.default_root_dir) / "report.md"
-            path = written if written.is_file() and written.stat().st_mtime >= self.started else None
-        if path is not None:
-            print(f"Report: {path}")
 
 
 def run_cli(
