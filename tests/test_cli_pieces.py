@@ -150,3 +150,24 @@ def test_an_older_checkpoints_tokenizer_is_found_under_its_former_name():
     assert "SST2DataModule" in old
     rename_data_state(old, TextFilesDataModule)
     assert old == {"TextFilesDataModule": {"tokenizer": "T"}, "state_dict": {}} and stored_tokenizer(old) == "T"
+
+
+def test_the_cli_sets_no_field_of_its_own_after_init():
+    """WorkflowCLI keeps no state between its hooks: outside __init__ it assigns only LightningCLI's own fields."""
+    import ast
+    import inspect
+
+    from common.cli.main import WorkflowCLI
+
+    tree = ast.parse(inspect.getsource(WorkflowCLI))
+    assigned = {
+        (method.name, target.attr)
+        for method in tree.body[0].body
+        if isinstance(method, ast.FunctionDef) and method.name != "__init__"
+        for node in ast.walk(method)
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign))
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        for target in ast.walk(target)
+        if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self"
+    }
+    assert assigned and {field for _, field in assigned} <= {"config", "model", "datamodule", "trainer"}, assigned

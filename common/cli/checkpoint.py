@@ -16,7 +16,7 @@ from common.errors import ConfigError, DataError
 RUN = re.compile(r"version_(\d+)")
 # What a resumed run may change of the settings it was started with: when to stop, how it looks, where the same
 # data lives. Anything else would make one run out of two different computations.
-RESUME_OVERRIDES = (
+RESUMABLE = (
     "trainer.max_epochs",
     "trainer.max_steps",
     "trainer.max_time",
@@ -83,19 +83,19 @@ def settle_checkpoint(parser: ArgumentParser, config: Namespace, args: list[str]
 
 
 def resumed(parser: ArgumentParser, run: Path, args: list[str], ckpt_path: str) -> Namespace:
-    """The config ``run`` was started with, with this command's options on top: only RESUME_OVERRIDES may differ
+    """The config ``run`` was started with, with this command's options on top: only RESUMABLE may differ
     from it, and each change is said."""
     saved = ["fit", "--config", str(run / "config.yaml")]
     started, config = (parser.parse_args([*saved, *extra, "--ckpt_path", ckpt_path]) for extra in ([], args))
     # Keys as their options are typed: data.init_args.batch_size is --data.batch_size.
     before, after = ({key.replace(".init_args.", "."): v for key, v in c.fit.items()} for c in (started, config))
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k) and k != "config")
-    if refused := [key for key in changed if key not in RESUME_OVERRIDES]:
+    if refused := [key for key in changed if key not in RESUMABLE]:
         listed = "; ".join(f"{k}: {_short(before.get(k))} in the run, {_short(after.get(k))} given" for k in refused)
         raise ConfigError(
             f"fit --ckpt_path resumes {run} with the settings it was started with (its config.yaml), and this "
             f"command changes them ({listed}). Drop those options to resume; only "
-            f"{', '.join(RESUME_OVERRIDES)} may change."
+            f"{', '.join(RESUMABLE)} may change."
         )
     for key in changed:
         rank_zero_info(f"Resuming {run}: {key} {before.get(key)!r} -> {after.get(key)!r}.")
@@ -109,37 +109,26 @@ def _short(value: object, width: int = 60) -> str:
 
 @dataclass(frozen=True)
 class Plan:
-    """What a parsed command's checkpoint implies, read from its settled config."""
+    """What a parsed command's checkpoint implies, read from its settled config: the one checkpoint used, or the
+    several of an ensemble; the folder the logger writes instead of a new version_N (fit goes on in the checkpoint's
+    run; validate and test write a folder in it, one per checkpoint, so that fit's report stays); the run that
+    receives predict's CSV, and why predict writes into a new run folder where it does."""
 
-    subcommand: str | None = None
-    ckpt_path: str | None = None  # the one checkpoint used
-    ensemble: tuple[str, ...] = ()  # or the several, evaluated as one model
-    run: Path | None = None  # the checkpoint's run
+    ckpt_path: str | None = None
+    ensemble: tuple[str, ...] = ()
+    log_folder: Path | None = None
+    predict_run: Path | None = None
+    predict_note: str = ""
 
     @classmethod
     def of(cls, config: Namespace) -> "Plan":
         subcommand = config.get("subcommand")
         ckpt_path = config[subcommand].get("ckpt_path") if subcommand else None
         if isinstance(ckpt_path, list):
-            return cls(subcommand, ensemble=tuple(ckpt_path))
-        return cls(subcommand, ckpt_path, run=run_of(Path(ckpt_path)) if ckpt_path else None)
-
-    @property
-    def log_folder(self) -> Path | None:
-        """The folder a run's checkpoint makes the logger write, rather than a new version_N: fit goes on in the
-        run; validate and test log and report in a folder of it, one per checkpoint, so fit's report stays."""
-        if self.run is None or self.subcommand == "predict":
-            return None
-        return self.run if self.subcommand == "fit" else self.run / f"{self.subcommand}-{Path(self.ckpt_path).stem}"
-
-    @property
-    def predict_run(self) -> Path | None:
-        """predict: the run whose folder receives the predictions (predict logs nothing: no run folder of its own)."""
-        return self.run if self.subcommand == "predict" else None
-
-    @property
-    def predict_note(self) -> str:
-        """Why predict writes into a new run folder, if it does."""
-        if self.subcommand != "predict" or self.run is not None:
-            return ""
-        return " (an ensemble has no run of its own)" if self.ensemble else " (a checkpoint in no run)"
+            note = " (an ensemble has no run of its own)" if subcommand == "predict" else ""
+            return cls(ensemble=tuple(ckpt_path), predict_note=note)
+        run = run_of(Path(ckpt_path)) if ckpt_path else None
+        if subcommand == "predict":
+            return cls(ckpt_path, predict_run=run, predict_note="" if run else " (a checkpoint in no run)")
+        folder = run if subcommand == "fit" or run is None else run / f"{subcommand}-{Path(ckpt_path).stem}"
+        return cls(ckpt_path, log_folder=folder)

@@ -25,16 +25,9 @@ from common.process import prepare_process
 
 
 class WorkflowCLI(LightningCLI):
-    """LightningCLI whose subcommands start from the workflow's reference config.
-
-    A run lands in ``<trainer.default_root_dir>/version_N``: TensorBoard events, checkpoints, the resolved config
-    and the report. ``fit`` goes on to test the best checkpoint (the last epoch's where nothing is monitored) and
-    write the report; ``test`` writes the report too. ``predict`` writes its CSV into the run of the checkpoint
-    it used. A new run that fails before its first optimizer step is removed (RemoveUnusedRun).
-
-    The subcommand's checkpoint is settled right after parsing, into the config (``settle_checkpoint``); every
-    later step reads what it implies from ``plan``.
-    """
+    """LightningCLI whose subcommands start from the workflow's reference config. A run lands in
+    ``<trainer.default_root_dir>/version_N``; ``fit`` goes on to test the checkpoint it chose and report. The
+    subcommand's checkpoint is settled right after parsing (``settle_checkpoint``); later steps read its ``plan``."""
 
     def __init__(self, *args, links: tuple[tuple, ...] = (), **kwargs) -> None:
         self.links = links
@@ -122,14 +115,11 @@ def run_cli(
     links: tuple[tuple, ...] = (),
     sources: Sources | None = None,
 ) -> WorkflowCLI:
-    """Runs the CLI. Without a subcommand it fits: no arguments at all run the whole reference workflow. With
-    ``run=False`` it only builds the model, data and Trainer of the config (no subcommand then), as benchmarks do.
-    ``config_name`` names a file of ``configs/``, or is the ``Path`` of a workflow's own. ``command`` is the
-    workflow's console script; ``links`` are (source, target[, compute_fn]) options that must agree: the target
-    takes the source's value (or ``compute_fn`` of it) and is no option of its own. ``datamodule_class`` is the
-    base of the workflow's DataModules, one per data source; ``sources`` maps the option naming each source to
-    its class (the key None: the reference's), so that ``--data.image_folder DIR`` means ``--data
-    ImageFolderDataModule --data.image_folder DIR``."""
+    """Runs the CLI; without a subcommand it fits, so no arguments at all run the whole reference workflow. With
+    ``run=False`` it only builds the config's model, data and Trainer, as benchmarks do. ``config_name`` names a
+    file of ``configs/`` or is a workflow's own ``Path``; ``command`` is the workflow's console script; ``links``
+    are (source, target[, compute_fn]) options that must agree; ``sources`` maps the option naming each data
+    source to its DataModule (sources.py), whose base is ``datamodule_class``."""
     args = list(sys.argv[1:] if args is None else args)
     if run and (not args or args[0] not in (*LightningCLI.subcommands(), "-h", "--help")):
         args = ["fit", *args]
