@@ -23,7 +23,7 @@ def test_fit_tests_the_best_checkpoint_and_writes_the_report(order, tmp_path, ca
         config = yaml.safe_load((REPO / "configs" / "sst2_bilstm.yaml").read_text())
         config["trainer"]["callbacks"].reverse()
         (tmp_path / "reordered.yaml").write_text(yaml.safe_dump(config))
-        monkeypatch.setattr("common.cli.main.config_path", lambda name: tmp_path / "reordered.yaml")
+        monkeypatch.setattr("common.cli.parser.config_path", lambda name: tmp_path / "reordered.yaml")
     # The validation part's labels are flipped: validation loss rises from the first epoch on.
     sst2_dir = write_sst2(tmp_path / "data", misleading_validation=True)
     main(tiny_run("sst2_bilstm", sst2_dir, tmp_path / "runs", *SHORT))

@@ -1,6 +1,5 @@
 """The LightningCLI both workflows run: fit / validate / test / predict, and fit ends with test and report."""
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -17,10 +16,8 @@ from common.cli.checkpoint import Plan, settle_checkpoint
 from common.cli.parser import ConciseParser, parser_kwargs
 from common.cli.sources import Sources
 from common.cli.trainer import prepare_trainer
-from common.deploy.console import program
 from common.ensemble import load_ensemble
 from common.errors import ConfigError, exit_on_reported_error, missing_package, reported_cause
-from common.packaged import config_path
 from common.process import prepare_process
 
 
@@ -125,12 +122,8 @@ def run_cli(
         args = ["fit", *args]
     prepare_process()
     workflow = model_class.__module__.rsplit(".", 1)[0]
-    prog = program(command, f"{workflow}.train")
-    predict = f"{command}-predict" if command and prog == command else f"python -m {workflow}.predict"
-    predict = predict if importlib.util.find_spec(f"{workflow}.predict") is not None else None
-    shown = getattr(config_name, "name", f"{config_name} (the repository's configs/; shipped in the package)")
     with exit_on_reported_error():
-        kwargs = parser_kwargs(workflow, prog, config_path(config_name), shown, sources, predict, run)
+        kwargs = parser_kwargs(workflow, command, config_name, sources, run)
         return WorkflowCLI(
             model_class,
             datamodule_class,

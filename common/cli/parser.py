@@ -1,6 +1,7 @@
 """The command line's parser: LightningCLI's, with short errors, help in the project's order, checkpoints as one
 path or a list of them (an ensemble), data sources named by their option, and loggers given their run folder."""
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -8,6 +9,8 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from common.cli.sources import Sources, with_data_class
 from common.cli.trainer import with_logger_folder
+from common.deploy.console import program
+from common.packaged import config_path
 
 CKPT_PATH_HELP = (
     "Weights to start from. 'last': the newest run's checkpoints/last.ckpt under trainer.default_root_dir; fit "
@@ -68,11 +71,13 @@ def _class_problem(message: str) -> str:
 
 
 def parser_kwargs(
-    workflow: str, prog: str, config: Path, shown: str, sources: Sources | None, predict: str | None, run: bool
+    workflow: str, command: str | None, config_name: str | Path, sources: Sources | None, run: bool
 ) -> dict:
-    """LightningCLI's ``parser_kwargs``: the parsers start from ``config`` (named ``shown`` in the help); each
-    subcommand's gets its usage line and the hint its "unrecognized arguments" error adds. ``predict`` is the
-    command that predicts files, if the workflow has one."""
+    """LightningCLI's ``parser_kwargs`` for a workflow whose console script is ``command``: the parsers start from
+    its config ``config_name`` (packaged.py), and each subcommand's gets its usage line and the hint that its
+    "unrecognized arguments" error adds."""
+    prog = program(command, f"{workflow}.train")
+    shown = getattr(config_name, "name", f"{config_name} (the repository's configs/; shipped in the package)")
     data = ""
     if sources:
         listed = ", ".join(cls.__name__ + (f" (--data.{option})" if option else "") for option, cls in sources.items())
@@ -83,13 +88,15 @@ def parser_kwargs(
         "dataset and its batches) come first, then Lightning's --trainer.* and --report.* (the report's title); "
         f"--config FILE applies a YAML file on top of the reference.{data}"
     )
-    defaults = {"default_config_files": [str(config)], "description": about}
+    defaults = {"default_config_files": [str(config_path(config_name))], "description": about}
     kwargs = {"prog": prog, "description": about, "data_sources": sources}
     if not run:
         return kwargs | defaults
     ensemble = "Several checkpoints (an ensemble) are one list: --ckpt_path '[A, B]'."
     files = "The CLI's predict classifies the test split of the data; "
-    files += f"to classify files or sentences, run {predict} --ckpt CKPT INPUT ..." if predict else ""
+    if importlib.util.find_spec(f"{workflow}.predict") is not None:
+        predict = f"{command}-predict" if command and prog == command else f"python -m {workflow}.predict"
+        files += f"to classify files or sentences, run {predict} --ckpt CKPT INPUT ..."
     hints = {"validate": ensemble, "test": ensemble, "predict": f"{files} {ensemble}".strip()}
     for subcommand in LightningCLI.subcommands():
         usage = USAGE.format(prog, subcommand)
