@@ -243,12 +243,12 @@ def baseline_of(datamodule: L.LightningDataModule) -> dict:
 
 
 class ReportCallback(EpochFigures):
-    """Records the per-epoch history during fit, writes the report after each test and prints where it went.
+    """Records the per-epoch history during fit and writes the report after each test.
 
     The history is part of the callback's state, so it is saved in checkpoints and a resumed run reports all of
     its epochs. Each entry also holds the epoch's wall time (training and validation) and the learning rate.
     Class names come from the datamodule's ``class_names``; ``seed``, which the command line sets, is recorded
-    in metrics.json.
+    in metrics.json. Once a stage is over, the process that wrote the report prints where (``Report: PATH``).
 
     Args:
         title: the heading of report.md.
