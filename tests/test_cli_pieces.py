@@ -10,7 +10,7 @@ from jsonargparse import Namespace
 
 from common.callbacks.unused_run import RemoveUnusedRun
 from common.cli.checkpoint import Plan, checkpoint_to_use
-from common.cli.sources import with_data_class
+from common.cli.sources import run_data, with_data_class
 from common.errors import ConfigError, DataError
 from common.module import rename_data_state
 from fashion_cnn.train import SOURCES as IMAGE_SOURCES
@@ -75,6 +75,18 @@ def test_a_new_run_that_fails_before_its_first_step_is_removed(at_step, removed,
     assert (tmp_path / "made").exists() is not removed  # the folders made for the run go with it
 
 
+def test_a_run_logger_numbers_a_resumed_run_as_lightning_does(tmp_path):
+    """A resumed run logs as version N (the progress bar's v_num=N); validate and test write a folder of the run."""
+    from common.cli.main import run_logger
+
+    resumed = run_logger(tmp_path / "version_12", tmp_path / "elsewhere")
+    assert resumed.version == 12 and resumed.log_dir == str(tmp_path / "version_12")
+    tested = run_logger(tmp_path / "version_12" / "test-last", tmp_path)
+    assert tested.log_dir == str(tmp_path / "version_12" / "test-last")
+    (tmp_path / "version_0").mkdir()
+    assert run_logger(None, tmp_path).log_dir == str(tmp_path / "version_1")
+
+
 def test_an_existing_run_folder_is_kept(tmp_path):
     run = tmp_path / "version_0"
     run.mkdir()
@@ -130,16 +142,14 @@ def test_an_older_runs_config_names_the_datamodule_of_its_source(data, chosen, k
         section = yaml.safe_load(translated)["data"]
         assert yaml.safe_load(translated)["seed_everything"] == 1 and section["class_path"] == chosen
         assert kept <= set(section["init_args"]) <= set(data) and section["init_args"]["batch_size"] == 8
-    # As YAML text (the run's data options, which validate, test and predict of its checkpoint read), and with a
-    # class given on the command line.
-    text = yaml.safe_dump({"data": data})
-    for given in (["--config", text], ["--data", "FashionMNISTDataModule", "--config", text]):
-        assert yaml.safe_load(with_data_class(["test", *given], IMAGE_SOURCES)[-1]) == {"data": section}
+    assert yaml.safe_load(with_data_class(["test", "--config", yaml.safe_dump({"data": data})], IMAGE_SOURCES)[-1]) == {
+        "data": section
+    }  # as YAML text
+    assert yaml.safe_load(run_data(path, IMAGE_SOURCES)) == {"data": section}
     current = {"data": {"class_path": FOLDER, "init_args": {"image_folder": "x"}}}
     path.write_text(yaml.safe_dump(current))
     assert with_data_class(["fit", "--config", str(path)], IMAGE_SOURCES)[-1] == str(path)  # read as it is
-    text = yaml.safe_dump(current)
-    assert with_data_class(["fit", "--config", text], IMAGE_SOURCES)[-1] == text
+    assert yaml.safe_load(run_data(path, IMAGE_SOURCES)) == current
 
 
 def test_an_older_checkpoints_tokenizer_is_found_under_its_former_name():

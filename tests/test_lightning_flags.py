@@ -529,3 +529,27 @@ def test_a_plateau_schedule_steps_at_its_own_interval_and_frequency(interval, fr
         assert [epoch for epoch, _ in model.steps] == [1, 3]
     else:  # every third batch of each epoch, as Lightning counts them (8 an epoch: the 3rd and 6th)
         assert [step for _, step in model.steps] == [s for s in range(1, 33) if (s - 1) % 8 + 1 in (3, 6)]
+
+
+def test_the_last_line_printed_names_the_report_after_a_profilers_summary(data_dirs, tmp_path):
+    """docs/cli.md: the last line a run prints names its report, after all that Lightning prints on either stream
+    (here a profiler's summary and the progress bar; unbuffered, so that the two streams keep their order)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    root = tmp_path / "runs"
+    extra = ["--trainer.profiler", "simple", "--trainer.enable_progress_bar", "true"]
+    command = [
+        sys.executable,
+        "-m",
+        "fashion_cnn.train",
+        *tiny_run("fashion_cnn", data_dirs["fashion_cnn"], root, *extra),
+    ]
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    done = subprocess.run(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "FIT Profiler Report" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == f"Report: {root / 'version_0' / 'report.md'}"

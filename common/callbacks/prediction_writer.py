@@ -13,12 +13,11 @@ class PredictionWriter(BasePredictionWriter):
     """Writes what ``predict`` returns to ``<folder>/<name>.csv``, one row per input: its index, what names it where
     the DataModule names its inputs (``input_names``: a file's path, a sentence), the predicted class and the
     probability of each class. ``folder`` defaults to the Trainer's log_dir; under DDP each process writes
-    its own share, ``<name>-rank<N>.csv``. Once predict is over, the first process says where it wrote, with
-    ``note`` after the path."""
+    its own share, ``<name>-rank<N>.csv``."""
 
-    def __init__(self, folder: Path | None = None, name: str = "predictions", note: str = "") -> None:
+    def __init__(self, folder: Path | None = None, name: str = "predictions") -> None:
         super().__init__(write_interval="epoch")
-        self.folder, self.name, self.note = folder, name, note
+        self.folder, self.name = folder, name
         self.path: Path | None = None
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
@@ -39,8 +38,3 @@ class PredictionWriter(BasePredictionWriter):
                 predicted = names[max(range(len(row)), key=row.__getitem__)]
                 writer.writerow([index, *named, predicted, *(f"{p:.6f}" for p in row)])
         self.path = path
-
-    def teardown(self, trainer, pl_module, stage: str) -> None:
-        if self.path is not None and trainer.is_global_zero:
-            print(f"Predictions: {self.path}{self.note}")
-        self.path = None

@@ -248,7 +248,7 @@ class ReportCallback(EpochFigures):
     The history is part of the callback's state, so it is saved in checkpoints and a resumed run reports all of
     its epochs. Each entry also holds the epoch's wall time (training and validation) and the learning rate.
     Class names come from the datamodule's ``class_names``; ``seed``, which the command line sets, is recorded
-    in metrics.json. Once a stage is over, the process that wrote the report prints where (``Report: PATH``).
+    in metrics.json.
 
     Args:
         title: the heading of report.md.
@@ -321,13 +321,6 @@ class ReportCallback(EpochFigures):
         if "val_acc" in (kept := chosen_epoch(summary)):  # TensorBoard's hparams: no test figure, the validation's
             for logger in trainer.loggers:
                 logger.log_metrics({"hp_metric": kept["val_acc"]}, step=trainer.global_step)
-
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        # Said after the stage's own output (Lightning prints a test's figures after on_test_end), by the process
-        # that wrote the report: under ddp_spawn, not the one that started the command.
-        if self.report_path is not None and trainer.is_global_zero:
-            print(f"Report: {self.report_path}")
-        self.report_path = None
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.fast_dev_run:  # a trial of the code, which by Lightning's definition writes no logs or files

@@ -5,12 +5,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch.utilities import rank_zero_info
 
 from common.checkpoints import read_checkpoint
-from common.cli.sources import read_config
+from common.cli.sources import run_data
 from common.errors import ConfigError, DataError
 
 RUN = re.compile(r"version_(\d+)")
@@ -78,7 +77,7 @@ def settle_checkpoint(parser: ArgumentParser, config: Namespace, args: list[str]
         return config
     if subcommand == "fit":
         return resumed(parser, run, args, section.ckpt_path)
-    saved = yaml.safe_dump({"data": read_config(str(run / "config.yaml")).get("data") or {}})  # its data options
+    saved = run_data(run / "config.yaml", getattr(parser, "data_sources", None))
     return parser.parse_args([subcommand, "--config", saved, *args, "--ckpt_path", section.ckpt_path])
 
 

@@ -1,6 +1,7 @@
 """The LightningCLI both workflows run: fit / validate / test / predict, and fit ends with test and report."""
 
 import sys
+import time
 from pathlib import Path
 
 import lightning as L
@@ -12,7 +13,7 @@ from common.callbacks.curves import KerasCurves
 from common.callbacks.prediction_writer import PredictionWriter
 from common.callbacks.report import ReportCallback, chosen_checkpoint
 from common.callbacks.unused_run import RemoveUnusedRun
-from common.cli.checkpoint import Plan, settle_checkpoint
+from common.cli.checkpoint import RUN, Plan, settle_checkpoint
 from common.cli.parser import ConciseParser, parser_kwargs
 from common.cli.sources import Sources
 from common.cli.trainer import prepare_trainer
@@ -28,6 +29,7 @@ class WorkflowCLI(LightningCLI):
 
     def __init__(self, *args, links: tuple[tuple, ...] = (), **kwargs) -> None:
         self.links = links
+        self.started = time.time()
         try:
             super().__init__(*args, **kwargs)
         except BaseException as error:
@@ -83,23 +85,50 @@ class WorkflowCLI(LightningCLI):
         if plan.predict_run is not None:
             kwargs["logger"] = False  # predict logs nothing, and its CSV goes into the checkpoint's run
         elif trainer_config.get("logger") in (None, True):
-            # The Trainer's own default logger would add a "lightning_logs" level between the root and version_N.
-            folder = plan.log_folder
-            root, version = (folder.parent, folder.name) if folder else (trainer_config.default_root_dir or ".", None)
-            kwargs["logger"] = TensorBoardLogger(root, name="", version=version)
+            kwargs["logger"] = run_logger(plan.log_folder, Path(trainer_config.default_root_dir or "."))
         trainer = super().instantiate_trainer(**kwargs)
         run = Path(trainer.logger.log_dir) if isinstance(trainer.logger, TensorBoardLogger) else None
         trainer.callbacks.append(RemoveUnusedRun(run, Path(trainer.default_root_dir)))
-        writer = next(c for c in trainer.callbacks if isinstance(c, PredictionWriter))
-        writer.note = plan.predict_note
         if plan.predict_run is not None:  # the run's own config.yaml is kept
             trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, SaveConfigCallback)]
+            writer = next(c for c in trainer.callbacks if isinstance(c, PredictionWriter))
             writer.folder, writer.name = plan.predict_run, f"predictions-{Path(plan.ckpt_path).stem}"
         return trainer
 
     def after_fit(self) -> None:
         if self.config_init[self.subcommand].report.test_after_fit:
             self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=chosen_checkpoint(self.trainer))
+        self.after_test()
+
+    # The paths are said here, after everything Lightning prints (the test's table, a progress bar's last line, a
+    # profiler's summary), so that the last line names them.
+    def after_predict(self) -> None:
+        writer = next(c for c in self.trainer.callbacks if isinstance(c, PredictionWriter))
+        if self.trainer.is_global_zero and writer.path is not None:
+            print(f"Predictions: {writer.path}{self.plan.predict_note}")
+
+    def after_test(self) -> None:
+        if not self.trainer.is_global_zero:
+            return
+        path = next(c for c in self.trainer.callbacks if isinstance(c, ReportCallback)).report_path
+        if path is None:
+            # Under ddp_spawn other processes tested and wrote the report: this one's callback never ran. (The
+            # logger's folder, not trainer.log_dir: a broadcast that the other processes would not join.)
+            logger = self.trainer.logger
+            written = Path((logger.log_dir if logger else None) or self.trainer.default_root_dir) / "report.md"
+            path = written if written.is_file() and written.stat().st_mtime >= self.started else None
+        if path is not None:
+            print(f"Report: {path}")
+
+
+def run_logger(folder: Path | None, root: Path) -> TensorBoardLogger:
+    """The default logger, writing ``folder``, else the next ``version_N`` under ``root``: without the Lightning
+    default's "lightning_logs" level, and numbered as Lightning numbers a run (the progress bar's ``v_num``)."""
+    if folder is None:
+        return TensorBoardLogger(root, name="")
+    return TensorBoardLogger(
+        folder.parent, name="", version=int(m[1]) if (m := RUN.fullmatch(folder.name)) else folder.name
+    )
 
 
 def run_cli(

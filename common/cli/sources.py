@@ -16,9 +16,14 @@ Sources = dict[str | None, type]
 
 
 def with_data_class(args: list[str], sources: Sources) -> list[str]:
-    """``args`` with each config (``--config``, a file or YAML text) whose ``data`` names its source the old way
-    replaced by YAML text naming the class, and ``--data CLASS`` put before the first option naming a source,
-    unless a class is given."""
+    """``args`` with ``--data CLASS`` put before the first option that names a source, unless a class is given,
+    and each config (``--config``, a file or YAML text) whose ``data`` names its source the old way replaced by
+    YAML text naming the class."""
+    if any(arg == "--data" or arg.startswith("--data=") for arg in args):
+        return args
+    named = [(i, o) for i, a in enumerate(args) if a.startswith("--data.") and (o := a[7:].split("=")[0]) in sources]
+    if len({sources[option] for _, option in named}) > 1:
+        raise ConfigError(f"give one data source: {' or '.join(f'--data.{o}' for _, o in named)}, not both.")
     result = list(args)
     for i, arg in enumerate(args):
         inline = arg.startswith("--config=")
@@ -26,15 +31,17 @@ def with_data_class(args: list[str], sources: Sources) -> list[str]:
             text := _translated(arg.removeprefix("--config="), sources)
         ):
             result[i] = f"--config={text}" if inline else text
-    if any(arg == "--data" or arg.startswith("--data=") for arg in args):
-        return result
-    named = [(i, o) for i, a in enumerate(args) if a.startswith("--data.") and (o := a[7:].split("=")[0]) in sources]
-    if len({sources[option] for _, option in named}) > 1:
-        raise ConfigError(f"give one data source: {' or '.join(f'--data.{o}' for _, o in named)}, not both.")
     if named:
         first, option = named[0]
         result[first:first] = ["--data", _class_path(sources[option])]
     return result
+
+
+def run_data(path: Path, sources: Sources | None) -> str:
+    """The data options of a run's config.yaml at ``path``, as YAML text naming their class: what validate, test
+    and predict of the run's checkpoint read their data with, whatever the command adds."""
+    data = yaml.safe_dump({"data": read_config(str(path)).get("data") or {}})
+    return (_translated(data, sources) if sources else None) or data
 
 
 def _translated(config: str, sources: Sources) -> str | None:
