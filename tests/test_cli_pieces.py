@@ -142,9 +142,6 @@ def test_an_older_runs_config_names_the_datamodule_of_its_source(data, chosen, k
         section = yaml.safe_load(translated)["data"]
         assert yaml.safe_load(translated)["seed_everything"] == 1 and section["class_path"] == chosen
         assert kept <= set(section["init_args"]) <= set(data) and section["init_args"]["batch_size"] == 8
-    assert yaml.safe_load(with_data_class(["test", "--config", yaml.safe_dump({"data": data})], IMAGE_SOURCES)[-1]) == {
-        "data": section
-    }  # as YAML text
     assert yaml.safe_load(run_data(path, IMAGE_SOURCES)) == {"data": section}
     current = {"data": {"class_path": FOLDER, "init_args": {"image_folder": "x"}}}
     path.write_text(yaml.safe_dump(current))
